@@ -1,0 +1,224 @@
+//! NATS JetStream plumbing shared by the services: the `ANP_EVENTS` stream,
+//! subject names, the event envelope, and the outbox relay that publishes
+//! committed events from a service's event store.
+
+use std::time::Duration;
+
+use anp_eventstore::{EventStore, Position, RecordedEvent, StoreError};
+use anp_proto::events::v1::Envelope;
+use async_nats::jetstream::{self, message::PublishMessage};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Errors of the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("nats connect: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    #[error("jetstream stream {stream}: {message}")]
+    Stream { stream: String, message: String },
+    #[error("jetstream publish: {0}")]
+    Publish(String),
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Where events travel. Tests give each run its own stream and prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusConfig {
+    pub nats_url: String,
+    /// JetStream stream name, `ANP_EVENTS` by default.
+    pub stream_name: String,
+    /// Subject prefix, `anp.events` by default; subjects are
+    /// `<prefix>.<service>.<network_id>.<event_type>`.
+    pub subject_prefix: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            stream_name: "ANP_EVENTS".into(),
+            subject_prefix: "anp.events".into(),
+        }
+    }
+}
+
+impl BusConfig {
+    /// Reads `ANP_NATS_URL`, `ANP_NATS_STREAM` and `ANP_NATS_SUBJECT_PREFIX`.
+    pub fn from_env() -> Self {
+        let defaults = BusConfig::default();
+        BusConfig {
+            nats_url: std::env::var("ANP_NATS_URL").unwrap_or(defaults.nats_url),
+            stream_name: std::env::var("ANP_NATS_STREAM").unwrap_or(defaults.stream_name),
+            subject_prefix: std::env::var("ANP_NATS_SUBJECT_PREFIX")
+                .unwrap_or(defaults.subject_prefix),
+        }
+    }
+
+    /// The subject of one event.
+    pub fn subject(&self, service: &str, network_id: &str, event_type: &str) -> String {
+        format!("{}.{service}.{network_id}.{event_type}", self.subject_prefix)
+    }
+
+    /// Subjects of every event.
+    pub fn all_subjects(&self) -> String {
+        format!("{}.>", self.subject_prefix)
+    }
+}
+
+/// Connects to NATS and returns a JetStream context.
+pub async fn connect(config: &BusConfig) -> Result<jetstream::Context, BusError> {
+    let client = async_nats::ConnectOptions::new()
+        .name("anp")
+        .retry_on_initial_connect()
+        .connect(&config.nats_url)
+        .await?;
+    Ok(jetstream::new(client))
+}
+
+/// Creates the events stream if it is missing.
+pub async fn ensure_stream(
+    jetstream: &jetstream::Context,
+    config: &BusConfig,
+) -> Result<jetstream::stream::Stream, BusError> {
+    jetstream
+        .get_or_create_stream(jetstream::stream::Config {
+            name: config.stream_name.clone(),
+            subjects: vec![config.all_subjects()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| BusError::Stream {
+            stream: config.stream_name.clone(),
+            message: err.to_string(),
+        })
+}
+
+/// The envelope of a stored event as it travels on NATS.
+pub fn envelope(service: &str, event: &RecordedEvent) -> Envelope {
+    let occurred = std::time::SystemTime::from(event.occurred_at);
+    Envelope {
+        event_id: event.event_id.to_string(),
+        stream_id: event.stream_id.clone(),
+        version: event.version,
+        event_type: event.event_type.clone(),
+        schema_version: event.schema_version,
+        service: service.to_owned(),
+        network_id: event.network_id.to_string(),
+        site_id: event.site_id.map(|id| id.to_string()).unwrap_or_default(),
+        actor: event.actor.clone(),
+        occurred_at: Some(prost_types::Timestamp::from(occurred)),
+        traceparent: event.traceparent.clone().unwrap_or_default(),
+        payload: event.payload.clone(),
+    }
+}
+
+/// Publishes committed events of one service's store to JetStream, in the
+/// store's global order, with `Nats-Msg-Id` = event id. Its position is saved
+/// after every batch has been acknowledged by JetStream; after a crash it
+/// starts again from there and JetStream drops the republished duplicates.
+pub struct Relay {
+    service: String,
+    store: EventStore,
+    jetstream: jetstream::Context,
+    config: BusConfig,
+    batch_size: i64,
+    idle_wait: Duration,
+}
+
+impl Relay {
+    pub fn new(
+        service: &str,
+        store: EventStore,
+        jetstream: jetstream::Context,
+        config: BusConfig,
+    ) -> Self {
+        Relay {
+            service: service.to_owned(),
+            store,
+            jetstream,
+            config,
+            batch_size: 1024,
+            idle_wait: Duration::from_millis(10),
+        }
+    }
+
+    fn checkpoint_name(&self) -> String {
+        format!("relay:{}", self.config.stream_name)
+    }
+
+    /// Runs until `shutdown` is cancelled, retrying after failures.
+    pub async fn run(self, shutdown: CancellationToken) {
+        info!(service = %self.service, stream = %self.config.stream_name, "relay started");
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.pump_once().await {
+                Ok(0) => {
+                    backoff = Duration::from_millis(50);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(self.idle_wait) => {}
+                    }
+                }
+                Ok(published) => {
+                    backoff = Duration::from_millis(50);
+                    debug!(published, "relay published batch");
+                }
+                Err(err) => {
+                    warn!(error = %err, service = %self.service, "relay batch failed, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        info!(service = %self.service, "relay stopped");
+    }
+
+    /// Publishes one batch; returns how many events it published.
+    pub async fn pump_once(&self) -> Result<usize, BusError> {
+        let name = self.checkpoint_name();
+        let from: Position = self.store.load_checkpoint(&name).await?;
+        let events = self.store.read_all_after(from, self.batch_size).await?;
+        let Some(last) = events.last().map(|event| event.global) else {
+            return Ok(0);
+        };
+        let mut acks = Vec::with_capacity(events.len());
+        for event in &events {
+            let envelope = envelope(&self.service, event);
+            let subject = self.config.subject(
+                &self.service,
+                &envelope.network_id,
+                &envelope.event_type,
+            );
+            let mut headers = async_nats::HeaderMap::new();
+            if !envelope.traceparent.is_empty() {
+                headers.insert("traceparent", envelope.traceparent.as_str());
+            }
+            headers.insert("anp-event-type", envelope.event_type.as_str());
+            let publish = PublishMessage::build()
+                .message_id(event.event_id.to_string())
+                .headers(headers)
+                .payload(envelope.encode_to_vec().into());
+            let ack = self
+                .jetstream
+                .send_publish(subject, publish)
+                .await
+                .map_err(|err| BusError::Publish(err.to_string()))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(|err| BusError::Publish(err.to_string()))?;
+        }
+        self.store.save_checkpoint(&name, last).await?;
+        Ok(events.len())
+    }
+}

@@ -1,0 +1,449 @@
+//! An append-only event store on PostgreSQL, one schema per service.
+//!
+//! * [`EventStore::append`] writes events to a stream with an expected
+//!   version in one transaction; a concurrent writer loses with
+//!   [`StoreError::Conflict`], never a silent overwrite.
+//! * [`EventStore::read_all_after`] reads every stream in one global order
+//!   without ever skipping an event whose transaction commits after a
+//!   later-numbered one: rows are ordered by `(tx_id, position)` and only rows
+//!   of transactions older than the oldest one still running are returned.
+//!   No global lock serializes the writers.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{GenericClient, NoTls, Row};
+use uuid::Uuid;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Errors of the event store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("stream {stream_id} is at version {actual}, not the expected {expected}")]
+    Conflict {
+        stream_id: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("invalid schema name {0:?}: use lowercase letters, digits and underscores")]
+    InvalidSchema(String),
+    #[error("invalid database url: {0}")]
+    InvalidUrl(String),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database pool setup: {0}")]
+    PoolBuild(#[from] deadpool_postgres::BuildError),
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] refinery::Error),
+    #[error("corrupt event row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// The unique constraint a statement violated, if that is why it failed.
+    pub fn unique_violation(&self) -> Option<&str> {
+        unique_violation(self)
+    }
+}
+
+/// The constraint name of a unique violation (`23505`), if that is the error.
+pub fn unique_violation<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a str> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = current {
+        if let Some(pg) = err.downcast_ref::<tokio_postgres::Error>() {
+            if let Some(db) = pg.as_db_error() {
+                if db.code() == &SqlState::UNIQUE_VIOLATION {
+                    return Some(db.constraint().unwrap_or(""));
+                }
+            }
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// What the writer believes the stream's version is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must be exactly at this version.
+    Exact(u64),
+    /// Append at whatever the current version is.
+    Any,
+}
+
+impl ExpectedVersion {
+    fn number(self) -> Option<u64> {
+        match self {
+            ExpectedVersion::NoStream => Some(0),
+            ExpectedVersion::Exact(version) => Some(version),
+            ExpectedVersion::Any => None,
+        }
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub network_id: Uuid,
+    pub site_id: Option<Uuid>,
+    pub actor: String,
+    pub traceparent: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+impl NewEvent {
+    /// A new event with a fresh UUIDv7 id and schema version 1.
+    pub fn new(event_type: &str, network_id: Uuid, actor: &str, payload: Vec<u8>) -> Self {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            network_id,
+            site_id: None,
+            actor: actor.to_owned(),
+            traceparent: None,
+            payload,
+        }
+    }
+
+    pub fn with_site(mut self, site_id: Uuid) -> Self {
+        self.site_id = Some(site_id);
+        self
+    }
+
+    pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent;
+        self
+    }
+}
+
+/// A place in the global order of one store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub tx_id: u64,
+    pub position: i64,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub global: Position,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub network_id: Uuid,
+    pub site_id: Option<Uuid>,
+    pub actor: String,
+    pub occurred_at: DateTime<Utc>,
+    pub traceparent: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+const EVENT_COLUMNS: &str = "tx_id::text, position, event_id, stream_id, version, event_type, \
+     schema_version, network_id, site_id, actor, occurred_at, traceparent, payload";
+
+fn recorded_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let tx_text: String = row.try_get(0)?;
+    let tx_id = tx_text
+        .parse::<u64>()
+        .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?;
+    let version: i64 = row.try_get(4)?;
+    let schema_version: i32 = row.try_get(6)?;
+    Ok(RecordedEvent {
+        global: Position {
+            tx_id,
+            position: row.try_get(1)?,
+        },
+        event_id: row.try_get(2)?,
+        stream_id: row.try_get(3)?,
+        version: u64::try_from(version)
+            .map_err(|_| StoreError::Corrupt(format!("version {version}")))?,
+        event_type: row.try_get(5)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| StoreError::Corrupt(format!("schema_version {schema_version}")))?,
+        network_id: row.try_get(7)?,
+        site_id: row.try_get(8)?,
+        actor: row.try_get(9)?,
+        occurred_at: row.try_get(10)?,
+        traceparent: row.try_get(11)?,
+        payload: row.try_get(12)?,
+    })
+}
+
+fn validate_schema(schema: &str) -> Result<(), StoreError> {
+    let valid = !schema.is_empty()
+        && schema.len() <= 48
+        && schema.starts_with(|c: char| c.is_ascii_lowercase())
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidSchema(schema.to_owned()))
+    }
+}
+
+/// Opens a pool whose connections use `schema`, creating the schema if it
+/// is missing. Used by services for their own tables too.
+pub async fn connect_pool(
+    database_url: &str,
+    schema: &str,
+    max_size: usize,
+) -> Result<Pool, StoreError> {
+    validate_schema(schema)?;
+    let mut config = tokio_postgres::Config::from_str(database_url)
+        .map_err(|err| StoreError::InvalidUrl(err.to_string()))?;
+    config.options(format!("-c search_path={schema}"));
+    let (client, connection) = config.connect(NoTls).await?;
+    let connection_task = tokio::spawn(connection);
+    // Several processes of one service may start at once.
+    client
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock(hashtext('anp-schema-{schema}')); \
+             CREATE SCHEMA IF NOT EXISTS {schema}; \
+             SELECT pg_advisory_unlock(hashtext('anp-schema-{schema}'));"
+        ))
+        .await?;
+    drop(client);
+    let _ = connection_task.await;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager).max_size(max_size).build()?)
+}
+
+/// Runs refinery migrations embedded by a crate in the pool's schema, under
+/// an advisory lock so concurrent starts do not race.
+pub async fn run_migrations(
+    pool: &Pool,
+    table: &str,
+    mut runner: refinery::Runner,
+) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    let lock_key = format!("anp-migrations-{table}");
+    client
+        .execute("SELECT pg_advisory_lock(hashtext($1))", &[&lock_key])
+        .await?;
+    let pg_client: &mut tokio_postgres::Client = &mut client;
+    let result = runner
+        .set_migration_table_name(table)
+        .run_async(pg_client)
+        .await;
+    client
+        .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
+        .await?;
+    result?;
+    Ok(())
+}
+
+/// One service's event store.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: Pool,
+}
+
+impl EventStore {
+    /// Connects to the database, using (and creating) `schema`, and migrates it.
+    pub async fn connect(database_url: &str, schema: &str) -> Result<Self, StoreError> {
+        let pool = connect_pool(database_url, schema, 16).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool (whose connections already use the schema).
+    pub async fn from_pool(pool: Pool) -> Result<Self, StoreError> {
+        run_migrations(
+            &pool,
+            "anp_eventstore_migrations",
+            embedded::migrations::runner(),
+        )
+        .await?;
+        Ok(EventStore { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Appends `events` to `stream_id` in one transaction.
+    pub async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let recorded = append_in(&tx, stream_id, expected, events).await?;
+        tx.commit().await.map_err(|err| map_conflict(err, stream_id, expected))?;
+        Ok(recorded)
+    }
+
+    /// Every event of a stream, oldest first.
+    pub async fn load_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        load_stream_in(&**client, stream_id).await
+    }
+
+    /// Up to `limit` events after `after`, in the global order. Never returns
+    /// an event while an older transaction that might still add one before
+    /// it is running.
+    pub async fn read_all_after(
+        &self,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (tx_id, position) > ($1::text::xid8, $2) \
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY tx_id, position LIMIT $3"
+        );
+        let rows = client
+            .query(&sql, &[&after.tx_id.to_string(), &after.position, &limit])
+            .await?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
+    /// The saved position of a reader, or the start.
+    pub async fn load_checkpoint(&self, name: &str) -> Result<Position, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT tx_id::text, position FROM event_checkpoints WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(Position::default());
+        };
+        let tx_text: String = row.try_get(0)?;
+        Ok(Position {
+            tx_id: tx_text
+                .parse()
+                .map_err(|err| StoreError::Corrupt(format!("checkpoint tx_id: {err}")))?,
+            position: row.try_get(1)?,
+        })
+    }
+
+    pub async fn save_checkpoint(&self, name: &str, at: Position) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO event_checkpoints (name, tx_id, position) \
+                 VALUES ($1, $2::text::xid8, $3) \
+                 ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, position = EXCLUDED.position",
+                &[&name, &at.tx_id.to_string(), &at.position],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn map_conflict(err: tokio_postgres::Error, stream_id: &str, expected: ExpectedVersion) -> StoreError {
+    let store_error = StoreError::Db(err);
+    if store_error.unique_violation() == Some("events_stream_version") {
+        let expected = expected.number().unwrap_or(0);
+        return StoreError::Conflict {
+            stream_id: stream_id.to_owned(),
+            expected,
+            actual: expected + 1,
+        };
+    }
+    store_error
+}
+
+/// The current version of a stream (0 when it has no events).
+pub async fn stream_version<C: GenericClient>(client: &C, stream_id: &str) -> Result<u64, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1",
+            &[&stream_id],
+        )
+        .await?;
+    let version: i64 = row.try_get(0)?;
+    u64::try_from(version).map_err(|_| StoreError::Corrupt(format!("version {version}")))
+}
+
+/// Every event of a stream, oldest first, through any client or transaction.
+pub async fn load_stream_in<C: GenericClient>(
+    client: &C,
+    stream_id: &str,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version");
+    let rows = client.query(&sql, &[&stream_id]).await?;
+    rows.iter().map(recorded_from_row).collect()
+}
+
+/// Appends inside a caller's transaction, so a service can write its own
+/// rows (a unique slug, an idempotency key) atomically with the events.
+pub async fn append_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let current = stream_version(tx, stream_id).await?;
+    if let Some(expected_number) = expected.number() {
+        if expected_number != current {
+            return Err(StoreError::Conflict {
+                stream_id: stream_id.to_owned(),
+                expected: expected_number,
+                actual: current,
+            });
+        }
+    }
+    let statement = tx
+        .prepare(&format!(
+            "INSERT INTO events (event_id, stream_id, version, event_type, schema_version, \
+               network_id, site_id, actor, traceparent, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {EVENT_COLUMNS}"
+        ))
+        .await?;
+    let mut recorded = Vec::with_capacity(events.len());
+    for (offset, event) in events.iter().enumerate() {
+        let version = i64::try_from(current + 1 + offset as u64)
+            .map_err(|_| StoreError::Corrupt("version overflow".into()))?;
+        let schema_version = i32::try_from(event.schema_version)
+            .map_err(|_| StoreError::Corrupt("schema_version overflow".into()))?;
+        let row = tx
+            .query_one(
+                &statement,
+                &[
+                    &event.event_id,
+                    &stream_id,
+                    &version,
+                    &event.event_type,
+                    &schema_version,
+                    &event.network_id,
+                    &event.site_id,
+                    &event.actor,
+                    &event.traceparent,
+                    &event.payload,
+                ],
+            )
+            .await
+            .map_err(|err| map_conflict(err, stream_id, ExpectedVersion::Exact(current)))?;
+        recorded.push(recorded_from_row(&row)?);
+    }
+    Ok(recorded)
+}

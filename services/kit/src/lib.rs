@@ -1,0 +1,286 @@
+//! What every ANP service shares: configuration from the environment,
+//! telemetry set-up, the mapping of errors to gRPC codes, bearer-token
+//! checks, and serving gRPC with health and reflection.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Status};
+use tonic_health::ServingStatus;
+use tracing::info;
+
+pub use tokio_util::sync::CancellationToken as Shutdown;
+
+/// Reads an environment variable or returns the default.
+pub fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Sets up `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(service: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    info!(service, "starting");
+}
+
+/// A token that never shows up in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretToken(String);
+
+impl SecretToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        SecretToken(token.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares in time independent of where the strings differ.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let expected = self.0.as_bytes();
+        let given = candidate.as_bytes();
+        if expected.is_empty() || expected.len() != given.len() {
+            return false;
+        }
+        expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl std::fmt::Debug for SecretToken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SecretToken(***)")
+    }
+}
+
+/// Checks `authorization: Bearer <token>` on a gRPC request.
+pub fn require_bearer<T>(request: &tonic::Request<T>, token: &SecretToken) -> Result<(), Status> {
+    let Some(value) = request.metadata().get("authorization") else {
+        return Err(Status::unauthenticated(
+            "authorization: missing bearer token",
+        ));
+    };
+    let presented = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if token.matches(presented.trim()) {
+        Ok(())
+    } else {
+        Err(Status::unauthenticated("authorization: invalid bearer token"))
+    }
+}
+
+/// The W3C `traceparent` of a request, if the caller sent a well-formed one.
+pub fn traceparent<T>(request: &tonic::Request<T>) -> Option<String> {
+    let value = request.metadata().get("traceparent")?.to_str().ok()?;
+    let parts: Vec<&str> = value.split('-').collect();
+    let well_formed = parts.len() == 4
+        && parts[0].len() == 2
+        && parts[1].len() == 32
+        && parts[2].len() == 16
+        && parts[3].len() == 2
+        && parts
+            .iter()
+            .all(|part| part.chars().all(|c| c.is_ascii_hexdigit()));
+    well_formed.then(|| value.to_owned())
+}
+
+/// The small shared set of error kinds every service error maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Unauthenticated,
+    PermissionDenied,
+    ResourceExhausted,
+    FailedPrecondition,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn grpc_code(self) -> Code {
+        match self {
+            ErrorKind::InvalidArgument => Code::InvalidArgument,
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::Conflict => Code::Aborted,
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
+            ErrorKind::PermissionDenied => Code::PermissionDenied,
+            ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+            ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+            ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::Internal => Code::Internal,
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidArgument => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::AlreadyExists | ErrorKind::Conflict => 409,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::PermissionDenied => 403,
+            ErrorKind::ResourceExhausted => 429,
+            ErrorKind::FailedPrecondition => 412,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+
+    /// The kind of a gRPC status received from another service.
+    pub fn from_grpc(code: Code) -> Self {
+        match code {
+            Code::InvalidArgument | Code::OutOfRange => ErrorKind::InvalidArgument,
+            Code::NotFound => ErrorKind::NotFound,
+            Code::AlreadyExists => ErrorKind::AlreadyExists,
+            Code::Aborted => ErrorKind::Conflict,
+            Code::Unauthenticated => ErrorKind::Unauthenticated,
+            Code::PermissionDenied => ErrorKind::PermissionDenied,
+            Code::ResourceExhausted => ErrorKind::ResourceExhausted,
+            Code::FailedPrecondition => ErrorKind::FailedPrecondition,
+            Code::Unavailable | Code::DeadlineExceeded => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Implemented by each service's error enum.
+pub trait ServiceError: std::fmt::Display {
+    fn kind(&self) -> ErrorKind;
+
+    /// The gRPC status; internal details are logged, not sent.
+    fn to_status(&self) -> Status {
+        let kind = self.kind();
+        if kind == ErrorKind::Internal {
+            tracing::error!(error = %self, "internal error");
+            return Status::internal("internal error");
+        }
+        Status::new(kind.grpc_code(), self.to_string())
+    }
+}
+
+/// Checks a text field: required, at most `max_chars` characters, no
+/// control characters. The error names the field.
+pub fn check_text(field: &str, value: &str, max_chars: usize) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{field}: must not be empty"));
+    }
+    let count = value.chars().count();
+    if count > max_chars {
+        return Err(format!(
+            "{field}: {count} characters, at most {max_chars} allowed"
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        return Err(format!("{field}: must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Checks a slug: 2 to 48 of `a-z`, `0-9` and inner `-`.
+pub fn check_slug(field: &str, value: &str) -> Result<(), String> {
+    let valid = (2..=48).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && !value.contains("--");
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field}: {value:?} is not a valid slug (2-48 characters: a-z, 0-9 and single inner hyphens)"
+        ))
+    }
+}
+
+/// Converts a chrono time to a protobuf timestamp.
+pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// Converts a protobuf timestamp to chrono (the epoch when absent or invalid).
+pub fn from_timestamp(time: Option<&prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
+    time.and_then(|ts| chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32))
+        .unwrap_or_default()
+}
+
+/// Binds a TCP listener, with a clear error naming the address.
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let parsed: SocketAddr = addr
+        .parse()
+        .map_err(|err| anyhow::anyhow!("listen address {addr:?}: {err}"))?;
+    TcpListener::bind(parsed)
+        .await
+        .map_err(|err| anyhow::anyhow!("bind {addr}: {err}"))
+}
+
+/// Serves gRPC `routes` plus `grpc.health.v1` (reporting `services` as
+/// serving) and gRPC reflection until `shutdown` is cancelled.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    routes: Routes,
+    services: &[&str],
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    for service in services {
+        reporter
+            .set_service_status(*service, ServingStatus::Serving)
+            .await;
+    }
+    reporter.set_service_status("", ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(anp_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let local_addr = listener.local_addr()?;
+    info!(%local_addr, "grpc listening");
+    let routes = routes.add_service(health_service).add_service(reflection);
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// Cancels the token on SIGINT or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        info!("shutdown requested");
+        trigger.cancel();
+    });
+    token
+}
