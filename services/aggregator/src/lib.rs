@@ -1,1 +1,229 @@
+//! The aggregator: the read side. A durable JetStream consumer projects
+//! domain events into a Tantivy search index and into newest-first feeds in
+//! PostgreSQL, acknowledging a batch only after both have committed it.
 
+pub mod events;
+pub mod feeds;
+pub mod grpc;
+pub mod index;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anp_bus::BusConfig;
+use anp_kit::{ErrorKind, ServiceError, Shutdown};
+use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull};
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tracing::{debug, error, info, warn};
+
+use crate::events::Delivered;
+use crate::feeds::Feeds;
+use crate::index::SearchIndex;
+
+pub const SERVICE: &str = "aggregator";
+const BATCH_MAX: usize = 512;
+
+/// Errors of the aggregator.
+#[derive(Debug, thiserror::Error)]
+pub enum AggregatorError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("search index: {0}")]
+    Index(String),
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("event store: {0}")]
+    Store(#[from] anp_eventstore::StoreError),
+    #[error("bus: {0}")]
+    Bus(String),
+}
+
+impl ServiceError for AggregatorError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AggregatorError::Invalid(_) => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<tantivy::query::QueryParserError> for AggregatorError {
+    fn from(err: tantivy::query::QueryParserError) -> Self {
+        AggregatorError::Invalid(format!("query: {err}"))
+    }
+}
+
+/// Configuration, from `ANP_*` environment variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub schema: String,
+    pub bus: BusConfig,
+    pub index_dir: PathBuf,
+    /// Durable consumer name on the events stream.
+    pub consumer: String,
+}
+
+impl Config {
+    pub fn from_env() -> Self {
+        Config {
+            database_url: anp_kit::env_or(
+                "ANP_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/anp",
+            ),
+            schema: anp_kit::env_or("ANP_AGGREGATOR_SCHEMA", "aggregator"),
+            bus: BusConfig::from_env(),
+            index_dir: PathBuf::from(anp_kit::env_or("ANP_INDEX_DIR", ".anp/data/index")),
+            consumer: anp_kit::env_or("ANP_AGGREGATOR_CONSUMER", "aggregator"),
+        }
+    }
+}
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// The projections the consumer writes and the gRPC API reads.
+#[derive(Clone)]
+pub struct ReadModel {
+    pub index: SearchIndex,
+    pub feeds: Feeds,
+}
+
+impl ReadModel {
+    pub async fn open(config: &Config) -> Result<Self, AggregatorError> {
+        let pool = anp_eventstore::connect_pool(&config.database_url, &config.schema, 16).await?;
+        anp_eventstore::run_migrations(
+            &pool,
+            "anp_aggregator_migrations",
+            embedded::migrations::runner(),
+        )
+        .await?;
+        let index_dir = config.index_dir.clone();
+        let index = tokio::task::spawn_blocking(move || SearchIndex::open(&index_dir))
+            .await
+            .map_err(|err| AggregatorError::Index(err.to_string()))??;
+        Ok(ReadModel {
+            index,
+            feeds: Feeds::new(pool),
+        })
+    }
+
+    /// Applies one batch to both projections.
+    pub async fn apply(&self, batch: Vec<Delivered>) -> Result<(), AggregatorError> {
+        self.feeds.apply(&batch).await?;
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || index.apply(&batch))
+            .await
+            .map_err(|err| AggregatorError::Index(err.to_string()))??;
+        Ok(())
+    }
+}
+
+/// Starts the consumer and the gRPC API; runs until `shutdown`.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let read_model = ReadModel::open(&config).await?;
+    let consumer_task = tokio::spawn(consume(config.clone(), read_model.clone(), shutdown.clone()));
+    info!("aggregator ready");
+    anp_kit::serve_grpc(
+        listener,
+        grpc::routes(read_model),
+        &["anp.aggregator.v1.AggregatorService"],
+        shutdown,
+    )
+    .await?;
+    let _ = consumer_task.await;
+    Ok(())
+}
+
+/// Consumes the events stream until `shutdown`, reconnecting after failures.
+pub async fn consume(config: Config, read_model: ReadModel, shutdown: Shutdown) {
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match consume_once(&config, &read_model, &shutdown).await {
+            Ok(()) => break,
+            Err(err) => {
+                warn!(error = %err, "consumer failed, restarting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    info!("consumer stopped");
+}
+
+async fn consume_once(
+    config: &Config,
+    read_model: &ReadModel,
+    shutdown: &Shutdown,
+) -> Result<(), AggregatorError> {
+    let bus_error = |err: &dyn std::fmt::Display| AggregatorError::Bus(err.to_string());
+    let jetstream = anp_bus::connect(&config.bus).await.map_err(|err| bus_error(&err))?;
+    let stream = anp_bus::ensure_stream(&jetstream, &config.bus)
+        .await
+        .map_err(|err| bus_error(&err))?;
+    let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+        .get_or_create_consumer(
+            &config.consumer,
+            pull::Config {
+                durable_name: Some(config.consumer.clone()),
+                ack_policy: AckPolicy::All,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 20_000,
+                filter_subject: config.bus.all_subjects(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|err| bus_error(&err))?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(BATCH_MAX)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(|err| bus_error(&err))?;
+    let mut chunks = messages.ready_chunks(BATCH_MAX);
+    loop {
+        let chunk = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            chunk = chunks.next() => chunk,
+        };
+        let Some(chunk) = chunk else {
+            return Err(AggregatorError::Bus("message stream ended".into()));
+        };
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut last_message = None;
+        for message in chunk {
+            let message = message.map_err(|err| bus_error(&err))?;
+            let seq = message
+                .info()
+                .map_err(|err| bus_error(&err))?
+                .stream_sequence;
+            let event = match events::decode(&message.payload) {
+                Ok(event) => event,
+                Err(err) => {
+                    error!(seq, error = %err, "undecodable event skipped");
+                    events::Projected::Ignored
+                }
+            };
+            batch.push(Delivered { seq, event });
+            last_message = Some(message);
+        }
+        let count = batch.len();
+        read_model.apply(batch).await?;
+        if let Some(message) = last_message {
+            message.ack().await.map_err(|err| bus_error(&err))?;
+        }
+        debug!(count, "batch projected");
+    }
+}

@@ -1,0 +1,61 @@
+//! Decoding envelopes from the bus into what the projections apply.
+
+use anp_proto::events::v1::{Envelope, PostEdited, PostPublished, PostState, SiteCreated};
+use prost::Message;
+
+/// An event the read side cares about.
+#[derive(Debug, Clone)]
+pub enum Projected {
+    Site(SiteCreated),
+    Post { state: PostState, version: u64 },
+    /// Any other event: nothing to project, but its sequence still counts.
+    Ignored,
+}
+
+/// One message from the stream, decoded.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub seq: u64,
+    pub event: Projected,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event {event_type} cannot be decoded: {message}")]
+pub struct DecodeError {
+    pub event_type: String,
+    pub message: String,
+}
+
+pub fn decode(payload: &[u8]) -> Result<Projected, DecodeError> {
+    let envelope = Envelope::decode(payload).map_err(|err| DecodeError {
+        event_type: "envelope".into(),
+        message: err.to_string(),
+    })?;
+    let fail = |err: prost::DecodeError| DecodeError {
+        event_type: envelope.event_type.clone(),
+        message: err.to_string(),
+    };
+    let missing = || DecodeError {
+        event_type: envelope.event_type.clone(),
+        message: "missing post".into(),
+    };
+    let projected = match envelope.event_type.as_str() {
+        "SiteCreated" => Projected::Site(SiteCreated::decode(envelope.payload.as_slice()).map_err(fail)?),
+        "PostPublished" => Projected::Post {
+            state: PostPublished::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .post
+                .ok_or_else(missing)?,
+            version: envelope.version,
+        },
+        "PostEdited" => Projected::Post {
+            state: PostEdited::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .post
+                .ok_or_else(missing)?,
+            version: envelope.version,
+        },
+        _ => Projected::Ignored,
+    };
+    Ok(projected)
+}

@@ -1,0 +1,255 @@
+//! Newest-first timelines in PostgreSQL, per umbrella, network and site.
+
+use anp_proto::aggregator::v1::FeedEntry;
+use anp_proto::events::v1::PostState;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use crate::AggregatorError;
+use crate::events::{Delivered, Projected};
+
+const CHECKPOINT: &str = "feeds";
+const SUMMARY_CHARS: usize = 280;
+
+/// Which timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Umbrella,
+    Network(String),
+    Site(String, String),
+}
+
+impl Scope {
+    pub fn key(&self) -> String {
+        match self {
+            Scope::Umbrella => "umbrella".into(),
+            Scope::Network(network) => format!("n:{network}"),
+            Scope::Site(network, site) => format!("s:{network}/{site}"),
+        }
+    }
+}
+
+/// A position in a timeline: entries strictly older than it come next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub published_at: DateTime<Utc>,
+    pub post_id: Uuid,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}",
+            self.published_at.timestamp_micros(),
+            self.post_id
+        ))
+    }
+
+    pub fn decode(text: &str) -> Result<Cursor, AggregatorError> {
+        let invalid = || AggregatorError::Invalid("cursor: malformed".into());
+        if text.len() > 128 {
+            return Err(invalid());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+        let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (micros, post_id) = decoded.split_once(':').ok_or_else(invalid)?;
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        Ok(Cursor {
+            published_at: DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?,
+            post_id: post_id.parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
+/// Plain-text summary of sanitized HTML, escaped for HTML again.
+pub fn summarize(body_html: &str) -> String {
+    let text = ammonia::Builder::empty().clean(body_html).to_string();
+    let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() <= SUMMARY_CHARS {
+        return collapsed;
+    }
+    let mut cut: String = collapsed.chars().take(SUMMARY_CHARS).collect();
+    // Do not end inside an entity such as `&amp;`.
+    if let Some(amp) = cut.rfind('&') {
+        if !cut[amp..].contains(';') {
+            cut.truncate(amp);
+        }
+    }
+    format!("{}…", cut.trim_end())
+}
+
+#[derive(Clone)]
+pub struct Feeds {
+    pool: Pool,
+}
+
+impl Feeds {
+    pub fn new(pool: Pool) -> Self {
+        Feeds { pool }
+    }
+
+    pub async fn checkpoint(&self) -> Result<u64, AggregatorError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT seq FROM projection_checkpoints WHERE name = $1",
+                &[&CHECKPOINT],
+            )
+            .await?;
+        Ok(row.map(|row| row.get::<_, i64>(0) as u64).unwrap_or(0))
+    }
+
+    /// Applies the events after the stored checkpoint and moves it, in one
+    /// transaction: a redelivered event changes nothing.
+    pub async fn apply(&self, batch: &[Delivered]) -> Result<(), AggregatorError> {
+        let Some(last_seq) = batch.last().map(|delivered| delivered.seq) else {
+            return Ok(());
+        };
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let stored: Option<i64> = tx
+            .query_opt(
+                "SELECT seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+                &[&CHECKPOINT],
+            )
+            .await?
+            .map(|row| row.get(0));
+        let checkpoint = stored.unwrap_or(0) as u64;
+        let upsert = tx
+            .prepare(
+                "INSERT INTO feed_entries (scope, post_id, version, published_at, updated_at, \
+                   network_slug, site_slug, site_name, title, summary_html, body_html, lang, author) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (scope, post_id) DO UPDATE SET \
+                   version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
+                   title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
+                   body_html = EXCLUDED.body_html, lang = EXCLUDED.lang, \
+                   site_name = EXCLUDED.site_name \
+                 WHERE feed_entries.version < EXCLUDED.version",
+            )
+            .await?;
+        for delivered in batch.iter().filter(|delivered| delivered.seq > checkpoint) {
+            let Projected::Post { state, version } = &delivered.event else {
+                continue;
+            };
+            let Ok(post_id) = state.post_id.parse::<Uuid>() else {
+                tracing::warn!(post_id = %state.post_id, "post event with a bad id skipped");
+                continue;
+            };
+            let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
+            let updated_at = anp_kit::from_timestamp(state.updated_at.as_ref());
+            let summary = summarize(&state.body_html);
+            let version = *version as i64;
+            for scope in scopes_of(state) {
+                tx.execute(
+                    &upsert,
+                    &[
+                        &scope.key(),
+                        &post_id,
+                        &version,
+                        &published_at,
+                        &updated_at,
+                        &state.network_slug,
+                        &state.site_slug,
+                        &state.site_name,
+                        &state.title,
+                        &summary,
+                        &state.body_html,
+                        &state.lang,
+                        &state.author,
+                    ],
+                )
+                .await?;
+            }
+        }
+        if last_seq > checkpoint {
+            tx.execute(
+                "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq",
+                &[&CHECKPOINT, &(last_seq as i64)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One page of a timeline, newest first.
+    pub async fn page(
+        &self,
+        scope: &Scope,
+        cursor: Option<Cursor>,
+        limit: u32,
+    ) -> Result<(Vec<FeedEntry>, Option<Cursor>), AggregatorError> {
+        let client = self.pool.get().await?;
+        let fetch = i64::from(limit) + 1;
+        let columns = "post_id, title, summary_html, body_html, network_slug, site_slug, site_name, \
+                       lang, author, published_at, updated_at";
+        let rows = match cursor {
+            None => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {columns} FROM feed_entries WHERE scope = $1 \
+                             ORDER BY published_at DESC, post_id DESC LIMIT $2"
+                        ),
+                        &[&scope.key(), &fetch],
+                    )
+                    .await?
+            }
+            Some(cursor) => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {columns} FROM feed_entries WHERE scope = $1 \
+                               AND (published_at, post_id) < ($2, $3) \
+                             ORDER BY published_at DESC, post_id DESC LIMIT $4"
+                        ),
+                        &[&scope.key(), &cursor.published_at, &cursor.post_id, &fetch],
+                    )
+                    .await?
+            }
+        };
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut last_cursor = None;
+        for row in rows.iter().take(limit as usize) {
+            let post_id: Uuid = row.get(0);
+            let published_at: DateTime<Utc> = row.get(9);
+            let updated_at: DateTime<Utc> = row.get(10);
+            last_cursor = Some(Cursor {
+                published_at,
+                post_id,
+            });
+            entries.push(FeedEntry {
+                id: post_id.to_string(),
+                title: row.get(1),
+                summary_html: row.get(2),
+                body_html: row.get(3),
+                network_slug: row.get(4),
+                site_slug: row.get(5),
+                site_name: row.get(6),
+                lang: row.get(7),
+                author: row.get(8),
+                published_at: Some(anp_kit::timestamp(published_at)),
+                updated_at: Some(anp_kit::timestamp(updated_at)),
+            });
+        }
+        let next = if rows.len() > limit as usize {
+            last_cursor
+        } else {
+            None
+        };
+        Ok((entries, next))
+    }
+}
+
+fn scopes_of(state: &PostState) -> [Scope; 3] {
+    [
+        Scope::Umbrella,
+        Scope::Network(state.network_slug.clone()),
+        Scope::Site(state.network_slug.clone(), state.site_slug.clone()),
+    ]
+}

@@ -1,0 +1,323 @@
+//! The Tantivy search index: sites and posts, English and Spanish stemming
+//! with accent folding. The JetStream sequence of the last applied event is
+//! kept in the commit payload, so a redelivered event is applied once.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anp_proto::aggregator::v1::SearchHit;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::schema::{
+    DateOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+
+use crate::AggregatorError;
+use crate::events::{Delivered, Projected};
+
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    kind: Field,
+    network_id: Field,
+    network_slug: Field,
+    site_slug: Field,
+    site_name: Field,
+    lang: Field,
+    title_en: Field,
+    body_en: Field,
+    title_es: Field,
+    body_es: Field,
+    published_at: Field,
+    version: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let text = |tokenizer: &str| {
+        TextOptions::default()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(tokenizer)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            )
+            .set_stored()
+    };
+    let fields = Fields {
+        id: builder.add_text_field("id", STRING | STORED),
+        kind: builder.add_text_field("kind", STRING | STORED),
+        network_id: builder.add_text_field("network_id", STRING | STORED),
+        network_slug: builder.add_text_field("network_slug", STRING | STORED),
+        site_slug: builder.add_text_field("site_slug", STRING | STORED),
+        site_name: builder.add_text_field("site_name", STORED),
+        lang: builder.add_text_field("lang", STRING | STORED),
+        title_en: builder.add_text_field("title_en", text("anp_en")),
+        body_en: builder.add_text_field("body_en", text("anp_en")),
+        title_es: builder.add_text_field("title_es", text("anp_es")),
+        body_es: builder.add_text_field("body_es", text("anp_es")),
+        published_at: builder.add_date_field(
+            "published_at",
+            DateOptions::default().set_stored().set_fast().set_indexed(),
+        ),
+        version: builder.add_u64_field("version", STORED | INDEXED),
+    };
+    (builder.build(), fields)
+}
+
+fn analyzer(language: Language) -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(Stemmer::new(language))
+        .build()
+}
+
+/// The search index and its single writer.
+#[derive(Clone)]
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Arc<Mutex<IndexWriter>>,
+    fields: Fields,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it when missing.
+    pub fn open(dir: &Path) -> Result<Self, AggregatorError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| AggregatorError::Index(format!("{}: {err}", dir.display())))?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|err| AggregatorError::Index(err.to_string()))?;
+        let index = Index::open_or_create(directory, schema)?;
+        index.tokenizers().register("anp_en", analyzer(Language::English));
+        index.tokenizers().register("anp_es", analyzer(Language::Spanish));
+        let writer = index.writer(WRITER_HEAP_BYTES)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            writer: Arc::new(Mutex::new(writer)),
+            fields,
+        })
+    }
+
+    /// The sequence of the last event in the committed index.
+    pub fn checkpoint(&self) -> Result<u64, AggregatorError> {
+        let metas = self.index.load_metas()?;
+        Ok(metas
+            .payload
+            .and_then(|payload| payload.parse().ok())
+            .unwrap_or(0))
+    }
+
+    fn stored_version(&self, id: &str) -> Result<Option<u64>, AggregatorError> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        let top = searcher.search(&query, &TopDocs::with_limit(1))?;
+        let Some((_, address)) = top.first() else {
+            return Ok(None);
+        };
+        let document: TantivyDocument = searcher.doc(*address)?;
+        Ok(document
+            .get_first(self.fields.version)
+            .and_then(|value| value.as_u64()))
+    }
+
+    /// Applies a batch and commits it with its last sequence as payload.
+    /// Blocking: call it from a blocking task.
+    pub fn apply(&self, batch: &[Delivered]) -> Result<(), AggregatorError> {
+        let Some(last_seq) = batch.last().map(|delivered| delivered.seq) else {
+            return Ok(());
+        };
+        let checkpoint = self.checkpoint()?;
+        if last_seq <= checkpoint {
+            return Ok(());
+        }
+        let fields = self.fields;
+        let mut writer = self
+            .writer
+            .lock()
+            .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))?;
+        let mut pending_versions: HashMap<String, u64> = HashMap::new();
+        for delivered in batch.iter().filter(|delivered| delivered.seq > checkpoint) {
+            match &delivered.event {
+                Projected::Site(site) => {
+                    let id = format!("site:{}", site.site_id);
+                    writer.delete_term(Term::from_field_text(fields.id, &id));
+                    writer.add_document(doc!(
+                        fields.id => id,
+                        fields.kind => "site",
+                        fields.network_id => site.network_id.clone(),
+                        fields.network_slug => site.network_slug.clone(),
+                        fields.site_slug => site.slug.clone(),
+                        fields.site_name => site.name.clone(),
+                        fields.lang => "en",
+                        fields.title_en => site.name.clone(),
+                        fields.title_es => site.name.clone(),
+                        fields.version => 1u64,
+                    ))?;
+                }
+                Projected::Post { state, version } => {
+                    let id = format!("post:{}", state.post_id);
+                    let known = match pending_versions.get(&id) {
+                        Some(version) => Some(*version),
+                        None => self.stored_version(&id)?,
+                    };
+                    if known.is_some_and(|known| known >= *version) {
+                        continue;
+                    }
+                    pending_versions.insert(id.clone(), *version);
+                    let published = anp_kit::from_timestamp(state.published_at.as_ref());
+                    let (title_field, body_field) = if state.lang == "es" {
+                        (fields.title_es, fields.body_es)
+                    } else {
+                        (fields.title_en, fields.body_en)
+                    };
+                    let body_text = ammonia::Builder::empty()
+                        .clean(&state.body_html)
+                        .to_string();
+                    writer.delete_term(Term::from_field_text(fields.id, &id));
+                    writer.add_document(doc!(
+                        fields.id => id,
+                        fields.kind => "post",
+                        fields.network_id => state.network_id.clone(),
+                        fields.network_slug => state.network_slug.clone(),
+                        fields.site_slug => state.site_slug.clone(),
+                        fields.site_name => state.site_name.clone(),
+                        fields.lang => state.lang.clone(),
+                        title_field => state.title.clone(),
+                        body_field => html_unescape(&body_text),
+                        fields.published_at => tantivy::DateTime::from_timestamp_micros(published.timestamp_micros()),
+                        fields.version => *version,
+                    ))?;
+                }
+                Projected::Ignored => {}
+            }
+        }
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&last_seq.to_string());
+        prepared.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Searches titles and bodies in both languages; `network_slug` filters.
+    pub fn search(
+        &self,
+        query_text: &str,
+        network_slug: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<SearchHit>, u64), AggregatorError> {
+        let fields = self.fields;
+        let searcher = self.reader.searcher();
+        let mut parser = QueryParser::for_index(
+            &self.index,
+            vec![fields.title_en, fields.body_en, fields.title_es, fields.body_es],
+        );
+        parser.set_conjunction_by_default();
+        parser.set_field_boost(fields.title_en, 2.0);
+        parser.set_field_boost(fields.title_es, 2.0);
+        let (text_query, _errors) = parser.parse_query_lenient(query_text);
+        let query: Box<dyn Query> = match network_slug {
+            Some(slug) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, text_query.box_clone()),
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(fields.network_slug, slug),
+                        IndexRecordOption::Basic,
+                    )),
+                ),
+            ])),
+            None => text_query.box_clone(),
+        };
+        let (top, total) = searcher.search(&query, &(TopDocs::with_limit(limit), Count))?;
+        let mut generators = Vec::new();
+        for field in [fields.body_en, fields.body_es, fields.title_en, fields.title_es] {
+            let mut generator = SnippetGenerator::create(&searcher, &*text_query, field)?;
+            generator.set_max_num_chars(200);
+            generators.push(generator);
+        }
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let text = |field: Field| {
+                document
+                    .get_first(field)
+                    .and_then(|value| value.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            let lang = text(fields.lang);
+            let title = if lang == "es" {
+                text(fields.title_es)
+            } else {
+                text(fields.title_en)
+            };
+            let snippet_html = generators
+                .iter()
+                .map(|generator| generator.snippet_from_doc(&document).to_html())
+                .find(|html| !html.is_empty())
+                .unwrap_or_default();
+            let published_at = document
+                .get_first(fields.published_at)
+                .and_then(|value| value.as_datetime())
+                .map(|date| prost_types::Timestamp {
+                    seconds: date.into_timestamp_secs(),
+                    nanos: 0,
+                });
+            let id = text(fields.id);
+            let (kind, bare_id) = id.split_once(':').unwrap_or(("", id.as_str()));
+            hits.push(SearchHit {
+                kind: kind.to_owned(),
+                id: bare_id.to_owned(),
+                title,
+                snippet_html,
+                network_slug: text(fields.network_slug),
+                site_slug: text(fields.site_slug),
+                site_name: text(fields.site_name),
+                lang,
+                published_at,
+                score,
+            });
+        }
+        Ok((hits, total as u64))
+    }
+
+    /// How many documents the committed index holds with this id (for tests).
+    pub fn count_id(&self, id: &str) -> Result<usize, AggregatorError> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        Ok(searcher.search(&query, &Count)?)
+    }
+}
+
+/// Undoes the HTML escaping of ammonia's text output.
+fn html_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
