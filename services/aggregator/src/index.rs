@@ -78,8 +78,9 @@ fn analyzer(language: Language) -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
+        // Stem before folding: Spanish suffixes such as `-ción` carry accents.
         .filter(Stemmer::new(language))
+        .filter(AsciiFoldingFilter)
         .build()
 }
 

@@ -1,1 +1,168 @@
+//! The gateway: server-rendered HTML (readable on a phone, no JavaScript)
+//! and Atom feeds, over the other services' gRPC APIs.
 
+pub mod atom;
+mod views;
+
+use std::sync::Arc;
+
+use anp_kit::{ErrorKind, Shutdown};
+use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
+use anp_proto::content::v1::content_service_client::ContentServiceClient;
+use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use minijinja::Environment;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tracing::info;
+
+pub const SERVICE: &str = "gateway";
+
+/// Configuration, from `ANP_*` environment variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub sites_url: String,
+    pub content_url: String,
+    pub aggregator_url: String,
+    /// Absolute URL the gateway is reached at, for links in feeds.
+    pub public_url: String,
+    pub umbrella_name: String,
+}
+
+impl Config {
+    pub fn from_env() -> Self {
+        Config {
+            sites_url: anp_kit::env_or("ANP_SITES_URL", "http://127.0.0.1:50051"),
+            content_url: anp_kit::env_or("ANP_CONTENT_URL", "http://127.0.0.1:50052"),
+            aggregator_url: anp_kit::env_or("ANP_AGGREGATOR_URL", "http://127.0.0.1:50053"),
+            public_url: anp_kit::env_or("ANP_PUBLIC_URL", "http://127.0.0.1:8080"),
+            umbrella_name: anp_kit::env_or("ANP_UMBRELLA_NAME", "Liberation.Network"),
+        }
+    }
+}
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub sites: SitesServiceClient<Channel>,
+    pub content: ContentServiceClient<Channel>,
+    pub aggregator: AggregatorServiceClient<Channel>,
+    pub templates: Arc<Environment<'static>>,
+    pub public_url: String,
+    pub umbrella_name: String,
+}
+
+fn channel(url: &str) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(url.to_owned())
+        .map_err(|err| anyhow::anyhow!("service url {url:?}: {err}"))?
+        .connect_lazy())
+}
+
+fn templates() -> Environment<'static> {
+    let mut environment = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("../templates/base.html")),
+        ("feed.html", include_str!("../templates/feed.html")),
+        ("search.html", include_str!("../templates/search.html")),
+        ("post.html", include_str!("../templates/post.html")),
+        ("error.html", include_str!("../templates/error.html")),
+    ] {
+        environment
+            .add_template(name, source)
+            .expect("bundled templates are valid");
+    }
+    environment
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Ok(AppState {
+            sites: SitesServiceClient::new(channel(&config.sites_url)?),
+            content: ContentServiceClient::new(channel(&config.content_url)?),
+            aggregator: AggregatorServiceClient::new(channel(&config.aggregator_url)?),
+            templates: Arc::new(templates()),
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            umbrella_name: config.umbrella_name.clone(),
+        })
+    }
+}
+
+/// Every route of the gateway.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(views::umbrella))
+        .route("/feed.atom", get(views::umbrella_atom))
+        .route("/search", get(views::search))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/n/{network}", get(views::network))
+        .route("/n/{network}/feed.atom", get(views::network_atom))
+        .route("/n/{network}/{site}", get(views::site))
+        .route("/n/{network}/{site}/feed.atom", get(views::site_atom))
+        .route("/n/{network}/{site}/posts/{post_id}", get(views::post))
+        .fallback(views::not_found)
+        .with_state(state)
+}
+
+/// Serves the gateway on `listener` until `shutdown`.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let state = AppState::new(&config)?;
+    info!(addr = %listener.local_addr()?, "gateway listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// An error page with the right HTTP status.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        PageError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn from_status(status: tonic::Status) -> Self {
+        let kind = ErrorKind::from_grpc(status.code());
+        let http = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let message = match kind {
+            ErrorKind::Internal | ErrorKind::Unavailable => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
+                "The service is not available right now. Please try again.".to_owned()
+            }
+            _ => status.message().to_owned(),
+        };
+        PageError::new(http, message)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let heading = self
+            .status
+            .canonical_reason()
+            .unwrap_or("Error")
+            .to_owned();
+        let body = templates()
+            .get_template("error.html")
+            .and_then(|template| {
+                template.render(minijinja::context! {
+                    title => heading.clone(),
+                    heading => heading,
+                    message => self.message.clone(),
+                    umbrella_name => "ANP",
+                })
+            })
+            .unwrap_or_else(|_| self.message.clone());
+        (self.status, Html(body)).into_response()
+    }
+}

@@ -1,0 +1,488 @@
+//! Page and feed handlers.
+
+use anp_proto::aggregator::v1::{FeedEntry, FeedScope, GetFeedRequest, SearchRequest};
+use anp_proto::content::v1::GetPostRequest;
+use anp_proto::sites::v1::{GetNetworkRequest, GetSiteRequest, ListSitesRequest};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use crate::{AppState, PageError, atom};
+
+const FEED_PAGE: u32 = 20;
+const ATOM_ENTRIES: u32 = 50;
+const QUERY_MAX_CHARS: usize = 512;
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+    network: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Crumb {
+    label: String,
+    href: String,
+}
+
+#[derive(Serialize)]
+struct EntryView {
+    title: String,
+    href: String,
+    site_href: String,
+    site_name: String,
+    lang: String,
+    published_iso: String,
+    published_human: String,
+    summary_html: String,
+}
+
+#[derive(Serialize)]
+struct SiteLink {
+    name: String,
+    href: String,
+}
+
+fn post_path(network: &str, site: &str, post_id: &str) -> String {
+    format!("/n/{network}/{site}/posts/{post_id}")
+}
+
+fn entry_view(entry: &FeedEntry) -> EntryView {
+    let published = anp_kit::from_timestamp(entry.published_at.as_ref());
+    EntryView {
+        title: entry.title.clone(),
+        href: post_path(&entry.network_slug, &entry.site_slug, &entry.id),
+        site_href: format!("/n/{}/{}", entry.network_slug, entry.site_slug),
+        site_name: entry.site_name.clone(),
+        lang: entry.lang.clone(),
+        published_iso: published.to_rfc3339(),
+        published_human: published.format("%Y-%m-%d %H:%M UTC").to_string(),
+        summary_html: entry.summary_html.clone(),
+    }
+}
+
+fn render(state: &AppState, template: &str, context: minijinja::Value) -> Result<Response, PageError> {
+    let html = state
+        .templates
+        .get_template(template)
+        .and_then(|template| template.render(context))
+        .map_err(|err| {
+            tracing::error!(error = %err, template, "template failed");
+            PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "The page could not be shown.")
+        })?;
+    Ok(Html(html).into_response())
+}
+
+fn require_slug(value: &str) -> Result<(), PageError> {
+    anp_kit::check_slug("path", value)
+        .map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such page."))
+}
+
+async fn feed_page(
+    state: &AppState,
+    scope: FeedScope,
+    cursor: Option<String>,
+    limit: u32,
+) -> Result<(Vec<FeedEntry>, String), PageError> {
+    let response = state
+        .aggregator
+        .clone()
+        .get_feed(GetFeedRequest {
+            scope: Some(scope),
+            cursor: cursor.unwrap_or_default(),
+            limit,
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    Ok((response.entries, response.next_cursor))
+}
+
+struct FeedPage {
+    heading: String,
+    description: String,
+    path: String,
+    crumbs: Vec<Crumb>,
+    sites: Vec<SiteLink>,
+    search_network: String,
+    entries: Vec<FeedEntry>,
+    next_cursor: String,
+}
+
+fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> {
+    let entries: Vec<EntryView> = page.entries.iter().map(entry_view).collect();
+    let base = if page.path == "/" { "" } else { page.path.as_str() };
+    let next_href = (!page.next_cursor.is_empty())
+        .then(|| format!("{}?cursor={}", page.path, page.next_cursor));
+    render(
+        state,
+        "feed.html",
+        context! {
+            title => page.heading.clone(),
+            heading => page.heading,
+            description => page.description,
+            umbrella_name => state.umbrella_name.clone(),
+            crumbs => page.crumbs,
+            sites => page.sites,
+            entries => entries,
+            next_href => next_href,
+            atom_url => format!("{base}/feed.atom"),
+            search_network => page.search_network,
+        },
+    )
+}
+
+pub async fn umbrella(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    let (entries, next_cursor) =
+        feed_page(&state, FeedScope::default(), query.cursor, FEED_PAGE).await?;
+    render_feed(
+        &state,
+        FeedPage {
+            heading: state.umbrella_name.clone(),
+            description: "What every movement on this network is doing.".into(),
+            path: "/".into(),
+            crumbs: vec![],
+            sites: vec![],
+            search_network: String::new(),
+            entries,
+            next_cursor,
+        },
+    )
+}
+
+pub async fn network(
+    State(state): State<AppState>,
+    Path(network_slug): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    let network = state
+        .sites
+        .clone()
+        .get_network(GetNetworkRequest {
+            slug: network_slug.clone(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    let sites = state
+        .sites
+        .clone()
+        .list_sites(ListSitesRequest {
+            network_slug: network_slug.clone(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner()
+        .sites;
+    let scope = FeedScope {
+        network_slug: network_slug.clone(),
+        site_slug: String::new(),
+    };
+    let (entries, next_cursor) = feed_page(&state, scope, query.cursor, FEED_PAGE).await?;
+    let path = format!("/n/{network_slug}");
+    render_feed(
+        &state,
+        FeedPage {
+            heading: network.name.clone(),
+            description: String::new(),
+            crumbs: vec![Crumb {
+                label: network.name,
+                href: path.clone(),
+            }],
+            path,
+            sites: sites
+                .into_iter()
+                .map(|site| SiteLink {
+                    href: format!("/n/{network_slug}/{}", site.slug),
+                    name: site.name,
+                })
+                .collect(),
+            search_network: network_slug,
+            entries,
+            next_cursor,
+        },
+    )
+}
+
+pub async fn site(
+    State(state): State<AppState>,
+    Path((network_slug, site_slug)): Path<(String, String)>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    require_slug(&site_slug)?;
+    let site = state
+        .sites
+        .clone()
+        .get_site(GetSiteRequest {
+            site_id: String::new(),
+            network_slug: network_slug.clone(),
+            site_slug: site_slug.clone(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    let scope = FeedScope {
+        network_slug: network_slug.clone(),
+        site_slug: site_slug.clone(),
+    };
+    let (entries, next_cursor) = feed_page(&state, scope, query.cursor, FEED_PAGE).await?;
+    let path = format!("/n/{network_slug}/{site_slug}");
+    render_feed(
+        &state,
+        FeedPage {
+            heading: site.name.clone(),
+            description: String::new(),
+            crumbs: vec![
+                Crumb {
+                    label: network_slug.clone(),
+                    href: format!("/n/{network_slug}"),
+                },
+                Crumb {
+                    label: site.name,
+                    href: path.clone(),
+                },
+            ],
+            path,
+            sites: vec![],
+            search_network: network_slug,
+            entries,
+            next_cursor,
+        },
+    )
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    Path((network_slug, site_slug, post_id)): Path<(String, String, String)>,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    require_slug(&site_slug)?;
+    if uuid_like(&post_id).is_none() {
+        return Err(PageError::new(StatusCode::NOT_FOUND, "There is no such post."));
+    }
+    let post = state
+        .content
+        .clone()
+        .get_post(GetPostRequest {
+            post_id: post_id.clone(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    if post.network_slug != network_slug || post.site_slug != site_slug {
+        return Err(PageError::new(StatusCode::NOT_FOUND, "There is no such post."));
+    }
+    let published = anp_kit::from_timestamp(post.published_at.as_ref());
+    render(
+        &state,
+        "post.html",
+        context! {
+            title => post.title.clone(),
+            lang => post.lang.clone(),
+            umbrella_name => state.umbrella_name.clone(),
+            crumbs => vec![
+                Crumb { label: network_slug.clone(), href: format!("/n/{network_slug}") },
+                Crumb { label: site_slug.clone(), href: format!("/n/{network_slug}/{site_slug}") },
+            ],
+            search_network => network_slug.clone(),
+            post => context! {
+                title => post.title,
+                lang => post.lang,
+                body_html => post.body_html,
+                site_slug => site_slug.clone(),
+                site_href => format!("/n/{network_slug}/{site_slug}"),
+                published_iso => published.to_rfc3339(),
+                published_human => published.format("%Y-%m-%d %H:%M UTC").to_string(),
+            },
+        },
+    )
+}
+
+fn uuid_like(text: &str) -> Option<()> {
+    (text.len() == 36 && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-')).then_some(())
+}
+
+#[derive(Serialize)]
+struct HitView {
+    kind: String,
+    title: String,
+    href: String,
+    network_slug: String,
+    site_name: String,
+    lang: String,
+    snippet_html: String,
+}
+
+/// Checks the `q` parameter; the error names it.
+pub fn check_query(q: &str) -> Result<(), PageError> {
+    let count = q.chars().count();
+    if count > QUERY_MAX_CHARS {
+        return Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            format!("q: {count} characters, at most {QUERY_MAX_CHARS} allowed"),
+        ));
+    }
+    if q.chars().any(char::is_control) {
+        return Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            "q: must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    Query(params): Query<SearchQuery>,
+) -> Result<Response, PageError> {
+    let q = params.q.unwrap_or_default();
+    check_query(&q)?;
+    let network = params.network.unwrap_or_default();
+    if !network.is_empty() {
+        anp_kit::check_slug("network", &network)
+            .map_err(|message| PageError::new(StatusCode::BAD_REQUEST, message))?;
+    }
+    let (hits, total) = if q.trim().is_empty() {
+        (vec![], 0)
+    } else {
+        let response = state
+            .aggregator
+            .clone()
+            .search(SearchRequest {
+                query: q.clone(),
+                network_slug: network.clone(),
+                limit: 20,
+            })
+            .await
+            .map_err(PageError::from_status)?
+            .into_inner();
+        (response.hits, response.total)
+    };
+    let hits: Vec<HitView> = hits
+        .into_iter()
+        .map(|hit| HitView {
+            href: if hit.kind == "post" {
+                post_path(&hit.network_slug, &hit.site_slug, &hit.id)
+            } else {
+                format!("/n/{}/{}", hit.network_slug, hit.site_slug)
+            },
+            kind: hit.kind,
+            title: hit.title,
+            network_slug: hit.network_slug,
+            site_name: hit.site_name,
+            lang: hit.lang,
+            snippet_html: hit.snippet_html,
+        })
+        .collect();
+    render(
+        &state,
+        "search.html",
+        context! {
+            title => if q.is_empty() { "Search".to_owned() } else { format!("{q} – Search") },
+            umbrella_name => state.umbrella_name.clone(),
+            query => q,
+            search_network => network,
+            hits => hits,
+            total => total,
+        },
+    )
+}
+
+fn atom_response(body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn atom_for(
+    state: &AppState,
+    scope: FeedScope,
+    title: &str,
+    path: &str,
+) -> Result<Response, PageError> {
+    let (entries, _) = feed_page(state, scope, None, ATOM_ENTRIES).await?;
+    let base = &state.public_url;
+    let page_url = format!("{base}{path}");
+    let self_url = format!("{base}{}/feed.atom", path.trim_end_matches('/'));
+    let body = atom::render(title, &page_url, &self_url, &entries, |entry| {
+        format!(
+            "{base}{}",
+            post_path(&entry.network_slug, &entry.site_slug, &entry.id)
+        )
+    });
+    Ok(atom_response(body))
+}
+
+pub async fn umbrella_atom(State(state): State<AppState>) -> Result<Response, PageError> {
+    let title = state.umbrella_name.clone();
+    atom_for(&state, FeedScope::default(), &title, "/").await
+}
+
+pub async fn network_atom(
+    State(state): State<AppState>,
+    Path(network_slug): Path<String>,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    let network = state
+        .sites
+        .clone()
+        .get_network(GetNetworkRequest {
+            slug: network_slug.clone(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    let scope = FeedScope {
+        network_slug: network_slug.clone(),
+        site_slug: String::new(),
+    };
+    atom_for(&state, scope, &network.name, &format!("/n/{network_slug}")).await
+}
+
+pub async fn site_atom(
+    State(state): State<AppState>,
+    Path((network_slug, site_slug)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    require_slug(&site_slug)?;
+    let site = state
+        .sites
+        .clone()
+        .get_site(GetSiteRequest {
+            site_id: String::new(),
+            network_slug: network_slug.clone(),
+            site_slug: site_slug.clone(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    let scope = FeedScope {
+        network_slug: network_slug.clone(),
+        site_slug: site_slug.clone(),
+    };
+    atom_for(
+        &state,
+        scope,
+        &site.name,
+        &format!("/n/{network_slug}/{site_slug}"),
+    )
+    .await
+}
+
+pub async fn not_found() -> PageError {
+    PageError::new(StatusCode::NOT_FOUND, "There is no such page.")
+}
