@@ -12,4 +12,4 @@ export ANP_TEST_PG_URL=$ANP_PG_URL
 export ANP_TEST_NATS_URL=$ANP_NATS_URL
 cargo build --bins
 export ANP_BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/debug
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"

@@ -102,22 +102,15 @@ impl Feeds {
         Ok(row.map(|row| row.get::<_, i64>(0) as u64).unwrap_or(0))
     }
 
-    /// Applies the events after the stored checkpoint and moves it, in one
-    /// transaction: a redelivered event changes nothing.
+    /// Applies a batch in one transaction. Every write is guarded by the
+    /// post's version, so a redelivered or reordered event changes nothing;
+    /// the highest sequence seen is kept as the projection's checkpoint.
     pub async fn apply(&self, batch: &[Delivered]) -> Result<(), AggregatorError> {
-        let Some(last_seq) = batch.last().map(|delivered| delivered.seq) else {
+        let Some(last_seq) = batch.iter().map(|delivered| delivered.seq).max() else {
             return Ok(());
         };
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let stored: Option<i64> = tx
-            .query_opt(
-                "SELECT seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-                &[&CHECKPOINT],
-            )
-            .await?
-            .map(|row| row.get(0));
-        let checkpoint = stored.unwrap_or(0) as u64;
         let upsert = tx
             .prepare(
                 "INSERT INTO feed_entries (scope, post_id, version, published_at, updated_at, \
@@ -131,7 +124,7 @@ impl Feeds {
                  WHERE feed_entries.version < EXCLUDED.version",
             )
             .await?;
-        for delivered in batch.iter().filter(|delivered| delivered.seq > checkpoint) {
+        for delivered in batch {
             let Projected::Post { state, version } = &delivered.event else {
                 continue;
             };
@@ -165,14 +158,12 @@ impl Feeds {
                 .await?;
             }
         }
-        if last_seq > checkpoint {
-            tx.execute(
-                "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq",
-                &[&CHECKPOINT, &(last_seq as i64)],
-            )
-            .await?;
-        }
+        tx.execute(
+            "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET seq = GREATEST(projection_checkpoints.seq, EXCLUDED.seq)",
+            &[&CHECKPOINT, &(last_seq as i64)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

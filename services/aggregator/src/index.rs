@@ -142,23 +142,22 @@ impl SearchIndex {
             .and_then(|value| value.as_u64()))
     }
 
-    /// Applies a batch and commits it with its last sequence as payload.
-    /// Blocking: call it from a blocking task.
+    /// Applies a batch and commits it, with the highest sequence seen as the
+    /// commit payload. A post is only replaced by a higher version, so a
+    /// redelivered or reordered event changes nothing. Blocking: call it from
+    /// a blocking task.
     pub fn apply(&self, batch: &[Delivered]) -> Result<(), AggregatorError> {
-        let Some(last_seq) = batch.last().map(|delivered| delivered.seq) else {
+        let Some(batch_seq) = batch.iter().map(|delivered| delivered.seq).max() else {
             return Ok(());
         };
-        let checkpoint = self.checkpoint()?;
-        if last_seq <= checkpoint {
-            return Ok(());
-        }
+        let last_seq = batch_seq.max(self.checkpoint()?);
         let fields = self.fields;
         let mut writer = self
             .writer
             .lock()
             .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))?;
         let mut pending_versions: HashMap<String, u64> = HashMap::new();
-        for delivered in batch.iter().filter(|delivered| delivered.seq > checkpoint) {
+        for delivered in batch {
             match &delivered.event {
                 Projected::Site(site) => {
                     let id = format!("site:{}", site.site_id);

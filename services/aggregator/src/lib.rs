@@ -23,6 +23,9 @@ use crate::index::SearchIndex;
 
 pub const SERVICE: &str = "aggregator";
 const BATCH_MAX: usize = 512;
+/// How long a delivered, unacknowledged message waits before redelivery
+/// (e.g. when it went to an instance that was killed).
+const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Errors of the aggregator.
 #[derive(Debug, thiserror::Error)]
@@ -175,8 +178,8 @@ async fn consume_once(
             &config.consumer,
             pull::Config {
                 durable_name: Some(config.consumer.clone()),
-                ack_policy: AckPolicy::All,
-                ack_wait: Duration::from_secs(30),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
                 max_ack_pending: 20_000,
                 filter_subject: config.bus.all_subjects(),
                 ..Default::default()
@@ -202,7 +205,7 @@ async fn consume_once(
             return Err(AggregatorError::Bus("message stream ended".into()));
         };
         let mut batch = Vec::with_capacity(chunk.len());
-        let mut last_message = None;
+        let mut messages = Vec::with_capacity(chunk.len());
         for message in chunk {
             let message = message.map_err(|err| bus_error(&err))?;
             let seq = message
@@ -217,11 +220,14 @@ async fn consume_once(
                 }
             };
             batch.push(Delivered { seq, event });
-            last_message = Some(message);
+            messages.push(message);
         }
         let count = batch.len();
         read_model.apply(batch).await?;
-        if let Some(message) = last_message {
+        // Each message is acknowledged on its own, after the commit: with
+        // "ack all", acknowledging one would also acknowledge messages the
+        // server had sent to a previous, killed instance.
+        for message in messages {
             message.ack().await.map_err(|err| bus_error(&err))?;
         }
         debug!(count, "batch projected");

@@ -204,9 +204,11 @@ impl Relay {
                 headers.insert("traceparent", envelope.traceparent.as_str());
             }
             headers.insert("anp-event-type", envelope.event_type.as_str());
+            // `headers` replaces the whole header map, so it comes before
+            // `message_id`, which adds `Nats-Msg-Id` to it.
             let publish = PublishMessage::build()
-                .message_id(event.event_id.to_string())
                 .headers(headers)
+                .message_id(event.event_id.to_string())
                 .payload(envelope.encode_to_vec().into());
             let ack = self
                 .jetstream

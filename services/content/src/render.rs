@@ -33,10 +33,11 @@ mod tests {
     #[test]
     fn strips_scripts_handlers_and_javascript_links() {
         let html = markdown_to_safe_html(
-            "<script>alert(1)</script><img src=x onerror=alert(1)> [x](javascript:alert(1))",
+            "<script>alert(1)</script><img src=x onerror=alert(1)>\n\n[x](javascript:alert(1))",
         );
+        assert!(html.contains(">x</a>"), "{html}");
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("onerror"), "{html}");
-        assert!(!html.contains("javascript:"), "{html}");
+        assert!(!html.contains("href=\"javascript"), "{html}");
     }
 }

@@ -1,0 +1,159 @@
+//! The event store's guarantees: optimistic concurrency, and a global read
+//! that never skips a late-committing transaction; the relay carries every
+//! event to JetStream exactly once.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anp_bus::Relay;
+use anp_eventstore::{EventStore, ExpectedVersion, NewEvent, Position, StoreError, append_in};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::harness::{Infra, eventually};
+
+fn event(network: Uuid, n: usize) -> NewEvent {
+    NewEvent::new("TestHappened", network, "test", format!("payload {n}").into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_with_the_same_expected_version_one_wins() {
+    let infra = Infra::new().await;
+    let store = EventStore::connect(&infra.database_url, "store_test").await.unwrap();
+    let network = Uuid::now_v7();
+    store
+        .append("stream-a", ExpectedVersion::NoStream, &[event(network, 0)])
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append("stream-a", ExpectedVersion::Exact(1), &[event(network, n)])
+                .await
+        }));
+    }
+    let mut won = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(recorded) => {
+                assert_eq!(recorded[0].version, 2);
+                won += 1;
+            }
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!((won, conflicts), (1, 49));
+    assert_eq!(store.load_stream("stream-a").await.unwrap().len(), 2);
+    // A stale or future expected version is a conflict too.
+    for expected in [ExpectedVersion::Exact(1), ExpectedVersion::Exact(5), ExpectedVersion::NoStream] {
+        let result = store.append("stream-a", expected, &[event(network, 99)]).await;
+        assert!(matches!(result, Err(StoreError::Conflict { .. })), "{expected:?}: {result:?}");
+    }
+    infra.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
+    let infra = Infra::new().await;
+    let store = EventStore::connect(&infra.database_url, "late_test").await.unwrap();
+    let network = Uuid::now_v7();
+    const WRITERS: usize = 16;
+    const PER_WRITER: usize = 40;
+
+    // A tailing reader runs while the writers commit out of order. It stops
+    // when it has seen every event (or fails at the deadline).
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let mut seen = Vec::new();
+            let mut at = Position::default();
+            while seen.len() < WRITERS * PER_WRITER {
+                assert!(std::time::Instant::now() < deadline, "reader saw only {}", seen.len());
+                let batch = store.read_all_after(at, 100).await.unwrap();
+                for event in &batch {
+                    assert!(event.global > at, "read out of order: {:?} after {at:?}", event.global);
+                    assert!(!seen.contains(&event.event_id), "read twice: {:?}", event.global);
+                    at = event.global;
+                    seen.push(event.event_id);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            // Nothing more after the last one.
+            let more = store.read_all_after(at, 100).await.unwrap();
+            assert!(more.is_empty(), "more after {at:?}: {:?}", more.iter().map(|e| e.global).collect::<Vec<_>>());
+            seen
+        })
+    };
+
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in 0..PER_WRITER {
+                let mut client = store.pool().get().await.unwrap();
+                let tx = client.transaction().await.unwrap();
+                let new = event(network, n);
+                ids.push(new.event_id);
+                append_in(&tx, &format!("writer-{writer}-{n}"), ExpectedVersion::NoStream, &[new])
+                    .await
+                    .unwrap();
+                // Hold some transactions open so later positions commit first.
+                let hold = ((writer * 7 + n * 13) % 5) as u64 * 3;
+                tokio::time::sleep(Duration::from_millis(hold)).await;
+                tx.commit().await.unwrap();
+            }
+            ids
+        }));
+    }
+    let mut written = HashSet::new();
+    for writer in writers {
+        written.extend(writer.await.unwrap());
+    }
+    let seen = reader.await.unwrap();
+    let seen_set: HashSet<Uuid> = seen.iter().copied().collect();
+    assert_eq!(seen.len(), seen_set.len(), "no event read twice");
+    assert_eq!(seen_set, written, "every committed event read, none skipped");
+    assert_eq!(seen.len(), WRITERS * PER_WRITER);
+
+    // The relay publishes every one to JetStream, once.
+    let jetstream = infra.jetstream().await;
+    anp_bus::ensure_stream(&jetstream, &infra.bus).await.unwrap();
+    let relay = Relay::new("late", store.clone(), jetstream.clone(), infra.bus.clone());
+    eventually(Duration::from_secs(30), "relay to catch up", || async {
+        (relay.pump_once().await.unwrap() == 0).then_some(())
+    })
+    .await;
+    // Pumping again (as after a crash before the checkpoint) adds nothing.
+    store.save_checkpoint(&format!("relay:{}", infra.bus.stream_name), Position::default()).await.unwrap();
+    relay.pump_once().await.unwrap();
+    let mut stream = jetstream.get_stream(&infra.bus.stream_name).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages as usize, WRITERS * PER_WRITER, "deduplicated by Nats-Msg-Id");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: format!("{}.late.>", infra.bus.subject_prefix),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer
+        .fetch()
+        .max_messages(WRITERS * PER_WRITER)
+        .messages()
+        .await
+        .unwrap();
+    let mut published = HashSet::new();
+    while let Some(message) = messages.next().await {
+        let message = message.unwrap();
+        let id = message.headers.as_ref().and_then(|headers| headers.get("Nats-Msg-Id")).unwrap().as_str().to_owned();
+        published.insert(id.parse::<Uuid>().unwrap());
+    }
+    assert_eq!(published, written);
+    infra.cleanup().await;
+}

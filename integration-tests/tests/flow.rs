@@ -1,0 +1,297 @@
+//! The walking skeleton end to end: onboard, create a site, publish, and
+//! find the post in every feed, every Atom feed and in search.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anp_proto::aggregator::v1::{FeedScope, GetFeedRequest, SearchRequest};
+use anp_proto::content::v1::{EditPostRequest, PublishPostRequest};
+use anp_proto::ops::v1::{ListNetworksRequest, OnboardNetworkRequest};
+use anp_proto::sites::v1::CreateSiteRequest;
+
+use crate::harness::{Stack, authorized, eventually};
+
+pub async fn onboard(stack: &Stack, slug: &str, name: &str) {
+    stack
+        .ops()
+        .onboard_network(authorized(OnboardNetworkRequest {
+            slug: slug.into(),
+            name: name.into(),
+            idempotency_key: format!("key-{slug}"),
+        }))
+        .await
+        .expect("onboard");
+}
+
+pub async fn create_site(stack: &Stack, network: &str, slug: &str, name: &str) {
+    stack
+        .sites()
+        .create_site(authorized(CreateSiteRequest {
+            network_slug: network.into(),
+            slug: slug.into(),
+            name: name.into(),
+        }))
+        .await
+        .expect("create site");
+}
+
+pub async fn publish(stack: &Stack, network: &str, site: &str, title: &str, body: &str, lang: &str) -> String {
+    stack
+        .content()
+        .publish_post(authorized(PublishPostRequest {
+            network_slug: network.into(),
+            site_slug: site.into(),
+            title: title.into(),
+            body_markdown: body.into(),
+            lang: lang.into(),
+        }))
+        .await
+        .expect("publish")
+        .into_inner()
+        .id
+}
+
+pub async fn feed_ids(stack: &Stack, network: &str, site: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = stack
+            .aggregator()
+            .get_feed(GetFeedRequest {
+                scope: Some(FeedScope {
+                    network_slug: network.into(),
+                    site_slug: site.into(),
+                }),
+                cursor: cursor.clone(),
+                limit: 100,
+            })
+            .await
+            .expect("get feed")
+            .into_inner();
+        ids.extend(page.entries.into_iter().map(|entry| entry.id));
+        if page.next_cursor.is_empty() {
+            return ids;
+        }
+        cursor = page.next_cursor;
+    }
+}
+
+pub async fn search_ids(stack: &Stack, query: &str, network: &str) -> Vec<String> {
+    stack
+        .aggregator()
+        .search(SearchRequest {
+            query: query.into(),
+            network_slug: network.into(),
+            limit: 100,
+        })
+        .await
+        .expect("search")
+        .into_inner()
+        .hits
+        .into_iter()
+        .map(|hit| hit.id)
+        .collect()
+}
+
+async fn get_text(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("http get");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+fn atom_entry_ids(xml: &str) -> Vec<String> {
+    let feed = atom_syndication::Feed::from_str(xml).expect("valid Atom");
+    assert!(!feed.id().is_empty(), "feed id");
+    assert!(feed.links().iter().any(|link| link.rel() == "self"), "self link");
+    feed.entries().iter().map(|entry| entry.id().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn post_reaches_every_feed_atom_and_search() {
+    let stack = Stack::start().await;
+    let wait = Duration::from_secs(15);
+
+    // Onboarding is idempotent on its key.
+    let first = stack
+        .ops()
+        .onboard_network(authorized(OnboardNetworkRequest {
+            slug: "climate".into(),
+            name: "Climate Justice".into(),
+            idempotency_key: "onboard-climate-1".into(),
+        }))
+        .await
+        .expect("onboard")
+        .into_inner();
+    assert!(first.created);
+    let retry = stack
+        .ops()
+        .onboard_network(authorized(OnboardNetworkRequest {
+            slug: "climate".into(),
+            name: "Climate Justice".into(),
+            idempotency_key: "onboard-climate-1".into(),
+        }))
+        .await
+        .expect("retried onboard")
+        .into_inner();
+    assert!(!retry.created);
+    assert_eq!(first.network.as_ref().unwrap().id, retry.network.as_ref().unwrap().id);
+    onboard(&stack, "migrants", "Migrant Rights").await;
+    let networks = stack
+        .ops()
+        .list_networks(authorized(ListNetworksRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .networks;
+    assert_eq!(networks.len(), 2, "{networks:?}");
+
+    create_site(&stack, "climate", "new-york", "New York").await;
+    create_site(&stack, "climate", "madrid", "Madrid").await;
+    create_site(&stack, "migrants", "boston", "Boston").await;
+
+    let english = publish(
+        &stack,
+        "climate",
+        "new-york",
+        "Rally at City Hall",
+        "Bring **signs** and friends to the rally for clean air.",
+        "en",
+    )
+    .await;
+    let spanish = publish(
+        &stack,
+        "climate",
+        "madrid",
+        "Marcha por el clima",
+        "Las organizaciones vecinales convocan una marcha el domingo.",
+        "es",
+    )
+    .await;
+    let other_network = publish(&stack, "migrants", "boston", "Know your rights", "A rally of lawyers.", "en").await;
+
+    // Feeds at all three levels.
+    for (network, site, expected, absent) in [
+        ("", "", vec![&english, &spanish, &other_network], vec![]),
+        ("climate", "", vec![&english, &spanish], vec![&other_network]),
+        ("climate", "new-york", vec![&english], vec![&spanish, &other_network]),
+    ] {
+        let ids = eventually(wait, &format!("feed {network}/{site}"), || async {
+            let ids = feed_ids(&stack, network, site).await;
+            expected.iter().all(|id| ids.contains(id)).then_some(ids)
+        })
+        .await;
+        for id in absent {
+            assert!(!ids.contains(id), "{id} must not be in feed {network}/{site}");
+        }
+    }
+    // Newest first.
+    let umbrella = feed_ids(&stack, "", "").await;
+    assert_eq!(umbrella, vec![other_network.clone(), spanish.clone(), english.clone()]);
+
+    // Search: English word, Spanish stem (singular finds plural), network filter.
+    let found = eventually(wait, "search for rally", || async {
+        let ids = search_ids(&stack, "rally", "").await;
+        (ids.len() == 2).then_some(ids)
+    })
+    .await;
+    assert!(found.contains(&english) && found.contains(&other_network));
+    assert_eq!(search_ids(&stack, "rally", "climate").await, vec![english.clone()]);
+    assert_eq!(search_ids(&stack, "organización", "").await, vec![spanish.clone()]);
+    assert_eq!(search_ids(&stack, "marchas", "climate").await, vec![spanish.clone()]);
+    assert!(search_ids(&stack, "marcha", "migrants").await.is_empty());
+
+    // HTML pages.
+    for path in ["/", "/n/climate", "/n/climate/new-york"] {
+        let (status, body) = get_text(&stack.http(path)).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains("Rally at City Hall"), "{path} shows the post");
+        assert!(body.contains("name=\"viewport\""), "{path} is phone-ready");
+    }
+    let (status, body) = get_text(&stack.http("/n/climate/madrid")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Marcha por el clima") && !body.contains("Rally at City Hall"));
+    let (status, body) = get_text(&stack.http(&format!("/n/climate/new-york/posts/{english}"))).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<strong>signs</strong>"));
+    let (status, body) = get_text(&stack.http("/search?q=organizaci%C3%B3n")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Marcha por el clima"), "search page shows the Spanish post");
+
+    // Atom feeds at every level are valid and hold the post.
+    let urn = format!("urn:uuid:{english}");
+    for path in ["/feed.atom", "/n/climate/feed.atom", "/n/climate/new-york/feed.atom"] {
+        let response = reqwest::get(stack.http(path)).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("application/atom+xml"), "{path}: {content_type}");
+        let ids = atom_entry_ids(&response.text().await.unwrap());
+        assert!(ids.contains(&urn), "{path} holds the post");
+    }
+    let (_, site_atom) = get_text(&stack.http("/n/climate/madrid/feed.atom")).await;
+    assert!(!atom_entry_ids(&site_atom).contains(&urn));
+
+    // An edit reaches feeds and search; the old words are gone.
+    stack
+        .content()
+        .edit_post(authorized(EditPostRequest {
+            post_id: english.clone(),
+            expected_version: 1,
+            title: "Picnic at City Hall".into(),
+            body_markdown: "A picnic instead of a march.".into(),
+            lang: String::new(),
+        }))
+        .await
+        .expect("edit");
+    eventually(wait, "edited post in search", || async {
+        let ids = search_ids(&stack, "picnic", "").await;
+        (ids == vec![english.clone()]).then_some(())
+    })
+    .await;
+    assert_eq!(search_ids(&stack, "rally", "").await, vec![other_network.clone()]);
+    let (_, body) = get_text(&stack.http("/n/climate/new-york")).await;
+    assert!(body.contains("Picnic at City Hall") && !body.contains("Rally at City Hall"));
+    assert_eq!(feed_ids(&stack, "", "").await.len(), 3, "an edit adds no entry");
+
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn feed_pages_by_cursor_without_gaps_or_duplicates() {
+    let stack = Stack::start().await;
+    onboard(&stack, "labor", "Labor").await;
+    create_site(&stack, "labor", "docks", "Docks").await;
+    let mut published = Vec::new();
+    for number in 0..45 {
+        published.push(publish(&stack, "labor", "docks", &format!("Shift report {number}"), "On strike.", "en").await);
+    }
+    let ids = eventually(Duration::from_secs(15), "45 posts in the feed", || async {
+        let mut ids = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = stack
+                .aggregator()
+                .get_feed(GetFeedRequest {
+                    scope: Some(FeedScope {
+                        network_slug: "labor".into(),
+                        site_slug: String::new(),
+                    }),
+                    cursor: cursor.clone(),
+                    limit: 10,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.entries.len() <= 10);
+            ids.extend(page.entries.into_iter().map(|entry| entry.id));
+            if page.next_cursor.is_empty() {
+                break;
+            }
+            cursor = page.next_cursor;
+        }
+        (ids.len() == 45).then_some(ids)
+    })
+    .await;
+    published.reverse();
+    assert_eq!(ids, published, "newest first, every post once");
+    stack.stop().await;
+}

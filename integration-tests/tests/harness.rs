@@ -1,0 +1,360 @@
+//! Test environment: a fresh database, a private JetStream stream and
+//! subject prefix, and the services started in-process on free ports (or as
+//! child processes, for tests that kill them).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anp_bus::BusConfig;
+use anp_kit::SecretToken;
+use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
+use anp_proto::content::v1::content_service_client::ContentServiceClient;
+use anp_proto::ops::v1::ops_service_client::OpsServiceClient;
+use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub const OPS_TOKEN: &str = "test-ops-token-0123456789";
+
+pub fn pg_url() -> String {
+    std::env::var("ANP_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("ANP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+pub fn bin_dir() -> PathBuf {
+    std::env::var("ANP_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
+}
+
+/// Polls `check` until it returns `Some`, or fails the test at the deadline.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Adds the ops bearer token to a request.
+pub fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {OPS_TOKEN}").parse().unwrap());
+    request
+}
+
+/// A database and a bus of the test's own.
+pub struct Infra {
+    pub database: String,
+    pub database_url: String,
+    pub bus: BusConfig,
+}
+
+impl Infra {
+    pub async fn new() -> Infra {
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let database = format!("anp_test_{id}");
+        let (client, connection) = tokio_postgres::connect(&format!("{}/postgres", pg_url()), tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL (set ANP_TEST_PG_URL)");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .expect("create test database");
+        Infra {
+            database_url: format!("{}/{database}", pg_url()),
+            database,
+            bus: BusConfig {
+                nats_url: nats_url(),
+                stream_name: format!("T_{id}"),
+                subject_prefix: format!("t{id}.anp.events"),
+            },
+        }
+    }
+
+    pub async fn pg(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to test database");
+        tokio::spawn(connection);
+        client
+    }
+
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        anp_bus::connect(&self.bus).await.expect("connect to NATS")
+    }
+
+    /// Drops the database and the stream.
+    pub async fn cleanup(&self) {
+        if let Ok(jetstream) = anp_bus::connect(&self.bus).await {
+            let _ = jetstream.delete_stream(&self.bus.stream_name).await;
+        }
+        if let Ok((client, connection)) =
+            tokio_postgres::connect(&format!("{}/postgres", pg_url()), tokio_postgres::NoTls).await
+        {
+            tokio::spawn(connection);
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database))
+                .await;
+        }
+    }
+}
+
+async fn listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    (listener, addr)
+}
+
+fn grpc_channel(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy()
+}
+
+/// Which services a test wants and how.
+#[derive(Clone, Copy)]
+pub struct Options {
+    /// Run the aggregator in-process (false: the test starts it itself).
+    pub aggregator: bool,
+    /// Run the content service's relay inside it (false: the test runs one).
+    pub content_relay: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            aggregator: true,
+            content_relay: true,
+        }
+    }
+}
+
+/// The whole stack for one test.
+pub struct Stack {
+    pub infra: Infra,
+    pub index_dir: tempfile::TempDir,
+    pub sites_addr: String,
+    pub content_addr: String,
+    pub aggregator_addr: String,
+    pub gateway_addr: String,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Stack {
+        let infra = Infra::new().await;
+        let shutdown = CancellationToken::new();
+        let index_dir = tempfile::tempdir().expect("tempdir");
+        let mut tasks = Vec::new();
+
+        let (sites_listener, sites_addr) = listener().await;
+        let sites_config = anp_sites::Config {
+            database_url: infra.database_url.clone(),
+            schema: "sites".into(),
+            bus: infra.bus.clone(),
+            ops_token: SecretToken::new(OPS_TOKEN),
+            embedded_relay: true,
+        };
+        tasks.push(spawn_service("sites", anp_sites::run(sites_config, sites_listener, shutdown.clone())));
+
+        let (content_listener, content_addr) = listener().await;
+        let content_config = anp_content::Config {
+            database_url: infra.database_url.clone(),
+            schema: "content".into(),
+            bus: infra.bus.clone(),
+            ops_token: SecretToken::new(OPS_TOKEN),
+            sites_url: format!("http://{sites_addr}"),
+            embedded_relay: options.content_relay,
+        };
+        tasks.push(spawn_service(
+            "content",
+            anp_content::run(content_config, content_listener, shutdown.clone()),
+        ));
+
+        let (aggregator_listener, aggregator_addr) = listener().await;
+        if options.aggregator {
+            let config = aggregator_config(&infra, &index_dir);
+            tasks.push(spawn_service(
+                "aggregator",
+                anp_aggregator::run(config, aggregator_listener, shutdown.clone()),
+            ));
+        } else {
+            drop(aggregator_listener);
+        }
+
+        let (gateway_listener, gateway_addr) = listener().await;
+        let gateway_config = anp_gateway::Config {
+            sites_url: format!("http://{sites_addr}"),
+            content_url: format!("http://{content_addr}"),
+            aggregator_url: format!("http://{aggregator_addr}"),
+            public_url: format!("http://{gateway_addr}"),
+            umbrella_name: "Test Umbrella".into(),
+        };
+        tasks.push(spawn_service(
+            "gateway",
+            anp_gateway::run(gateway_config, gateway_listener, shutdown.clone()),
+        ));
+
+        let stack = Stack {
+            infra,
+            index_dir,
+            sites_addr,
+            content_addr,
+            aggregator_addr,
+            gateway_addr,
+            shutdown,
+            tasks,
+        };
+        stack.wait_ready(options).await;
+        stack
+    }
+
+    async fn wait_ready(&self, options: Options) {
+        let mut addrs = vec![self.sites_addr.clone(), self.content_addr.clone()];
+        if options.aggregator {
+            addrs.push(self.aggregator_addr.clone());
+        }
+        for addr in addrs {
+            eventually(Duration::from_secs(30), &format!("grpc health on {addr}"), || {
+                let addr = addr.clone();
+                async move {
+                    let mut health = tonic_health_client(&addr);
+                    health
+                        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            })
+            .await;
+        }
+    }
+
+    pub fn ops(&self) -> OpsServiceClient<Channel> {
+        OpsServiceClient::new(grpc_channel(&self.sites_addr))
+    }
+
+    pub fn sites(&self) -> SitesServiceClient<Channel> {
+        SitesServiceClient::new(grpc_channel(&self.sites_addr))
+    }
+
+    pub fn content(&self) -> ContentServiceClient<Channel> {
+        ContentServiceClient::new(grpc_channel(&self.content_addr))
+    }
+
+    pub fn aggregator(&self) -> AggregatorServiceClient<Channel> {
+        AggregatorServiceClient::new(grpc_channel(&self.aggregator_addr))
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway_addr)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        self.infra.cleanup().await;
+    }
+}
+
+fn tonic_health_client(
+    addr: &str,
+) -> tonic_health::pb::health_client::HealthClient<Channel> {
+    tonic_health::pb::health_client::HealthClient::new(grpc_channel(addr))
+}
+
+fn spawn_service(
+    name: &'static str,
+    future: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(err) = future.await {
+            panic!("{name} failed: {err:#}");
+        }
+    })
+}
+
+pub fn aggregator_config(infra: &Infra, index_dir: &tempfile::TempDir) -> anp_aggregator::Config {
+    anp_aggregator::Config {
+        database_url: infra.database_url.clone(),
+        schema: "aggregator".into(),
+        bus: infra.bus.clone(),
+        index_dir: index_dir.path().to_path_buf(),
+        consumer: "aggregator".into(),
+    }
+}
+
+/// A service binary run as a child process, killed on drop.
+pub struct Process {
+    child: Child,
+}
+
+impl Process {
+    pub fn spawn(binary: &str, env: &[(&str, String)]) -> Process {
+        let path = bin_dir().join(binary);
+        assert!(path.exists(), "{} is missing: run `cargo build --bins` first (make test does)", path.display());
+        let mut command = Command::new(&path);
+        // Logs go to target/test-logs/<binary>-<pid of the test>.log.
+        let log_dir = bin_dir().join("../test-logs");
+        let _ = std::fs::create_dir_all(&log_dir);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(format!("{binary}-{}.log", std::process::id())))
+            .expect("open log file");
+        command.stdout(Stdio::null()).stderr(log);
+        command.env("RUST_LOG", "info");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Process {
+            child: command.spawn().expect("spawn service binary"),
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Environment for an `anp-*` binary that uses this infrastructure.
+pub fn process_env(infra: &Infra) -> Vec<(&'static str, String)> {
+    vec![
+        ("ANP_DATABASE_URL", infra.database_url.clone()),
+        ("ANP_NATS_URL", infra.bus.nats_url.clone()),
+        ("ANP_NATS_STREAM", infra.bus.stream_name.clone()),
+        ("ANP_NATS_SUBJECT_PREFIX", infra.bus.subject_prefix.clone()),
+        ("ANP_OPS_TOKEN", OPS_TOKEN.to_owned()),
+    ]
+}

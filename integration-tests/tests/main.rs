@@ -1,0 +1,9 @@
+//! Cross-service tests against real PostgreSQL and NATS. One binary, with
+//! a module per area. Every test gets its own database and its own JetStream
+//! stream and subject prefix (see [`harness`]), so they run in parallel.
+
+mod bad_input;
+mod crash;
+mod eventstore;
+mod flow;
+mod harness;
