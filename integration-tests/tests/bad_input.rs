@@ -12,11 +12,22 @@ use crate::harness::{OPS_TOKEN, Stack, authorized};
 fn expect_error<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, field: &str) {
     let status = result.expect_err("the call must fail");
     assert_eq!(status.code(), code, "{status:?}");
-    assert!(status.message().contains(field), "message {:?} names {field}", status.message());
+    assert!(
+        status.message().contains(field),
+        "message {:?} names {field}",
+        status.message()
+    );
 }
 
 async fn count(stack: &Stack, sql: &str) -> i64 {
-    stack.infra.pg().await.query_one(sql, &[]).await.expect(sql).get(0)
+    stack
+        .infra
+        .pg()
+        .await
+        .query_one(sql, &[])
+        .await
+        .expect(sql)
+        .get(0)
 }
 
 fn onboard_request(slug: &str, name: &str) -> OnboardNetworkRequest {
@@ -39,41 +50,64 @@ async fn bad_input_is_refused_and_changes_nothing() {
     // Ops token: missing or wrong.
     let mut ops = stack.ops();
     expect_error(
-        ops.onboard_network(tonic::Request::new(onboard_request("ok-slug", "Name"))).await,
+        ops.onboard_network(tonic::Request::new(onboard_request("ok-slug", "Name")))
+            .await,
         Code::Unauthenticated,
         "authorization",
     );
     let mut wrong = tonic::Request::new(onboard_request("ok-slug", "Name"));
-    wrong
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {OPS_TOKEN}x").parse().unwrap());
-    expect_error(ops.onboard_network(wrong).await, Code::Unauthenticated, "authorization");
+    wrong.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {OPS_TOKEN}x").parse().unwrap(),
+    );
     expect_error(
-        ops.list_networks(tonic::Request::new(ListNetworksRequest {})).await,
+        ops.onboard_network(wrong).await,
+        Code::Unauthenticated,
+        "authorization",
+    );
+    expect_error(
+        ops.list_networks(tonic::Request::new(ListNetworksRequest {}))
+            .await,
         Code::Unauthenticated,
         "authorization",
     );
 
     // Slugs and names.
-    for slug in ["", "A", "Bad Slug", "-x", "x-", "a--b", "ünï", &"a".repeat(49)] {
+    for slug in [
+        "",
+        "A",
+        "Bad Slug",
+        "-x",
+        "x-",
+        "a--b",
+        "ünï",
+        &"a".repeat(49),
+    ] {
         expect_error(
-            ops.onboard_network(authorized(onboard_request(slug, "Name"))).await,
+            ops.onboard_network(authorized(onboard_request(slug, "Name")))
+                .await,
             Code::InvalidArgument,
             "slug",
         );
     }
     expect_error(
-        ops.onboard_network(authorized(onboard_request("fine", "  "))).await,
+        ops.onboard_network(authorized(onboard_request("fine", "  ")))
+            .await,
         Code::InvalidArgument,
         "name",
     );
     expect_error(
-        ops.onboard_network(authorized(onboard_request("fine", &"n".repeat(10 * 1024 * 1024)))).await,
+        ops.onboard_network(authorized(onboard_request(
+            "fine",
+            &"n".repeat(10 * 1024 * 1024),
+        )))
+        .await,
         Code::InvalidArgument,
         "name",
     );
     expect_error(
-        ops.onboard_network(authorized(onboard_request("climate", "Other"))).await,
+        ops.onboard_network(authorized(onboard_request("climate", "Other")))
+            .await,
         Code::AlreadyExists,
         "slug",
     );
@@ -136,18 +170,48 @@ async fn bad_input_is_refused_and_changes_nothing() {
     };
     let ten_megabytes = "t".repeat(10 * 1024 * 1024);
     for (request, code, field) in [
-        (post("", "body", "en", "boston"), Code::InvalidArgument, "title"),
-        (post(&ten_megabytes, "body", "en", "boston"), Code::InvalidArgument, "title"),
-        (post("Title", &ten_megabytes, "en", "boston"), Code::InvalidArgument, "body_markdown"),
-        (post("Title", "body", "fr", "boston"), Code::InvalidArgument, "lang"),
-        (post("Title", "body", "en", "Nope!"), Code::InvalidArgument, "site_slug"),
-        (post("Title", "body", "en", "nowhere"), Code::NotFound, "site"),
-        (post("Ti\u{7}tle", "body", "en", "boston"), Code::InvalidArgument, "title"),
+        (
+            post("", "body", "en", "boston"),
+            Code::InvalidArgument,
+            "title",
+        ),
+        (
+            post(&ten_megabytes, "body", "en", "boston"),
+            Code::InvalidArgument,
+            "title",
+        ),
+        (
+            post("Title", &ten_megabytes, "en", "boston"),
+            Code::InvalidArgument,
+            "body_markdown",
+        ),
+        (
+            post("Title", "body", "fr", "boston"),
+            Code::InvalidArgument,
+            "lang",
+        ),
+        (
+            post("Title", "body", "en", "Nope!"),
+            Code::InvalidArgument,
+            "site_slug",
+        ),
+        (
+            post("Title", "body", "en", "nowhere"),
+            Code::NotFound,
+            "site",
+        ),
+        (
+            post("Ti\u{7}tle", "body", "en", "boston"),
+            Code::InvalidArgument,
+            "title",
+        ),
     ] {
         expect_error(content.publish_post(authorized(request)).await, code, field);
     }
     expect_error(
-        content.publish_post(tonic::Request::new(post("Title", "body", "en", "boston"))).await,
+        content
+            .publish_post(tonic::Request::new(post("Title", "body", "en", "boston")))
+            .await,
         Code::Unauthenticated,
         "authorization",
     );
@@ -165,7 +229,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
         "version",
     );
     expect_error(
-        content.get_post(GetPostRequest { post_id: "garbage".into() }).await,
+        content
+            .get_post(GetPostRequest {
+                post_id: "garbage".into(),
+            })
+            .await,
         Code::InvalidArgument,
         "post_id",
     );
@@ -210,7 +278,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
             limit: 0,
         })
         .await;
-    assert!(garbage.is_ok(), "garbage queries are searched leniently: {garbage:?}");
+    assert!(
+        garbage.is_ok(),
+        "garbage queries are searched leniently: {garbage:?}"
+    );
     expect_error(
         aggregator
             .get_feed(GetFeedRequest {
@@ -233,7 +304,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
         ("/n/UPPER".to_owned(), 404, "no such page"),
         ("/n/nowhere".to_owned(), 404, "nowhere"),
         ("/n/climate/nowhere".to_owned(), 404, "nowhere"),
-        ("/n/climate/boston/posts/nope".to_owned(), 404, "no such post"),
+        (
+            "/n/climate/boston/posts/nope".to_owned(),
+            404,
+            "no such post",
+        ),
         ("/n/climate?cursor=%%%".to_owned(), 400, ""),
         ("/n/climate?cursor=abc".to_owned(), 400, "cursor"),
         ("/no/such/route".to_owned(), 404, "no such page"),
@@ -245,8 +320,17 @@ async fn bad_input_is_refused_and_changes_nothing() {
     }
 
     // Nothing changed.
-    assert_eq!(count(&stack, "SELECT count(*) FROM sites.events").await, sites_events);
-    assert_eq!(count(&stack, "SELECT count(*) FROM content.events").await, content_events);
-    assert_eq!(count(&stack, "SELECT count(*) FROM sites.networks").await, 1);
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM sites.events").await,
+        sites_events
+    );
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM content.events").await,
+        content_events
+    );
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM sites.networks").await,
+        1
+    );
     stack.stop().await;
 }

@@ -52,9 +52,11 @@ async fn write_posts(stack: &Stack, acked: Arc<AtomicUsize>) -> Vec<String> {
 }
 
 async fn wait_for_count(acked: &AtomicUsize, count: usize) {
-    eventually(Duration::from_secs(120), &format!("{count} acknowledged writes"), || async {
-        (acked.load(Ordering::SeqCst) >= count).then_some(())
-    })
+    eventually(
+        Duration::from_secs(120),
+        &format!("{count} acknowledged writes"),
+        || async { (acked.load(Ordering::SeqCst) >= count).then_some(()) },
+    )
     .await;
 }
 
@@ -62,28 +64,39 @@ async fn assert_all_exactly_once(stack: &Stack, ids: &[String]) {
     let expected: HashSet<&String> = ids.iter().collect();
     assert_eq!(expected.len(), POSTS);
     for (network, site) in [("", ""), ("crash", ""), ("crash", "site")] {
-        let feed = eventually(Duration::from_secs(120), &format!("all posts in feed {network}/{site}"), || async {
-            let feed = feed_ids(stack, network, site).await;
-            (feed.len() >= POSTS).then_some(feed)
-        })
+        let feed = eventually(
+            Duration::from_secs(120),
+            &format!("all posts in feed {network}/{site}"),
+            || async {
+                let feed = feed_ids(stack, network, site).await;
+                (feed.len() >= POSTS).then_some(feed)
+            },
+        )
         .await;
         assert_eq!(feed.len(), POSTS, "each post once in feed {network}/{site}");
         let unique: HashSet<&String> = feed.iter().collect();
-        assert_eq!(unique, expected, "feed {network}/{site} holds exactly the acknowledged posts");
+        assert_eq!(
+            unique, expected,
+            "feed {network}/{site} holds exactly the acknowledged posts"
+        );
     }
-    let total = eventually(Duration::from_secs(120), "all posts in the index", || async {
-        let response = stack
-            .aggregator()
-            .search(SearchRequest {
-                query: "zebra".into(),
-                network_slug: "crash".into(),
-                limit: 1,
-            })
-            .await
-            .ok()?
-            .into_inner();
-        (response.total as usize >= POSTS).then_some(response.total)
-    })
+    let total = eventually(
+        Duration::from_secs(120),
+        "all posts in the index",
+        || async {
+            let response = stack
+                .aggregator()
+                .search(SearchRequest {
+                    query: "zebra".into(),
+                    network_slug: "crash".into(),
+                    limit: 1,
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (response.total as usize >= POSTS).then_some(response.total)
+        },
+    )
     .await;
     assert_eq!(total as usize, POSTS, "each post once in the index");
 }
@@ -98,7 +111,10 @@ async fn aggregator_killed_mid_writes_loses_nothing() {
     onboard(&stack, "crash", "Crash").await;
     create_site(&stack, "crash", "site", "Site").await;
     let mut env = process_env(&stack.infra);
-    env.push(("ANP_INDEX_DIR", stack.index_dir.path().display().to_string()));
+    env.push((
+        "ANP_INDEX_DIR",
+        stack.index_dir.path().display().to_string(),
+    ));
     env.push(("ANP_AGGREGATOR_LISTEN", stack.aggregator_addr.clone()));
     let mut aggregator = Process::spawn("anp-aggregator", &env);
 

@@ -13,13 +13,20 @@ use uuid::Uuid;
 use crate::harness::{Infra, eventually};
 
 fn event(network: Uuid, n: usize) -> NewEvent {
-    NewEvent::new("TestHappened", network, "test", format!("payload {n}").into_bytes())
+    NewEvent::new(
+        "TestHappened",
+        network,
+        "test",
+        format!("payload {n}").into_bytes(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_with_the_same_expected_version_one_wins() {
     let infra = Infra::new().await;
-    let store = EventStore::connect(&infra.database_url, "store_test").await.unwrap();
+    let store = EventStore::connect(&infra.database_url, "store_test")
+        .await
+        .unwrap();
     let network = Uuid::now_v7();
     store
         .append("stream-a", ExpectedVersion::NoStream, &[event(network, 0)])
@@ -49,9 +56,18 @@ async fn concurrent_appends_with_the_same_expected_version_one_wins() {
     assert_eq!((won, conflicts), (1, 49));
     assert_eq!(store.load_stream("stream-a").await.unwrap().len(), 2);
     // A stale or future expected version is a conflict too.
-    for expected in [ExpectedVersion::Exact(1), ExpectedVersion::Exact(5), ExpectedVersion::NoStream] {
-        let result = store.append("stream-a", expected, &[event(network, 99)]).await;
-        assert!(matches!(result, Err(StoreError::Conflict { .. })), "{expected:?}: {result:?}");
+    for expected in [
+        ExpectedVersion::Exact(1),
+        ExpectedVersion::Exact(5),
+        ExpectedVersion::NoStream,
+    ] {
+        let result = store
+            .append("stream-a", expected, &[event(network, 99)])
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::Conflict { .. })),
+            "{expected:?}: {result:?}"
+        );
     }
     infra.cleanup().await;
 }
@@ -59,7 +75,9 @@ async fn concurrent_appends_with_the_same_expected_version_one_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
     let infra = Infra::new().await;
-    let store = EventStore::connect(&infra.database_url, "late_test").await.unwrap();
+    let store = EventStore::connect(&infra.database_url, "late_test")
+        .await
+        .unwrap();
     let network = Uuid::now_v7();
     const WRITERS: usize = 16;
     const PER_WRITER: usize = 40;
@@ -73,11 +91,23 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
             let mut seen = Vec::new();
             let mut at = Position::default();
             while seen.len() < WRITERS * PER_WRITER {
-                assert!(std::time::Instant::now() < deadline, "reader saw only {}", seen.len());
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "reader saw only {}",
+                    seen.len()
+                );
                 let batch = store.read_all_after(at, 100).await.unwrap();
                 for event in &batch {
-                    assert!(event.global > at, "read out of order: {:?} after {at:?}", event.global);
-                    assert!(!seen.contains(&event.event_id), "read twice: {:?}", event.global);
+                    assert!(
+                        event.global > at,
+                        "read out of order: {:?} after {at:?}",
+                        event.global
+                    );
+                    assert!(
+                        !seen.contains(&event.event_id),
+                        "read twice: {:?}",
+                        event.global
+                    );
                     at = event.global;
                     seen.push(event.event_id);
                 }
@@ -85,7 +115,11 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
             }
             // Nothing more after the last one.
             let more = store.read_all_after(at, 100).await.unwrap();
-            assert!(more.is_empty(), "more after {at:?}: {:?}", more.iter().map(|e| e.global).collect::<Vec<_>>());
+            assert!(
+                more.is_empty(),
+                "more after {at:?}: {:?}",
+                more.iter().map(|e| e.global).collect::<Vec<_>>()
+            );
             seen
         })
     };
@@ -100,9 +134,14 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
                 let tx = client.transaction().await.unwrap();
                 let new = event(network, n);
                 ids.push(new.event_id);
-                append_in(&tx, &format!("writer-{writer}-{n}"), ExpectedVersion::NoStream, &[new])
-                    .await
-                    .unwrap();
+                append_in(
+                    &*tx,
+                    &format!("writer-{writer}-{n}"),
+                    ExpectedVersion::NoStream,
+                    &[new],
+                )
+                .await
+                .unwrap();
                 // Hold some transactions open so later positions commit first.
                 let hold = ((writer * 7 + n * 13) % 5) as u64 * 3;
                 tokio::time::sleep(Duration::from_millis(hold)).await;
@@ -118,23 +157,38 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
     let seen = reader.await.unwrap();
     let seen_set: HashSet<Uuid> = seen.iter().copied().collect();
     assert_eq!(seen.len(), seen_set.len(), "no event read twice");
-    assert_eq!(seen_set, written, "every committed event read, none skipped");
+    assert_eq!(
+        seen_set, written,
+        "every committed event read, none skipped"
+    );
     assert_eq!(seen.len(), WRITERS * PER_WRITER);
 
     // The relay publishes every one to JetStream, once.
     let jetstream = infra.jetstream().await;
-    anp_bus::ensure_stream(&jetstream, &infra.bus).await.unwrap();
+    anp_bus::ensure_stream(&jetstream, &infra.bus)
+        .await
+        .unwrap();
     let relay = Relay::new("late", store.clone(), jetstream.clone(), infra.bus.clone());
     eventually(Duration::from_secs(30), "relay to catch up", || async {
         (relay.pump_once().await.unwrap() == 0).then_some(())
     })
     .await;
     // Pumping again (as after a crash before the checkpoint) adds nothing.
-    store.save_checkpoint(&format!("relay:{}", infra.bus.stream_name), Position::default()).await.unwrap();
+    store
+        .save_checkpoint(
+            &format!("relay:{}", infra.bus.stream_name),
+            Position::default(),
+        )
+        .await
+        .unwrap();
     relay.pump_once().await.unwrap();
     let mut stream = jetstream.get_stream(&infra.bus.stream_name).await.unwrap();
     let info = stream.info().await.unwrap();
-    assert_eq!(info.state.messages as usize, WRITERS * PER_WRITER, "deduplicated by Nats-Msg-Id");
+    assert_eq!(
+        info.state.messages as usize,
+        WRITERS * PER_WRITER,
+        "deduplicated by Nats-Msg-Id"
+    );
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::Config {
             filter_subject: format!("{}.late.>", infra.bus.subject_prefix),
@@ -151,7 +205,13 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
     let mut published = HashSet::new();
     while let Some(message) = messages.next().await {
         let message = message.unwrap();
-        let id = message.headers.as_ref().and_then(|headers| headers.get("Nats-Msg-Id")).unwrap().as_str().to_owned();
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Nats-Msg-Id"))
+            .unwrap()
+            .as_str()
+            .to_owned();
         published.insert(id.parse::<Uuid>().unwrap());
     }
     assert_eq!(published, written);

@@ -35,7 +35,14 @@ pub async fn create_site(stack: &Stack, network: &str, slug: &str, name: &str) {
         .expect("create site");
 }
 
-pub async fn publish(stack: &Stack, network: &str, site: &str, title: &str, body: &str, lang: &str) -> String {
+pub async fn publish(
+    stack: &Stack,
+    network: &str,
+    site: &str,
+    title: &str,
+    body: &str,
+    lang: &str,
+) -> String {
     stack
         .content()
         .publish_post(authorized(PublishPostRequest {
@@ -102,8 +109,14 @@ async fn get_text(url: &str) -> (u16, String) {
 fn atom_entry_ids(xml: &str) -> Vec<String> {
     let feed = atom_syndication::Feed::from_str(xml).expect("valid Atom");
     assert!(!feed.id().is_empty(), "feed id");
-    assert!(feed.links().iter().any(|link| link.rel() == "self"), "self link");
-    feed.entries().iter().map(|entry| entry.id().to_owned()).collect()
+    assert!(
+        feed.links().iter().any(|link| link.rel() == "self"),
+        "self link"
+    );
+    feed.entries()
+        .iter()
+        .map(|entry| entry.id().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -134,7 +147,10 @@ async fn post_reaches_every_feed_atom_and_search() {
         .expect("retried onboard")
         .into_inner();
     assert!(!retry.created);
-    assert_eq!(first.network.as_ref().unwrap().id, retry.network.as_ref().unwrap().id);
+    assert_eq!(
+        first.network.as_ref().unwrap().id,
+        retry.network.as_ref().unwrap().id
+    );
     onboard(&stack, "migrants", "Migrant Rights").await;
     let networks = stack
         .ops()
@@ -167,13 +183,31 @@ async fn post_reaches_every_feed_atom_and_search() {
         "es",
     )
     .await;
-    let other_network = publish(&stack, "migrants", "boston", "Know your rights", "A rally of lawyers.", "en").await;
+    let other_network = publish(
+        &stack,
+        "migrants",
+        "boston",
+        "Know your rights",
+        "A rally of lawyers.",
+        "en",
+    )
+    .await;
 
     // Feeds at all three levels.
     for (network, site, expected, absent) in [
         ("", "", vec![&english, &spanish, &other_network], vec![]),
-        ("climate", "", vec![&english, &spanish], vec![&other_network]),
-        ("climate", "new-york", vec![&english], vec![&spanish, &other_network]),
+        (
+            "climate",
+            "",
+            vec![&english, &spanish],
+            vec![&other_network],
+        ),
+        (
+            "climate",
+            "new-york",
+            vec![&english],
+            vec![&spanish, &other_network],
+        ),
     ] {
         let ids = eventually(wait, &format!("feed {network}/{site}"), || async {
             let ids = feed_ids(&stack, network, site).await;
@@ -181,12 +215,18 @@ async fn post_reaches_every_feed_atom_and_search() {
         })
         .await;
         for id in absent {
-            assert!(!ids.contains(id), "{id} must not be in feed {network}/{site}");
+            assert!(
+                !ids.contains(id),
+                "{id} must not be in feed {network}/{site}"
+            );
         }
     }
     // Newest first.
     let umbrella = feed_ids(&stack, "", "").await;
-    assert_eq!(umbrella, vec![other_network.clone(), spanish.clone(), english.clone()]);
+    assert_eq!(
+        umbrella,
+        vec![other_network.clone(), spanish.clone(), english.clone()]
+    );
 
     // Search: English word, Spanish stem (singular finds plural), network filter.
     let found = eventually(wait, "search for rally", || async {
@@ -195,9 +235,18 @@ async fn post_reaches_every_feed_atom_and_search() {
     })
     .await;
     assert!(found.contains(&english) && found.contains(&other_network));
-    assert_eq!(search_ids(&stack, "rally", "climate").await, vec![english.clone()]);
-    assert_eq!(search_ids(&stack, "organización", "").await, vec![spanish.clone()]);
-    assert_eq!(search_ids(&stack, "marchas", "climate").await, vec![spanish.clone()]);
+    assert_eq!(
+        search_ids(&stack, "rally", "climate").await,
+        vec![english.clone()]
+    );
+    assert_eq!(
+        search_ids(&stack, "organización", "").await,
+        vec![spanish.clone()]
+    );
+    assert_eq!(
+        search_ids(&stack, "marchas", "climate").await,
+        vec![spanish.clone()]
+    );
     assert!(search_ids(&stack, "marcha", "migrants").await.is_empty());
 
     // HTML pages.
@@ -210,20 +259,34 @@ async fn post_reaches_every_feed_atom_and_search() {
     let (status, body) = get_text(&stack.http("/n/climate/madrid")).await;
     assert_eq!(status, 200);
     assert!(body.contains("Marcha por el clima") && !body.contains("Rally at City Hall"));
-    let (status, body) = get_text(&stack.http(&format!("/n/climate/new-york/posts/{english}"))).await;
+    let (status, body) =
+        get_text(&stack.http(&format!("/n/climate/new-york/posts/{english}"))).await;
     assert_eq!(status, 200);
     assert!(body.contains("<strong>signs</strong>"));
     let (status, body) = get_text(&stack.http("/search?q=organizaci%C3%B3n")).await;
     assert_eq!(status, 200);
-    assert!(body.contains("Marcha por el clima"), "search page shows the Spanish post");
+    assert!(
+        body.contains("Marcha por el clima"),
+        "search page shows the Spanish post"
+    );
 
     // Atom feeds at every level are valid and hold the post.
     let urn = format!("urn:uuid:{english}");
-    for path in ["/feed.atom", "/n/climate/feed.atom", "/n/climate/new-york/feed.atom"] {
+    for path in [
+        "/feed.atom",
+        "/n/climate/feed.atom",
+        "/n/climate/new-york/feed.atom",
+    ] {
         let response = reqwest::get(stack.http(path)).await.unwrap();
         assert_eq!(response.status().as_u16(), 200, "{path}");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(content_type.starts_with("application/atom+xml"), "{path}: {content_type}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/atom+xml"),
+            "{path}: {content_type}"
+        );
         let ids = atom_entry_ids(&response.text().await.unwrap());
         assert!(ids.contains(&urn), "{path} holds the post");
     }
@@ -247,10 +310,17 @@ async fn post_reaches_every_feed_atom_and_search() {
         (ids == vec![english.clone()]).then_some(())
     })
     .await;
-    assert_eq!(search_ids(&stack, "rally", "").await, vec![other_network.clone()]);
+    assert_eq!(
+        search_ids(&stack, "rally", "").await,
+        vec![other_network.clone()]
+    );
     let (_, body) = get_text(&stack.http("/n/climate/new-york")).await;
     assert!(body.contains("Picnic at City Hall") && !body.contains("Rally at City Hall"));
-    assert_eq!(feed_ids(&stack, "", "").await.len(), 3, "an edit adds no entry");
+    assert_eq!(
+        feed_ids(&stack, "", "").await.len(),
+        3,
+        "an edit adds no entry"
+    );
 
     stack.stop().await;
 }
@@ -262,7 +332,17 @@ async fn feed_pages_by_cursor_without_gaps_or_duplicates() {
     create_site(&stack, "labor", "docks", "Docks").await;
     let mut published = Vec::new();
     for number in 0..45 {
-        published.push(publish(&stack, "labor", "docks", &format!("Shift report {number}"), "On strike.", "en").await);
+        published.push(
+            publish(
+                &stack,
+                "labor",
+                "docks",
+                &format!("Shift report {number}"),
+                "On strike.",
+                "en",
+            )
+            .await,
+        );
     }
     let ids = eventually(Duration::from_secs(15), "45 posts in the feed", || async {
         let mut ids = Vec::new();

@@ -45,7 +45,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -53,9 +56,10 @@ where
 /// Adds the ops bearer token to a request.
 pub fn authorized<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {OPS_TOKEN}").parse().unwrap());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {OPS_TOKEN}").parse().unwrap(),
+    );
     request
 }
 
@@ -70,9 +74,10 @@ impl Infra {
     pub async fn new() -> Infra {
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
         let database = format!("anp_test_{id}");
-        let (client, connection) = tokio_postgres::connect(&format!("{}/postgres", pg_url()), tokio_postgres::NoTls)
-            .await
-            .expect("connect to PostgreSQL (set ANP_TEST_PG_URL)");
+        let (client, connection) =
+            tokio_postgres::connect(&format!("{}/postgres", pg_url()), tokio_postgres::NoTls)
+                .await
+                .expect("connect to PostgreSQL (set ANP_TEST_PG_URL)");
         tokio::spawn(connection);
         client
             .batch_execute(&format!("CREATE DATABASE {database}"))
@@ -90,9 +95,10 @@ impl Infra {
     }
 
     pub async fn pg(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
-            .await
-            .expect("connect to test database");
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+                .await
+                .expect("connect to test database");
         tokio::spawn(connection);
         client
     }
@@ -111,7 +117,10 @@ impl Infra {
         {
             tokio::spawn(connection);
             let _ = client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database))
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.database
+                ))
                 .await;
         }
     }
@@ -124,7 +133,9 @@ async fn listener() -> (TcpListener, String) {
 }
 
 fn grpc_channel(addr: &str) -> Channel {
-    Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy()
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy()
 }
 
 /// Which services a test wants and how.
@@ -176,7 +187,10 @@ impl Stack {
             ops_token: SecretToken::new(OPS_TOKEN),
             embedded_relay: true,
         };
-        tasks.push(spawn_service("sites", anp_sites::run(sites_config, sites_listener, shutdown.clone())));
+        tasks.push(spawn_service(
+            "sites",
+            anp_sites::run(sites_config, sites_listener, shutdown.clone()),
+        ));
 
         let (content_listener, content_addr) = listener().await;
         let content_config = anp_content::Config {
@@ -236,17 +250,23 @@ impl Stack {
             addrs.push(self.aggregator_addr.clone());
         }
         for addr in addrs {
-            eventually(Duration::from_secs(30), &format!("grpc health on {addr}"), || {
-                let addr = addr.clone();
-                async move {
-                    let mut health = tonic_health_client(&addr);
-                    health
-                        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-                        .await
-                        .ok()
-                        .map(|_| ())
-                }
-            })
+            eventually(
+                Duration::from_secs(30),
+                &format!("grpc health on {addr}"),
+                || {
+                    let addr = addr.clone();
+                    async move {
+                        let mut health = tonic_health_client(&addr);
+                        health
+                            .check(tonic_health::pb::HealthCheckRequest {
+                                service: String::new(),
+                            })
+                            .await
+                            .ok()
+                            .map(|_| ())
+                    }
+                },
+            )
             .await;
         }
     }
@@ -280,9 +300,7 @@ impl Stack {
     }
 }
 
-fn tonic_health_client(
-    addr: &str,
-) -> tonic_health::pb::health_client::HealthClient<Channel> {
+fn tonic_health_client(addr: &str) -> tonic_health::pb::health_client::HealthClient<Channel> {
     tonic_health::pb::health_client::HealthClient::new(grpc_channel(addr))
 }
 
@@ -315,7 +333,11 @@ pub struct Process {
 impl Process {
     pub fn spawn(binary: &str, env: &[(&str, String)]) -> Process {
         let path = bin_dir().join(binary);
-        assert!(path.exists(), "{} is missing: run `cargo build --bins` first (make test does)", path.display());
+        assert!(
+            path.exists(),
+            "{} is missing: run `cargo build --bins` first (make test does)",
+            path.display()
+        );
         let mut command = Command::new(&path);
         // Logs go to target/test-logs/<binary>-<pid of the test>.log.
         let log_dir = bin_dir().join("../test-logs");

@@ -7,7 +7,10 @@ use prost::Message;
 #[derive(Debug, Clone)]
 pub enum Projected {
     Site(SiteCreated),
-    Post { state: PostState, version: u64 },
+    Post {
+        state: PostState,
+        version: u64,
+    },
     /// Any other event: nothing to project, but its sequence still counts.
     Ignored,
 }
@@ -40,7 +43,9 @@ pub fn decode(payload: &[u8]) -> Result<Projected, DecodeError> {
         message: "missing post".into(),
     };
     let projected = match envelope.event_type.as_str() {
-        "SiteCreated" => Projected::Site(SiteCreated::decode(envelope.payload.as_slice()).map_err(fail)?),
+        "SiteCreated" => {
+            Projected::Site(SiteCreated::decode(envelope.payload.as_slice()).map_err(fail)?)
+        }
         "PostPublished" => Projected::Post {
             state: PostPublished::decode(envelope.payload.as_slice())
                 .map_err(fail)?

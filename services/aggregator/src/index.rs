@@ -102,8 +102,12 @@ impl SearchIndex {
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|err| AggregatorError::Index(err.to_string()))?;
         let index = Index::open_or_create(directory, schema)?;
-        index.tokenizers().register("anp_en", analyzer(Language::English));
-        index.tokenizers().register("anp_es", analyzer(Language::Spanish));
+        index
+            .tokenizers()
+            .register("anp_en", analyzer(Language::English));
+        index
+            .tokenizers()
+            .register("anp_es", analyzer(Language::Spanish));
         let writer = index.writer(WRITER_HEAP_BYTES)?;
         let reader = index
             .reader_builder()
@@ -231,7 +235,12 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let mut parser = QueryParser::for_index(
             &self.index,
-            vec![fields.title_en, fields.body_en, fields.title_es, fields.body_es],
+            vec![
+                fields.title_en,
+                fields.body_en,
+                fields.title_es,
+                fields.body_es,
+            ],
         );
         parser.set_conjunction_by_default();
         parser.set_field_boost(fields.title_en, 2.0);
@@ -252,7 +261,12 @@ impl SearchIndex {
         };
         let (top, total) = searcher.search(&query, &(TopDocs::with_limit(limit), Count))?;
         let mut generators = Vec::new();
-        for field in [fields.body_en, fields.body_es, fields.title_en, fields.title_es] {
+        for field in [
+            fields.body_en,
+            fields.body_es,
+            fields.title_en,
+            fields.title_es,
+        ] {
             let mut generator = SnippetGenerator::create(&searcher, &*text_query, field)?;
             generator.set_max_num_chars(200);
             generators.push(generator);

@@ -131,7 +131,11 @@ impl ReadModel {
 /// Starts the consumer and the gRPC API; runs until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let read_model = ReadModel::open(&config).await?;
-    let consumer_task = tokio::spawn(consume(config.clone(), read_model.clone(), shutdown.clone()));
+    let consumer_task = tokio::spawn(consume(
+        config.clone(),
+        read_model.clone(),
+        shutdown.clone(),
+    ));
     info!("aggregator ready");
     anp_kit::serve_grpc(
         listener,
@@ -169,7 +173,9 @@ async fn consume_once(
     shutdown: &Shutdown,
 ) -> Result<(), AggregatorError> {
     let bus_error = |err: &dyn std::fmt::Display| AggregatorError::Bus(err.to_string());
-    let jetstream = anp_bus::connect(&config.bus).await.map_err(|err| bus_error(&err))?;
+    let jetstream = anp_bus::connect(&config.bus)
+        .await
+        .map_err(|err| bus_error(&err))?;
     let stream = anp_bus::ensure_stream(&jetstream, &config.bus)
         .await
         .map_err(|err| bus_error(&err))?;

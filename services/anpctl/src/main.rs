@@ -19,13 +19,28 @@ use tonic::transport::Channel;
 #[command(name = "anpctl", version, about = "Operate an ANP installation")]
 struct Cli {
     /// gRPC address of the sites service (also serves the ops API).
-    #[arg(long, env = "ANP_SITES_URL", default_value = "http://127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "ANP_SITES_URL",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
     sites_url: String,
     /// gRPC address of the content service.
-    #[arg(long, env = "ANP_CONTENT_URL", default_value = "http://127.0.0.1:50052", global = true)]
+    #[arg(
+        long,
+        env = "ANP_CONTENT_URL",
+        default_value = "http://127.0.0.1:50052",
+        global = true
+    )]
     content_url: String,
     /// gRPC address of the aggregator.
-    #[arg(long, env = "ANP_AGGREGATOR_URL", default_value = "http://127.0.0.1:50053", global = true)]
+    #[arg(
+        long,
+        env = "ANP_AGGREGATOR_URL",
+        default_value = "http://127.0.0.1:50053",
+        global = true
+    )]
     aggregator_url: String,
     #[command(subcommand)]
     command: Command,
@@ -169,7 +184,10 @@ fn read_body(body: String) -> anyhow::Result<String> {
 }
 
 fn print_post(post: &Post) {
-    println!("{}\t{}/{}\tv{}\t{}", post.id, post.network_slug, post.site_slug, post.version, post.title);
+    println!(
+        "{}\t{}/{}\tv{}\t{}",
+        post.id, post.network_slug, post.site_slug, post.version, post.title
+    );
 }
 
 fn grpc_error(status: tonic::Status) -> anyhow::Error {
@@ -196,7 +214,11 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(grpc_error)?
                 .into_inner();
             let network = response.network.unwrap_or_default();
-            let verb = if response.created { "onboarded" } else { "already onboarded" };
+            let verb = if response.created {
+                "onboarded"
+            } else {
+                "already onboarded"
+            };
             println!("{verb} {} ({}) {}", network.slug, network.name, network.id);
         }
         Command::Network(NetworkCommand::List) => {
@@ -223,7 +245,10 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(grpc_error)?
                 .into_inner();
-            println!("created {}/{} ({}) {}", site.network_slug, site.slug, site.name, site.id);
+            println!(
+                "created {}/{} ({}) {}",
+                site.network_slug, site.slug, site.name, site.id
+            );
         }
         Command::Site(SiteCommand::List { network }) => {
             let mut sites = SitesServiceClient::new(channel(&cli.sites_url).await?);
@@ -236,7 +261,10 @@ async fn main() -> anyhow::Result<()> {
                 .into_inner()
                 .sites;
             for site in list {
-                println!("{}/{}\t{}\t{}", site.network_slug, site.slug, site.name, site.id);
+                println!(
+                    "{}/{}\t{}\t{}",
+                    site.network_slug, site.slug, site.name, site.id
+                );
             }
         }
         Command::Post(PostCommand::Publish {

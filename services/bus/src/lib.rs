@@ -59,7 +59,10 @@ impl BusConfig {
 
     /// The subject of one event.
     pub fn subject(&self, service: &str, network_id: &str, event_type: &str) -> String {
-        format!("{}.{service}.{network_id}.{event_type}", self.subject_prefix)
+        format!(
+            "{}.{service}.{network_id}.{event_type}",
+            self.subject_prefix
+        )
     }
 
     /// Subjects of every event.
@@ -194,11 +197,9 @@ impl Relay {
         let mut acks = Vec::with_capacity(events.len());
         for event in &events {
             let envelope = envelope(&self.service, event);
-            let subject = self.config.subject(
-                &self.service,
-                &envelope.network_id,
-                &envelope.event_type,
-            );
+            let subject =
+                self.config
+                    .subject(&self.service, &envelope.network_id, &envelope.event_type);
             let mut headers = async_nats::HeaderMap::new();
             if !envelope.traceparent.is_empty() {
                 headers.insert("traceparent", envelope.traceparent.as_str());
@@ -218,7 +219,8 @@ impl Relay {
             acks.push(ack);
         }
         for ack in acks {
-            ack.await.map_err(|err| BusError::Publish(err.to_string()))?;
+            ack.await
+                .map_err(|err| BusError::Publish(err.to_string()))?;
         }
         self.store.save_checkpoint(&name, last).await?;
         Ok(events.len())

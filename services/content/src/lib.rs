@@ -62,10 +62,9 @@ impl ServiceError for ContentError {
     fn to_status(&self) -> tonic::Status {
         match self {
             // Pass the sites service's own message on (it names the field).
-            ContentError::Sites(status) => tonic::Status::new(
-                self.kind().grpc_code(),
-                status.message().to_owned(),
-            ),
+            ContentError::Sites(status) => {
+                tonic::Status::new(self.kind().grpc_code(), status.message().to_owned())
+            }
             other => {
                 let kind = other.kind();
                 if kind == ErrorKind::Internal {
@@ -118,7 +117,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     } else {
         None
     };
-    let sites = SitesServiceClient::new(Channel::from_shared(config.sites_url.clone())?.connect_lazy());
+    let sites =
+        SitesServiceClient::new(Channel::from_shared(config.sites_url.clone())?.connect_lazy());
     let content = Content { store, sites };
     info!("content service ready");
     anp_kit::serve_grpc(
@@ -188,12 +188,16 @@ fn fold(events: &[RecordedEvent]) -> Result<Option<PostAggregate>, ContentError>
             message,
         };
         let state = match event.event_type.as_str() {
-            "PostPublished" => PostPublished::decode(event.payload.as_slice())
-                .map_err(|err| corrupt(err.to_string()))?
-                .post,
-            "PostEdited" => PostEdited::decode(event.payload.as_slice())
-                .map_err(|err| corrupt(err.to_string()))?
-                .post,
+            "PostPublished" => {
+                PostPublished::decode(event.payload.as_slice())
+                    .map_err(|err| corrupt(err.to_string()))?
+                    .post
+            }
+            "PostEdited" => {
+                PostEdited::decode(event.payload.as_slice())
+                    .map_err(|err| corrupt(err.to_string()))?
+                    .post
+            }
             other => return Err(corrupt(format!("unknown event type {other}"))),
         };
         let state = state.ok_or_else(|| corrupt("missing post".into()))?;
@@ -322,10 +326,13 @@ impl Content {
         state.body_html = render::markdown_to_safe_html(body_markdown);
         state.lang = lang.to_owned();
         state.updated_at = Some(anp_kit::timestamp(chrono::Utc::now()));
-        let network_id: Uuid = state.network_id.parse().map_err(|_| ContentError::Corrupt {
-            event_id: Uuid::nil(),
-            message: "network id".into(),
-        })?;
+        let network_id: Uuid = state
+            .network_id
+            .parse()
+            .map_err(|_| ContentError::Corrupt {
+                event_id: Uuid::nil(),
+                message: "network id".into(),
+            })?;
         let site_id: Uuid = state.site_id.parse().map_err(|_| ContentError::Corrupt {
             event_id: Uuid::nil(),
             message: "site id".into(),

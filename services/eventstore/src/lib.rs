@@ -290,11 +290,8 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let recorded = append_in(&tx, stream_id, expected, events).await?;
-        tx.commit().await.map_err(|err| map_conflict(err, stream_id, expected))?;
-        Ok(recorded)
+        let client = self.pool.get().await?;
+        append_in(&**client, stream_id, expected, events).await
     }
 
     /// Every event of a stream, oldest first.
@@ -359,7 +356,11 @@ impl EventStore {
     }
 }
 
-fn map_conflict(err: tokio_postgres::Error, stream_id: &str, expected: ExpectedVersion) -> StoreError {
+fn map_conflict(
+    err: tokio_postgres::Error,
+    stream_id: &str,
+    expected: ExpectedVersion,
+) -> StoreError {
     let store_error = StoreError::Db(err);
     if store_error.unique_violation() == Some("events_stream_version") {
         let expected = expected.number().unwrap_or(0);
@@ -373,7 +374,10 @@ fn map_conflict(err: tokio_postgres::Error, stream_id: &str, expected: ExpectedV
 }
 
 /// The current version of a stream (0 when it has no events).
-pub async fn stream_version<C: GenericClient>(client: &C, stream_id: &str) -> Result<u64, StoreError> {
+pub async fn stream_version<C: GenericClient>(
+    client: &C,
+    stream_id: &str,
+) -> Result<u64, StoreError> {
     let row = client
         .query_one(
             "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1",
@@ -394,56 +398,92 @@ pub async fn load_stream_in<C: GenericClient>(
     rows.iter().map(recorded_from_row).collect()
 }
 
-/// Appends inside a caller's transaction, so a service can write its own
-/// rows (a unique slug, an idempotency key) atomically with the events.
-pub async fn append_in(
-    tx: &tokio_postgres::Transaction<'_>,
+/// One statement checks the expected version and inserts every event, so an
+/// append outside a transaction is a single round trip. `$2` is the expected
+/// version, or -1 for "any".
+const APPEND_SQL: &str = "WITH current AS ( \
+       SELECT COALESCE(MAX(version), 0) AS version FROM events WHERE stream_id = $1) \
+     INSERT INTO events (event_id, stream_id, version, event_type, schema_version, \
+       network_id, site_id, actor, traceparent, payload) \
+     SELECT e.event_id, $1, current.version + e.ord, e.event_type, e.schema_version, \
+       e.network_id, e.site_id, e.actor, e.traceparent, e.payload \
+     FROM current, unnest($3::uuid[], $4::text[], $5::int4[], $6::uuid[], $7::uuid[], \
+       $8::text[], $9::text[], $10::bytea[]) WITH ORDINALITY \
+       AS e(event_id, event_type, schema_version, network_id, site_id, actor, traceparent, payload, ord) \
+     WHERE $2::int8 < 0 OR current.version = $2::int8 \
+     RETURNING tx_id::text, position, event_id, stream_id, version, event_type, \
+       schema_version, network_id, site_id, actor, occurred_at, traceparent, payload";
+
+/// Appends through any client: a pooled connection (its own transaction) or
+/// a caller's transaction, so a service can write its own rows (a unique
+/// slug, an idempotency key) atomically with the events.
+pub async fn append_in<C: GenericClient>(
+    client: &C,
     stream_id: &str,
     expected: ExpectedVersion,
     events: &[NewEvent],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let current = stream_version(tx, stream_id).await?;
-    if let Some(expected_number) = expected.number() {
-        if expected_number != current {
-            return Err(StoreError::Conflict {
-                stream_id: stream_id.to_owned(),
-                expected: expected_number,
-                actual: current,
-            });
-        }
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
-    let statement = tx
-        .prepare(&format!(
-            "INSERT INTO events (event_id, stream_id, version, event_type, schema_version, \
-               network_id, site_id, actor, traceparent, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {EVENT_COLUMNS}"
-        ))
-        .await?;
-    let mut recorded = Vec::with_capacity(events.len());
-    for (offset, event) in events.iter().enumerate() {
-        let version = i64::try_from(current + 1 + offset as u64)
-            .map_err(|_| StoreError::Corrupt("version overflow".into()))?;
-        let schema_version = i32::try_from(event.schema_version)
-            .map_err(|_| StoreError::Corrupt("schema_version overflow".into()))?;
-        let row = tx
-            .query_one(
-                &statement,
-                &[
-                    &event.event_id,
-                    &stream_id,
-                    &version,
-                    &event.event_type,
-                    &schema_version,
-                    &event.network_id,
-                    &event.site_id,
-                    &event.actor,
-                    &event.traceparent,
-                    &event.payload,
-                ],
-            )
-            .await
-            .map_err(|err| map_conflict(err, stream_id, ExpectedVersion::Exact(current)))?;
-        recorded.push(recorded_from_row(&row)?);
+    let expected_number: i64 = match expected.number() {
+        Some(number) => i64::try_from(number)
+            .map_err(|_| StoreError::Corrupt(format!("expected version {number}")))?,
+        None => -1,
+    };
+    let mut schema_versions = Vec::with_capacity(events.len());
+    for event in events {
+        schema_versions.push(
+            i32::try_from(event.schema_version)
+                .map_err(|_| StoreError::Corrupt("schema_version overflow".into()))?,
+        );
     }
+    let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
+    let event_types: Vec<&str> = events
+        .iter()
+        .map(|event| event.event_type.as_str())
+        .collect();
+    let network_ids: Vec<Uuid> = events.iter().map(|event| event.network_id).collect();
+    let site_ids: Vec<Option<Uuid>> = events.iter().map(|event| event.site_id).collect();
+    let actors: Vec<&str> = events.iter().map(|event| event.actor.as_str()).collect();
+    let traceparents: Vec<Option<&str>> = events
+        .iter()
+        .map(|event| event.traceparent.as_deref())
+        .collect();
+    let payloads: Vec<&[u8]> = events
+        .iter()
+        .map(|event| event.payload.as_slice())
+        .collect();
+    let rows = client
+        .query(
+            APPEND_SQL,
+            &[
+                &stream_id,
+                &expected_number,
+                &event_ids,
+                &event_types,
+                &schema_versions,
+                &network_ids,
+                &site_ids,
+                &actors,
+                &traceparents,
+                &payloads,
+            ],
+        )
+        .await
+        .map_err(|err| map_conflict(err, stream_id, expected))?;
+    if rows.is_empty() {
+        let actual = stream_version(client, stream_id).await?;
+        return Err(StoreError::Conflict {
+            stream_id: stream_id.to_owned(),
+            expected: expected.number().unwrap_or(0),
+            actual,
+        });
+    }
+    let mut recorded = rows
+        .iter()
+        .map(recorded_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    recorded.sort_by_key(|event| event.version);
     Ok(recorded)
 }

@@ -147,11 +147,7 @@ impl PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let heading = self
-            .status
-            .canonical_reason()
-            .unwrap_or("Error")
-            .to_owned();
+        let heading = self.status.canonical_reason().unwrap_or("Error").to_owned();
         let body = templates()
             .get_template("error.html")
             .and_then(|template| {

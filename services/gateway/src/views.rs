@@ -68,14 +68,21 @@ fn entry_view(entry: &FeedEntry) -> EntryView {
     }
 }
 
-fn render(state: &AppState, template: &str, context: minijinja::Value) -> Result<Response, PageError> {
+fn render(
+    state: &AppState,
+    template: &str,
+    context: minijinja::Value,
+) -> Result<Response, PageError> {
     let html = state
         .templates
         .get_template(template)
         .and_then(|template| template.render(context))
         .map_err(|err| {
             tracing::error!(error = %err, template, "template failed");
-            PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "The page could not be shown.")
+            PageError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be shown.",
+            )
         })?;
     Ok(Html(html).into_response())
 }
@@ -118,7 +125,11 @@ struct FeedPage {
 
 fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> {
     let entries: Vec<EntryView> = page.entries.iter().map(entry_view).collect();
-    let base = if page.path == "/" { "" } else { page.path.as_str() };
+    let base = if page.path == "/" {
+        ""
+    } else {
+        page.path.as_str()
+    };
     let next_href = (!page.next_cursor.is_empty())
         .then(|| format!("{}?cursor={}", page.path, page.next_cursor));
     render(
@@ -270,7 +281,10 @@ pub async fn post(
     require_slug(&network_slug)?;
     require_slug(&site_slug)?;
     if uuid_like(&post_id).is_none() {
-        return Err(PageError::new(StatusCode::NOT_FOUND, "There is no such post."));
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "There is no such post.",
+        ));
     }
     let post = state
         .content
@@ -282,7 +296,10 @@ pub async fn post(
         .map_err(PageError::from_status)?
         .into_inner();
     if post.network_slug != network_slug || post.site_slug != site_slug {
-        return Err(PageError::new(StatusCode::NOT_FOUND, "There is no such post."));
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "There is no such post.",
+        ));
     }
     let published = anp_kit::from_timestamp(post.published_at.as_ref());
     render(

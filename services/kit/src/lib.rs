@@ -83,7 +83,9 @@ pub fn require_bearer<T>(request: &tonic::Request<T>, token: &SecretToken) -> Re
     if token.matches(presented.trim()) {
         Ok(())
     } else {
-        Err(Status::unauthenticated("authorization: invalid bearer token"))
+        Err(Status::unauthenticated(
+            "authorization: invalid bearer token",
+        ))
     }
 }
 
@@ -191,7 +193,10 @@ pub fn check_text(field: &str, value: &str, max_chars: usize) -> Result<(), Stri
             "{field}: {count} characters, at most {max_chars} allowed"
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
         return Err(format!("{field}: must not contain control characters"));
     }
     Ok(())
@@ -253,7 +258,9 @@ pub async fn serve_grpc(
             .set_service_status(*service, ServingStatus::Serving)
             .await;
     }
-    reporter.set_service_status("", ServingStatus::Serving).await;
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(anp_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;

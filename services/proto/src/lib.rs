@@ -2,7 +2,8 @@
 #![allow(clippy::all, missing_docs)]
 
 /// Encoded `FileDescriptorSet` of every ANP proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/anp_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/anp_descriptor.bin"));
 
 pub mod events {
     pub mod v1 {

@@ -20,10 +20,8 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn routes(sites: Sites, ops_token: SecretToken) -> Routes {
     let api = Api { sites, ops_token };
-    Routes::new(
-        OpsServiceServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES),
-    )
-    .add_service(SitesServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES))
+    Routes::new(OpsServiceServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(SitesServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 #[derive(Clone)]
@@ -45,7 +43,13 @@ impl OpsService for Api {
         let body = request.into_inner();
         let (network, created) = self
             .sites
-            .onboard_network(&body.slug, &body.name, &body.idempotency_key, OPERATOR, trace)
+            .onboard_network(
+                &body.slug,
+                &body.name,
+                &body.idempotency_key,
+                OPERATOR,
+                trace,
+            )
             .await
             .map_err(|err| err.to_status())?;
         Ok(Response::new(OnboardNetworkResponse {

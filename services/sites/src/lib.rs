@@ -93,8 +93,12 @@ impl Config {
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let pool = anp_eventstore::connect_pool(&config.database_url, &config.schema, 16).await?;
     let store = EventStore::from_pool(pool.clone()).await?;
-    anp_eventstore::run_migrations(&pool, "anp_sites_migrations", embedded::migrations::runner())
-        .await?;
+    anp_eventstore::run_migrations(
+        &pool,
+        "anp_sites_migrations",
+        embedded::migrations::runner(),
+    )
+    .await?;
     let relay_task = if config.embedded_relay {
         let jetstream = anp_bus::connect(&config.bus).await?;
         anp_bus::ensure_stream(&jetstream, &config.bus).await?;
@@ -208,11 +212,23 @@ impl Sites {
             slug: slug.to_owned(),
             name: name.trim().to_owned(),
         };
-        let event = NewEvent::new("NetworkOnboarded", network_id, actor, payload.encode_to_vec())
-            .with_traceparent(traceparent);
-        append_in(&tx, &format!("network-{network_id}"), ExpectedVersion::NoStream, &[event])
-            .await?;
-        tx.commit().await.map_err(|err| conflict_or_db(err, "slug"))?;
+        let event = NewEvent::new(
+            "NetworkOnboarded",
+            network_id,
+            actor,
+            payload.encode_to_vec(),
+        )
+        .with_traceparent(traceparent);
+        append_in(
+            &*tx,
+            &format!("network-{network_id}"),
+            ExpectedVersion::NoStream,
+            &[event],
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(|err| conflict_or_db(err, "slug"))?;
         info!(%network_id, slug, "network onboarded");
         let network = self
             .network_by_slug(slug)
@@ -259,7 +275,10 @@ impl Sites {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(network_from_row).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(network_from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn create_site(
@@ -309,8 +328,16 @@ impl Sites {
         let event = NewEvent::new("SiteCreated", network_id, actor, payload.encode_to_vec())
             .with_site(site_id)
             .with_traceparent(traceparent);
-        append_in(&tx, &format!("site-{site_id}"), ExpectedVersion::NoStream, &[event]).await?;
-        tx.commit().await.map_err(|err| conflict_or_db(err, "slug"))?;
+        append_in(
+            &*tx,
+            &format!("site-{site_id}"),
+            ExpectedVersion::NoStream,
+            &[event],
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(|err| conflict_or_db(err, "slug"))?;
         info!(%site_id, network = network_slug, slug, "site created");
         self.get_site_by_slugs(network_slug, slug).await
     }

@@ -14,7 +14,8 @@ async fn main() -> anyhow::Result<()> {
     let service = std::env::var("ANP_RELAY_SERVICE")
         .map_err(|_| anyhow::anyhow!("ANP_RELAY_SERVICE must be set"))?;
     let schema = anp_kit::env_or("ANP_RELAY_SCHEMA", &service);
-    let database_url = anp_kit::env_or("ANP_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/anp");
+    let database_url =
+        anp_kit::env_or("ANP_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/anp");
     let bus = BusConfig::from_env();
     let store = EventStore::connect(&database_url, &schema).await?;
     let jetstream = anp_bus::connect(&bus).await?;
