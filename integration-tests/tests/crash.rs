@@ -47,8 +47,7 @@ async fn write_posts(stack: &Stack, acked: Arc<AtomicUsize>) -> Vec<String> {
     for task in tasks {
         task.await.unwrap();
     }
-    let ids = ids.lock().await.clone();
-    ids
+    ids.lock().await.clone()
 }
 
 async fn wait_for_count(acked: &AtomicUsize, count: usize) {

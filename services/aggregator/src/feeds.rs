@@ -73,10 +73,10 @@ pub fn summarize(body_html: &str) -> String {
     }
     let mut cut: String = collapsed.chars().take(SUMMARY_CHARS).collect();
     // Do not end inside an entity such as `&amp;`.
-    if let Some(amp) = cut.rfind('&') {
-        if !cut[amp..].contains(';') {
-            cut.truncate(amp);
-        }
+    if let Some(amp) = cut.rfind('&')
+        && !cut[amp..].contains(';')
+    {
+        cut.truncate(amp);
     }
     format!("{}…", cut.trim_end())
 }

@@ -135,10 +135,10 @@ enum PostCommand {
 }
 
 fn ops_token() -> anyhow::Result<String> {
-    if let Ok(token) = std::env::var("ANP_OPS_TOKEN") {
-        if !token.trim().is_empty() {
-            return Ok(token.trim().to_owned());
-        }
+    if let Ok(token) = std::env::var("ANP_OPS_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(token.trim().to_owned());
     }
     let path = std::env::var("ANP_OPS_TOKEN_FILE").unwrap_or_else(|_| ".anp/ops-token".into());
     let token = std::fs::read_to_string(&path)

@@ -1,6 +1,6 @@
 //! tonic adapter for [`crate::Content`].
 
-use anp_kit::{SecretToken, ServiceError, require_bearer, traceparent};
+use anp_kit::{Caller, SecretToken, ServiceError, require_bearer};
 use anp_proto::content::v1::content_service_server::{ContentService, ContentServiceServer};
 use anp_proto::content::v1::{EditPostRequest, GetPostRequest, Post, PublishPostRequest};
 use tonic::service::Routes;
@@ -33,19 +33,10 @@ impl ContentService for Api {
         request: Request<PublishPostRequest>,
     ) -> Result<Response<Post>, Status> {
         require_bearer(&request, &self.ops_token)?;
-        let trace = traceparent(&request);
-        let body = request.into_inner();
+        let caller = Caller::of(&request, EDITOR);
         let post = self
             .content
-            .publish_post(
-                &body.network_slug,
-                &body.site_slug,
-                &body.title,
-                &body.body_markdown,
-                &body.lang,
-                EDITOR,
-                trace,
-            )
+            .publish_post(request.get_ref(), caller)
             .await
             .map_err(|err| err.to_status())?;
         Ok(Response::new(post))
@@ -53,19 +44,10 @@ impl ContentService for Api {
 
     async fn edit_post(&self, request: Request<EditPostRequest>) -> Result<Response<Post>, Status> {
         require_bearer(&request, &self.ops_token)?;
-        let trace = traceparent(&request);
-        let body = request.into_inner();
+        let caller = Caller::of(&request, EDITOR);
         let post = self
             .content
-            .edit_post(
-                &body.post_id,
-                body.expected_version,
-                &body.title,
-                &body.body_markdown,
-                &body.lang,
-                EDITOR,
-                trace,
-            )
+            .edit_post(request.get_ref(), caller)
             .await
             .map_err(|err| err.to_status())?;
         Ok(Response::new(post))

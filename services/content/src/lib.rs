@@ -6,8 +6,8 @@ pub mod render;
 
 use anp_bus::{BusConfig, Relay};
 use anp_eventstore::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
-use anp_kit::{ErrorKind, SecretToken, ServiceError, Shutdown, check_slug, check_text};
-use anp_proto::content::v1::Post;
+use anp_kit::{Caller, ErrorKind, SecretToken, ServiceError, Shutdown, check_slug, check_text};
+use anp_proto::content::v1::{EditPostRequest, Post, PublishPostRequest};
 use anp_proto::events::v1::{PostEdited, PostPublished, PostState};
 use anp_proto::sites::v1::GetSiteRequest;
 use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
@@ -230,15 +230,19 @@ fn to_post(aggregate: &PostAggregate) -> Post {
 impl Content {
     pub async fn publish_post(
         &self,
-        network_slug: &str,
-        site_slug: &str,
-        title: &str,
-        body_markdown: &str,
-        lang: &str,
-        actor: &str,
-        traceparent: Option<String>,
+        request: &PublishPostRequest,
+        caller: Caller,
     ) -> Result<Post, ContentError> {
-        let lang = if lang.is_empty() { "en" } else { lang };
+        let PublishPostRequest {
+            network_slug,
+            site_slug,
+            title,
+            body_markdown,
+            lang,
+        } = request;
+        let (network_slug, site_slug) = (network_slug.as_str(), site_slug.as_str());
+        let actor = caller.actor.as_str();
+        let lang = if lang.is_empty() { "en" } else { lang.as_str() };
         check_slug("network_slug", network_slug).map_err(ContentError::Invalid)?;
         check_slug("site_slug", site_slug).map_err(ContentError::Invalid)?;
         check_post_fields(title, body_markdown, lang)?;
@@ -283,7 +287,7 @@ impl Content {
         };
         let event = NewEvent::new("PostPublished", network_id, actor, payload.encode_to_vec())
             .with_site(site_id)
-            .with_traceparent(traceparent);
+            .with_traceparent(caller.traceparent);
         let recorded = self
             .store
             .append(&stream_id(post_id), ExpectedVersion::NoStream, &[event])
@@ -297,20 +301,24 @@ impl Content {
 
     pub async fn edit_post(
         &self,
-        post_id: &str,
-        expected_version: u64,
-        title: &str,
-        body_markdown: &str,
-        lang: &str,
-        actor: &str,
-        traceparent: Option<String>,
+        request: &EditPostRequest,
+        caller: Caller,
     ) -> Result<Post, ContentError> {
+        let EditPostRequest {
+            post_id,
+            expected_version,
+            title,
+            body_markdown,
+            lang,
+        } = request;
+        let expected_version = *expected_version;
+        let actor = caller.actor.as_str();
         let id = parse_post_id(post_id)?;
         let current = self.load(id).await?;
         let lang = if lang.is_empty() {
             current.state.lang.as_str()
         } else {
-            lang
+            lang.as_str()
         };
         check_post_fields(title, body_markdown, lang)?;
         if expected_version != 0 && expected_version != current.version {
@@ -342,7 +350,7 @@ impl Content {
         };
         let event = NewEvent::new("PostEdited", network_id, actor, payload.encode_to_vec())
             .with_site(site_id)
-            .with_traceparent(traceparent);
+            .with_traceparent(caller.traceparent);
         let recorded = self
             .store
             .append(

@@ -57,12 +57,12 @@ impl StoreError {
 pub fn unique_violation<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a str> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(err) = current {
-        if let Some(pg) = err.downcast_ref::<tokio_postgres::Error>() {
-            if let Some(db) = pg.as_db_error() {
-                if db.code() == &SqlState::UNIQUE_VIOLATION {
-                    return Some(db.constraint().unwrap_or(""));
-                }
-            }
+        if let Some(db) = err
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::as_db_error)
+            && db.code() == &SqlState::UNIQUE_VIOLATION
+        {
+            return Some(db.constraint().unwrap_or(""));
         }
         current = err.source();
     }

@@ -104,6 +104,22 @@ pub fn traceparent<T>(request: &tonic::Request<T>) -> Option<String> {
     well_formed.then(|| value.to_owned())
 }
 
+/// Who sends a command, and the trace it belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub actor: String,
+    pub traceparent: Option<String>,
+}
+
+impl Caller {
+    pub fn of<T>(request: &tonic::Request<T>, actor: &str) -> Self {
+        Caller {
+            actor: actor.to_owned(),
+            traceparent: traceparent(request),
+        }
+    }
+}
+
 /// The small shared set of error kinds every service error maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
