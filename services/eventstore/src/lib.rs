@@ -291,7 +291,9 @@ impl EventStore {
         events: &[NewEvent],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.pool.get().await?;
-        append_in(&**client, stream_id, expected, events).await
+        // A cached prepared statement: one round trip per append.
+        let statement = client.prepare_cached(APPEND_SQL).await?;
+        append_with(&**client, &statement, stream_id, expected, events).await
     }
 
     /// Every event of a stream, oldest first.
@@ -423,6 +425,16 @@ pub async fn append_in<C: GenericClient>(
     expected: ExpectedVersion,
     events: &[NewEvent],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    append_with(client, APPEND_SQL, stream_id, expected, events).await
+}
+
+async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + Send + ?Sized>(
+    client: &C,
+    statement: &S,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<Vec<RecordedEvent>, StoreError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -456,7 +468,7 @@ pub async fn append_in<C: GenericClient>(
         .collect();
     let rows = client
         .query(
-            APPEND_SQL,
+            statement,
             &[
                 &stream_id,
                 &expected_number,
