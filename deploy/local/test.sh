@@ -12,4 +12,8 @@ export ANP_TEST_PG_URL=$ANP_PG_URL
 export ANP_TEST_NATS_URL=$ANP_NATS_URL
 cargo build --bins
 export ANP_BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/debug
+# Databases left by earlier runs that failed before cleaning up.
+for db in $(psql "$ANP_PG_URL/postgres" -Atqc "select datname from pg_database where datname like 'anp_test_%'"); do
+  psql "$ANP_PG_URL/postgres" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+done
 cargo test --workspace --no-fail-fast "$@"

@@ -19,6 +19,8 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub const OPS_TOKEN: &str = "test-ops-token-0123456789";
+/// Connections per service: tests run in parallel against one server.
+const POOL_SIZE: usize = 8;
 
 pub fn pg_url() -> String {
     std::env::var("ANP_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
@@ -183,6 +185,7 @@ impl Stack {
         let sites_config = anp_sites::Config {
             database_url: infra.database_url.clone(),
             schema: "sites".into(),
+            pool_size: POOL_SIZE,
             bus: infra.bus.clone(),
             ops_token: SecretToken::new(OPS_TOKEN),
             embedded_relay: true,
@@ -196,6 +199,7 @@ impl Stack {
         let content_config = anp_content::Config {
             database_url: infra.database_url.clone(),
             schema: "content".into(),
+            pool_size: POOL_SIZE,
             bus: infra.bus.clone(),
             ops_token: SecretToken::new(OPS_TOKEN),
             sites_url: format!("http://{sites_addr}"),
@@ -319,6 +323,7 @@ pub fn aggregator_config(infra: &Infra, index_dir: &tempfile::TempDir) -> anp_ag
     anp_aggregator::Config {
         database_url: infra.database_url.clone(),
         schema: "aggregator".into(),
+        pool_size: POOL_SIZE,
         bus: infra.bus.clone(),
         index_dir: index_dir.path().to_path_buf(),
         consumer: "aggregator".into(),
@@ -378,5 +383,6 @@ pub fn process_env(infra: &Infra) -> Vec<(&'static str, String)> {
         ("ANP_NATS_STREAM", infra.bus.stream_name.clone()),
         ("ANP_NATS_SUBJECT_PREFIX", infra.bus.subject_prefix.clone()),
         ("ANP_OPS_TOKEN", OPS_TOKEN.to_owned()),
+        ("ANP_DATABASE_POOL_SIZE", POOL_SIZE.to_string()),
     ]
 }

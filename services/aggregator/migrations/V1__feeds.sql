@@ -4,6 +4,8 @@
 CREATE TABLE feed_entries (
     scope        text        NOT NULL,
     post_id      uuid        NOT NULL,
+    network_id   uuid        NOT NULL,
+    site_id      uuid        NOT NULL,
     version      bigint      NOT NULL,
     published_at timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL,

@@ -114,8 +114,9 @@ impl Feeds {
         let upsert = tx
             .prepare(
                 "INSERT INTO feed_entries (scope, post_id, version, published_at, updated_at, \
-                   network_slug, site_slug, site_name, title, summary_html, body_html, lang, author) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                   network_slug, site_slug, site_name, title, summary_html, body_html, lang, author, \
+                   network_id, site_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (scope, post_id) DO UPDATE SET \
                    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
                    title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
@@ -128,7 +129,11 @@ impl Feeds {
             let Projected::Post { state, version } = &delivered.event else {
                 continue;
             };
-            let Ok(post_id) = state.post_id.parse::<Uuid>() else {
+            let (Ok(post_id), Ok(network_id), Ok(site_id)) = (
+                state.post_id.parse::<Uuid>(),
+                state.network_id.parse::<Uuid>(),
+                state.site_id.parse::<Uuid>(),
+            ) else {
                 tracing::warn!(post_id = %state.post_id, "post event with a bad id skipped");
                 continue;
             };
@@ -153,6 +158,8 @@ impl Feeds {
                         &state.body_html,
                         &state.lang,
                         &state.author,
+                        &network_id,
+                        &site_id,
                     ],
                 )
                 .await?;

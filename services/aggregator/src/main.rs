@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     anp_kit::init_tracing(anp_aggregator::SERVICE);
-    let config = anp_aggregator::Config::from_env();
+    let config = anp_aggregator::Config::from_env()?;
     let listener =
         anp_kit::bind(&anp_kit::env_or("ANP_AGGREGATOR_LISTEN", "127.0.0.1:50053")).await?;
     anp_aggregator::run(config, listener, anp_kit::shutdown_on_signal()).await

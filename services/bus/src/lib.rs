@@ -153,8 +153,38 @@ impl Relay {
         format!("relay:{}", self.config.stream_name)
     }
 
+    /// Waits until this relay is the only one publishing this store to this
+    /// stream (a session advisory lock), so replicas of a service do not all
+    /// publish the same events. Returns the connection that holds the lock.
+    async fn become_leader(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<deadpool_postgres::Object> {
+        let key = format!("anp-relay-{}-{}", self.service, self.config.stream_name);
+        loop {
+            let attempt = async {
+                let client = self.store.pool().get().await.ok()?;
+                let row = client
+                    .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])
+                    .await
+                    .ok()?;
+                row.get::<_, bool>(0).then_some(client)
+            };
+            if let Some(client) = attempt.await {
+                return Some(client);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
     /// Runs until `shutdown` is cancelled, retrying after failures.
     pub async fn run(self, shutdown: CancellationToken) {
+        let Some(_leader_lock) = self.become_leader(&shutdown).await else {
+            return;
+        };
         info!(service = %self.service, stream = %self.config.stream_name, "relay started");
         let mut backoff = Duration::from_millis(50);
         loop {

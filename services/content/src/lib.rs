@@ -82,6 +82,8 @@ impl ServiceError for ContentError {
 pub struct Config {
     pub database_url: String,
     pub schema: String,
+    /// Most PostgreSQL connections this process opens.
+    pub pool_size: usize,
     pub bus: BusConfig,
     pub ops_token: SecretToken,
     pub sites_url: String,
@@ -98,6 +100,9 @@ impl Config {
                 "postgres://postgres@127.0.0.1:5432/anp",
             ),
             schema: anp_kit::env_or("ANP_CONTENT_SCHEMA", "content"),
+            pool_size: anp_kit::env_or("ANP_DATABASE_POOL_SIZE", "16")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("ANP_DATABASE_POOL_SIZE must be a number"))?,
             bus: BusConfig::from_env(),
             ops_token: SecretToken::new(token),
             sites_url: anp_kit::env_or("ANP_SITES_URL", "http://127.0.0.1:50051"),
@@ -108,7 +113,9 @@ impl Config {
 
 /// Starts the service on `listener` and runs until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let store = EventStore::connect(&config.database_url, &config.schema).await?;
+    let pool = anp_eventstore::connect_pool(&config.database_url, &config.schema, config.pool_size)
+        .await?;
+    let store = EventStore::from_pool(pool).await?;
     let relay_task = if config.embedded_relay {
         let jetstream = anp_bus::connect(&config.bus).await?;
         anp_bus::ensure_stream(&jetstream, &config.bus).await?;
