@@ -68,13 +68,9 @@ async fn bench_appends(infra: &Infra) {
         .expect("store");
     let client = infra.pg().await;
     client
+        // The same shape: columns, defaults, keys and indexes of `events`.
         .batch_execute(
-            "CREATE TABLE bench_append.plain_events ( \
-               position bigserial NOT NULL, tx_id xid8 NOT NULL DEFAULT pg_current_xact_id(), \
-               event_id uuid PRIMARY KEY, stream_id text NOT NULL, version bigint NOT NULL, \
-               event_type text NOT NULL, schema_version integer NOT NULL, network_id uuid NOT NULL, \
-               site_id uuid, actor text NOT NULL, occurred_at timestamptz NOT NULL DEFAULT now(), \
-               traceparent text, payload bytea NOT NULL)",
+            "CREATE TABLE bench_append.plain_events (LIKE bench_append.events INCLUDING ALL)",
         )
         .await
         .expect("plain table");
@@ -166,7 +162,7 @@ async fn bench_relay(infra: &Infra) {
     // Baseline: the same events, published one at a time, each ack awaited.
     let mut baseline_bus = infra.bus.clone();
     baseline_bus.stream_name = format!("{}_BASE", infra.bus.stream_name);
-    baseline_bus.subject_prefix = format!("{}.base", infra.bus.subject_prefix);
+    baseline_bus.subject_prefix = format!("base{}", infra.bus.subject_prefix);
     anp_bus::ensure_stream(&jetstream, &baseline_bus)
         .await
         .expect("stream");

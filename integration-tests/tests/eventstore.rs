@@ -55,6 +55,31 @@ async fn concurrent_appends_with_the_same_expected_version_one_wins() {
     }
     assert_eq!((won, conflicts), (1, 49));
     assert_eq!(store.load_stream("stream-a").await.unwrap().len(), 2);
+    // Several events at once, and "any version".
+    let batch = store
+        .append(
+            "stream-a",
+            ExpectedVersion::Exact(2),
+            &[
+                event(network, 100),
+                event(network, 101),
+                event(network, 102),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    let any = store
+        .append("stream-a", ExpectedVersion::Any, &[event(network, 103)])
+        .await
+        .unwrap();
+    assert_eq!(any[0].version, 6);
+    let loaded = store.load_stream("stream-a").await.unwrap();
+    assert_eq!(loaded.len(), 6);
+    assert_eq!(loaded[3].payload, b"payload 101".to_vec());
     // A stale or future expected version is a conflict too.
     for expected in [
         ExpectedVersion::Exact(1),

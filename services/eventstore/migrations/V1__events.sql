@@ -20,7 +20,6 @@ CREATE TABLE events (
 );
 
 CREATE INDEX events_global_order ON events (tx_id, position);
-CREATE INDEX events_network ON events (network_id, tx_id, position);
 
 -- Positions of readers of the global order (e.g. the relay), each saved in
 -- the same transaction as whatever the reader did with the events.

@@ -292,7 +292,9 @@ impl EventStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.pool.get().await?;
         // A cached prepared statement: one round trip per append.
-        let statement = client.prepare_cached(APPEND_SQL).await?;
+        let statement = client
+            .prepare_cached(statement_for(expected, events))
+            .await?;
         append_with(&**client, &statement, stream_id, expected, events).await
     }
 
@@ -413,8 +415,18 @@ const APPEND_SQL: &str = "WITH current AS ( \
        $8::text[], $9::text[], $10::bytea[]) WITH ORDINALITY \
        AS e(event_id, event_type, schema_version, network_id, site_id, actor, traceparent, payload, ord) \
      WHERE $2::int8 < 0 OR current.version = $2::int8 \
-     RETURNING tx_id::text, position, event_id, stream_id, version, event_type, \
-       schema_version, network_id, site_id, actor, occurred_at, traceparent, payload";
+     RETURNING event_id, version, tx_id::text, position, occurred_at";
+
+/// The common case, one event at a known version, without arrays: version 1
+/// needs nothing else (the unique key refuses a second one); a later version
+/// needs its predecessor to exist (and the unique key refuses a duplicate).
+const APPEND_ONE_SQL: &str = "INSERT INTO events (event_id, stream_id, version, event_type, \
+       schema_version, network_id, site_id, actor, traceparent, payload) \
+     SELECT $1::uuid, $2::text, $3::int8, $4::text, $5::int4, $6::uuid, $7::uuid, $8::text, \
+       $9::text, $10::bytea \
+     WHERE $3::int8 = 1 OR EXISTS ( \
+       SELECT 1 FROM events WHERE stream_id = $2::text AND version = $3::int8 - 1) \
+     RETURNING event_id, version, tx_id::text, position, occurred_at";
 
 /// Appends through any client: a pooled connection (its own transaction) or
 /// a caller's transaction, so a service can write its own rows (a unique
@@ -425,7 +437,22 @@ pub async fn append_in<C: GenericClient>(
     expected: ExpectedVersion,
     events: &[NewEvent],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    append_with(client, APPEND_SQL, stream_id, expected, events).await
+    append_with(
+        client,
+        statement_for(expected, events),
+        stream_id,
+        expected,
+        events,
+    )
+    .await
+}
+
+fn statement_for(expected: ExpectedVersion, events: &[NewEvent]) -> &'static str {
+    if events.len() == 1 && expected != ExpectedVersion::Any {
+        APPEND_ONE_SQL
+    } else {
+        APPEND_SQL
+    }
 }
 
 async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + Send + ?Sized>(
@@ -450,40 +477,62 @@ async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + S
                 .map_err(|_| StoreError::Corrupt("schema_version overflow".into()))?,
         );
     }
-    let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
-    let event_types: Vec<&str> = events
-        .iter()
-        .map(|event| event.event_type.as_str())
-        .collect();
-    let network_ids: Vec<Uuid> = events.iter().map(|event| event.network_id).collect();
-    let site_ids: Vec<Option<Uuid>> = events.iter().map(|event| event.site_id).collect();
-    let actors: Vec<&str> = events.iter().map(|event| event.actor.as_str()).collect();
-    let traceparents: Vec<Option<&str>> = events
-        .iter()
-        .map(|event| event.traceparent.as_deref())
-        .collect();
-    let payloads: Vec<&[u8]> = events
-        .iter()
-        .map(|event| event.payload.as_slice())
-        .collect();
-    let rows = client
-        .query(
-            statement,
-            &[
-                &stream_id,
-                &expected_number,
-                &event_ids,
-                &event_types,
-                &schema_versions,
-                &network_ids,
-                &site_ids,
-                &actors,
-                &traceparents,
-                &payloads,
-            ],
-        )
-        .await
-        .map_err(|err| map_conflict(err, stream_id, expected))?;
+    let rows = if let ([event], Some(expected)) = (events, expected.number()) {
+        let version = i64::try_from(expected + 1)
+            .map_err(|_| StoreError::Corrupt("version overflow".into()))?;
+        client
+            .query(
+                statement,
+                &[
+                    &event.event_id,
+                    &stream_id,
+                    &version,
+                    &event.event_type,
+                    &schema_versions[0],
+                    &event.network_id,
+                    &event.site_id,
+                    &event.actor,
+                    &event.traceparent,
+                    &event.payload,
+                ],
+            )
+            .await
+    } else {
+        let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
+        let event_types: Vec<&str> = events
+            .iter()
+            .map(|event| event.event_type.as_str())
+            .collect();
+        let network_ids: Vec<Uuid> = events.iter().map(|event| event.network_id).collect();
+        let site_ids: Vec<Option<Uuid>> = events.iter().map(|event| event.site_id).collect();
+        let actors: Vec<&str> = events.iter().map(|event| event.actor.as_str()).collect();
+        let traceparents: Vec<Option<&str>> = events
+            .iter()
+            .map(|event| event.traceparent.as_deref())
+            .collect();
+        let payloads: Vec<&[u8]> = events
+            .iter()
+            .map(|event| event.payload.as_slice())
+            .collect();
+        client
+            .query(
+                statement,
+                &[
+                    &stream_id,
+                    &expected_number,
+                    &event_ids,
+                    &event_types,
+                    &schema_versions,
+                    &network_ids,
+                    &site_ids,
+                    &actors,
+                    &traceparents,
+                    &payloads,
+                ],
+            )
+            .await
+    }
+    .map_err(|err| map_conflict(err, stream_id, expected))?;
     if rows.is_empty() {
         let actual = stream_version(client, stream_id).await?;
         return Err(StoreError::Conflict {
@@ -492,10 +541,36 @@ async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + S
             actual,
         });
     }
-    let mut recorded = rows
-        .iter()
-        .map(recorded_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut recorded = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let event_id: Uuid = row.try_get(0)?;
+        let version: i64 = row.try_get(1)?;
+        let tx_text: String = row.try_get(2)?;
+        let event = events
+            .iter()
+            .find(|event| event.event_id == event_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown event {event_id} returned")))?;
+        recorded.push(RecordedEvent {
+            global: Position {
+                tx_id: tx_text
+                    .parse()
+                    .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?,
+                position: row.try_get(3)?,
+            },
+            event_id,
+            stream_id: stream_id.to_owned(),
+            version: u64::try_from(version)
+                .map_err(|_| StoreError::Corrupt(format!("version {version}")))?,
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            network_id: event.network_id,
+            site_id: event.site_id,
+            actor: event.actor.clone(),
+            occurred_at: row.try_get(4)?,
+            traceparent: event.traceparent.clone(),
+            payload: event.payload.clone(),
+        });
+    }
     recorded.sort_by_key(|event| event.version);
     Ok(recorded)
 }
