@@ -1,6 +1,6 @@
 # Quick start: `make run` (start everything, seed a demo, print the URL),
 # `make test` (all tests against real PostgreSQL and NATS).
-.PHONY: run stop test lint bench fmt
+.PHONY: run stop reset test lint bench fmt
 
 run:
 	bash deploy/local/run.sh
@@ -20,3 +20,10 @@ fmt:
 
 bench:
 	bash deploy/local/bench.sh
+
+# Stops the services and deletes the local database and search index
+# (PostgreSQL and NATS keep running).
+reset:
+	bash deploy/local/stop.sh
+	set -a; . .anp/infra.env; set +a; psql "$$ANP_PG_URL/postgres" -qc "drop database if exists $${ANP_DATABASE:-anp} with (force)"
+	rm -rf .anp/data

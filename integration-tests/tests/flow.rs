@@ -256,6 +256,19 @@ async fn post_reaches_every_feed_atom_and_search() {
         assert!(body.contains("Rally at City Hall"), "{path} shows the post");
         assert!(body.contains("name=\"viewport\""), "{path} is phone-ready");
     }
+    // minijinja escapes `/` in attributes as `&#x2f;`.
+    let (_, front) = get_text(&stack.http("/")).await;
+    let front = front.replace("&#x2f;", "/");
+    assert!(
+        front.contains("href=\"/n/migrants\"") && front.contains("Migrant Rights"),
+        "umbrella lists the movements"
+    );
+    let (_, network_page) = get_text(&stack.http("/n/climate")).await;
+    let network_page = network_page.replace("&#x2f;", "/");
+    assert!(
+        network_page.contains("href=\"/n/climate/madrid\""),
+        "network page lists its sites"
+    );
     let (status, body) = get_text(&stack.http("/n/climate/madrid")).await;
     assert_eq!(status, 200);
     assert!(body.contains("Marcha por el clima") && !body.contains("Rally at City Hall"));

@@ -2,7 +2,9 @@
 
 use anp_proto::aggregator::v1::{FeedEntry, FeedScope, GetFeedRequest, SearchRequest};
 use anp_proto::content::v1::GetPostRequest;
-use anp_proto::sites::v1::{GetNetworkRequest, GetSiteRequest, ListSitesRequest};
+use anp_proto::sites::v1::{
+    GetNetworkRequest, GetSiteRequest, ListNetworksRequest, ListSitesRequest,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -117,6 +119,7 @@ struct FeedPage {
     description: String,
     path: String,
     crumbs: Vec<Crumb>,
+    sites_heading: String,
     sites: Vec<SiteLink>,
     search_network: String,
     entries: Vec<FeedEntry>,
@@ -141,6 +144,7 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
             description => page.description,
             umbrella_name => state.umbrella_name.clone(),
             crumbs => page.crumbs,
+            sites_heading => page.sites_heading,
             sites => page.sites,
             entries => entries,
             next_href => next_href,
@@ -156,6 +160,14 @@ pub async fn umbrella(
 ) -> Result<Response, PageError> {
     let (entries, next_cursor) =
         feed_page(&state, FeedScope::default(), query.cursor, FEED_PAGE).await?;
+    let networks = state
+        .sites
+        .clone()
+        .list_networks(ListNetworksRequest {})
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner()
+        .networks;
     render_feed(
         &state,
         FeedPage {
@@ -163,7 +175,14 @@ pub async fn umbrella(
             description: "What every movement on this network is doing.".into(),
             path: "/".into(),
             crumbs: vec![],
-            sites: vec![],
+            sites_heading: "Movements".into(),
+            sites: networks
+                .into_iter()
+                .map(|network| SiteLink {
+                    href: format!("/n/{}", network.slug),
+                    name: network.name,
+                })
+                .collect(),
             search_network: String::new(),
             entries,
             next_cursor,
@@ -212,6 +231,7 @@ pub async fn network(
                 href: path.clone(),
             }],
             path,
+            sites_heading: "Sites".into(),
             sites: sites
                 .into_iter()
                 .map(|site| SiteLink {
@@ -266,6 +286,7 @@ pub async fn site(
                 },
             ],
             path,
+            sites_heading: String::new(),
             sites: vec![],
             search_network: network_slug,
             entries,

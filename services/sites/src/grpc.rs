@@ -10,6 +10,10 @@ use anp_proto::sites::v1::{
     CreateSiteRequest, GetNetworkRequest, GetSiteRequest, ListSitesRequest, ListSitesResponse,
     Network, Site,
 };
+use anp_proto::sites::v1::{
+    ListNetworksRequest as PublicListNetworksRequest,
+    ListNetworksResponse as PublicListNetworksResponse,
+};
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
@@ -113,6 +117,18 @@ impl SitesService for Api {
             .await
             .map_err(|err| err.to_status())?;
         Ok(Response::new(ListSitesResponse { sites }))
+    }
+
+    async fn list_networks(
+        &self,
+        _request: Request<PublicListNetworksRequest>,
+    ) -> Result<Response<PublicListNetworksResponse>, Status> {
+        let networks = self
+            .sites
+            .list_networks()
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(PublicListNetworksResponse { networks }))
     }
 
     async fn get_network(
