@@ -128,6 +128,14 @@ impl Infra {
     }
 }
 
+fn database(infra: &Infra, schema: &str) -> anp_kit::DatabaseConfig {
+    anp_kit::DatabaseConfig {
+        url: infra.database_url.clone(),
+        schema: schema.to_owned(),
+        pool_size: POOL_SIZE,
+    }
+}
+
 async fn listener() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr").to_string();
@@ -183,9 +191,7 @@ impl Stack {
 
         let (sites_listener, sites_addr) = listener().await;
         let sites_config = anp_sites::Config {
-            database_url: infra.database_url.clone(),
-            schema: "sites".into(),
-            pool_size: POOL_SIZE,
+            database: database(&infra, "sites"),
             bus: infra.bus.clone(),
             ops_token: SecretToken::new(OPS_TOKEN),
             embedded_relay: true,
@@ -197,9 +203,7 @@ impl Stack {
 
         let (content_listener, content_addr) = listener().await;
         let content_config = anp_content::Config {
-            database_url: infra.database_url.clone(),
-            schema: "content".into(),
-            pool_size: POOL_SIZE,
+            database: database(&infra, "content"),
             bus: infra.bus.clone(),
             ops_token: SecretToken::new(OPS_TOKEN),
             sites_url: format!("http://{sites_addr}"),
@@ -321,9 +325,7 @@ fn spawn_service(
 
 pub fn aggregator_config(infra: &Infra, index_dir: &tempfile::TempDir) -> anp_aggregator::Config {
     anp_aggregator::Config {
-        database_url: infra.database_url.clone(),
-        schema: "aggregator".into(),
-        pool_size: POOL_SIZE,
+        database: database(infra, "aggregator"),
         bus: infra.bus.clone(),
         index_dir: index_dir.path().to_path_buf(),
         consumer: "aggregator".into(),

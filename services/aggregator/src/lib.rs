@@ -64,10 +64,7 @@ impl From<tantivy::query::QueryParserError> for AggregatorError {
 /// Configuration, from `ANP_*` environment variables.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
-    pub schema: String,
-    /// Most PostgreSQL connections this process opens.
-    pub pool_size: usize,
+    pub database: anp_kit::DatabaseConfig,
     pub bus: BusConfig,
     pub index_dir: PathBuf,
     /// Durable consumer name on the events stream.
@@ -77,14 +74,7 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Config {
-            database_url: anp_kit::env_or(
-                "ANP_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/anp",
-            ),
-            schema: anp_kit::env_or("ANP_AGGREGATOR_SCHEMA", "aggregator"),
-            pool_size: anp_kit::env_or("ANP_DATABASE_POOL_SIZE", "16")
-                .parse()
-                .map_err(|_| anyhow::anyhow!("ANP_DATABASE_POOL_SIZE must be a number"))?,
+            database: anp_kit::DatabaseConfig::from_env("ANP_AGGREGATOR_SCHEMA", "aggregator")?,
             bus: BusConfig::from_env(),
             index_dir: PathBuf::from(anp_kit::env_or("ANP_INDEX_DIR", ".anp/data/index")),
             consumer: anp_kit::env_or("ANP_AGGREGATOR_CONSUMER", "aggregator"),
@@ -105,9 +95,12 @@ pub struct ReadModel {
 
 impl ReadModel {
     pub async fn open(config: &Config) -> Result<Self, AggregatorError> {
-        let pool =
-            anp_eventstore::connect_pool(&config.database_url, &config.schema, config.pool_size)
-                .await?;
+        let pool = anp_eventstore::connect_pool(
+            &config.database.url,
+            &config.database.schema,
+            config.database.pool_size,
+        )
+        .await?;
         anp_eventstore::run_migrations(
             &pool,
             "anp_aggregator_migrations",

@@ -80,10 +80,7 @@ impl ServiceError for ContentError {
 /// Configuration, from `ANP_*` environment variables.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
-    pub schema: String,
-    /// Most PostgreSQL connections this process opens.
-    pub pool_size: usize,
+    pub database: anp_kit::DatabaseConfig,
     pub bus: BusConfig,
     pub ops_token: SecretToken,
     pub sites_url: String,
@@ -95,14 +92,7 @@ impl Config {
         let token = std::env::var("ANP_OPS_TOKEN")
             .map_err(|_| anyhow::anyhow!("ANP_OPS_TOKEN must be set"))?;
         Ok(Config {
-            database_url: anp_kit::env_or(
-                "ANP_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/anp",
-            ),
-            schema: anp_kit::env_or("ANP_CONTENT_SCHEMA", "content"),
-            pool_size: anp_kit::env_or("ANP_DATABASE_POOL_SIZE", "16")
-                .parse()
-                .map_err(|_| anyhow::anyhow!("ANP_DATABASE_POOL_SIZE must be a number"))?,
+            database: anp_kit::DatabaseConfig::from_env("ANP_CONTENT_SCHEMA", "content")?,
             bus: BusConfig::from_env(),
             ops_token: SecretToken::new(token),
             sites_url: anp_kit::env_or("ANP_SITES_URL", "http://127.0.0.1:50051"),
@@ -113,8 +103,12 @@ impl Config {
 
 /// Starts the service on `listener` and runs until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let pool = anp_eventstore::connect_pool(&config.database_url, &config.schema, config.pool_size)
-        .await?;
+    let pool = anp_eventstore::connect_pool(
+        &config.database.url,
+        &config.database.schema,
+        config.database.pool_size,
+    )
+    .await?;
     let store = EventStore::from_pool(pool).await?;
     let relay_task = if config.embedded_relay {
         let jetstream = anp_bus::connect(&config.bus).await?;

@@ -3,7 +3,7 @@
 use anp_proto::aggregator::v1::{FeedEntry, FeedScope, GetFeedRequest, SearchRequest};
 use anp_proto::content::v1::GetPostRequest;
 use anp_proto::sites::v1::{
-    GetNetworkRequest, GetSiteRequest, ListNetworksRequest, ListSitesRequest,
+    GetNetworkRequest, GetSiteRequest, ListNetworksRequest, ListSitesRequest, Network, Site,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -92,6 +92,39 @@ fn render(
 fn require_slug(value: &str) -> Result<(), PageError> {
     anp_kit::check_slug("path", value)
         .map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such page."))
+}
+
+async fn fetch_network(state: &AppState, network_slug: &str) -> Result<Network, PageError> {
+    require_slug(network_slug)?;
+    Ok(state
+        .sites
+        .clone()
+        .get_network(GetNetworkRequest {
+            slug: network_slug.to_owned(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner())
+}
+
+async fn fetch_site(
+    state: &AppState,
+    network_slug: &str,
+    site_slug: &str,
+) -> Result<Site, PageError> {
+    require_slug(network_slug)?;
+    require_slug(site_slug)?;
+    Ok(state
+        .sites
+        .clone()
+        .get_site(GetSiteRequest {
+            site_id: String::new(),
+            network_slug: network_slug.to_owned(),
+            site_slug: site_slug.to_owned(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner())
 }
 
 async fn feed_page(
@@ -195,16 +228,7 @@ pub async fn network(
     Path(network_slug): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
-    require_slug(&network_slug)?;
-    let network = state
-        .sites
-        .clone()
-        .get_network(GetNetworkRequest {
-            slug: network_slug.clone(),
-        })
-        .await
-        .map_err(PageError::from_status)?
-        .into_inner();
+    let network = fetch_network(&state, &network_slug).await?;
     let sites = state
         .sites
         .clone()
@@ -251,19 +275,7 @@ pub async fn site(
     Path((network_slug, site_slug)): Path<(String, String)>,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
-    require_slug(&network_slug)?;
-    require_slug(&site_slug)?;
-    let site = state
-        .sites
-        .clone()
-        .get_site(GetSiteRequest {
-            site_id: String::new(),
-            network_slug: network_slug.clone(),
-            site_slug: site_slug.clone(),
-        })
-        .await
-        .map_err(PageError::from_status)?
-        .into_inner();
+    let site = fetch_site(&state, &network_slug, &site_slug).await?;
     let scope = FeedScope {
         network_slug: network_slug.clone(),
         site_slug: site_slug.clone(),
@@ -474,16 +486,7 @@ pub async fn network_atom(
     State(state): State<AppState>,
     Path(network_slug): Path<String>,
 ) -> Result<Response, PageError> {
-    require_slug(&network_slug)?;
-    let network = state
-        .sites
-        .clone()
-        .get_network(GetNetworkRequest {
-            slug: network_slug.clone(),
-        })
-        .await
-        .map_err(PageError::from_status)?
-        .into_inner();
+    let network = fetch_network(&state, &network_slug).await?;
     let scope = FeedScope {
         network_slug: network_slug.clone(),
         site_slug: String::new(),
@@ -495,19 +498,7 @@ pub async fn site_atom(
     State(state): State<AppState>,
     Path((network_slug, site_slug)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    require_slug(&network_slug)?;
-    require_slug(&site_slug)?;
-    let site = state
-        .sites
-        .clone()
-        .get_site(GetSiteRequest {
-            site_id: String::new(),
-            network_slug: network_slug.clone(),
-            site_slug: site_slug.clone(),
-        })
-        .await
-        .map_err(PageError::from_status)?
-        .into_inner();
+    let site = fetch_site(&state, &network_slug, &site_slug).await?;
     let scope = FeedScope {
         network_slug: network_slug.clone(),
         site_slug: site_slug.clone(),

@@ -22,6 +22,28 @@ pub fn env_or(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
+/// Where a service keeps its data: a database, a schema of its own in it, and
+/// how many connections it may open.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub schema: String,
+    pub pool_size: usize,
+}
+
+impl DatabaseConfig {
+    /// Reads `ANP_DATABASE_URL`, `schema_var` and `ANP_DATABASE_POOL_SIZE`.
+    pub fn from_env(schema_var: &str, default_schema: &str) -> anyhow::Result<Self> {
+        Ok(DatabaseConfig {
+            url: env_or("ANP_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/anp"),
+            schema: env_or(schema_var, default_schema),
+            pool_size: env_or("ANP_DATABASE_POOL_SIZE", "16")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("ANP_DATABASE_POOL_SIZE must be a number"))?,
+        })
+    }
+}
+
 /// Sets up `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing(service: &str) {
     use tracing_subscriber::EnvFilter;

@@ -63,10 +63,7 @@ impl ServiceError for SitesError {
 /// Configuration, from `ANP_*` environment variables.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
-    pub schema: String,
-    /// Most PostgreSQL connections this process opens.
-    pub pool_size: usize,
+    pub database: anp_kit::DatabaseConfig,
     pub bus: BusConfig,
     pub ops_token: SecretToken,
     /// Run the outbox relay inside this process (default) or leave it to a
@@ -79,14 +76,7 @@ impl Config {
         let token = std::env::var("ANP_OPS_TOKEN")
             .map_err(|_| anyhow::anyhow!("ANP_OPS_TOKEN must be set"))?;
         Ok(Config {
-            database_url: anp_kit::env_or(
-                "ANP_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/anp",
-            ),
-            schema: anp_kit::env_or("ANP_SITES_SCHEMA", "sites"),
-            pool_size: anp_kit::env_or("ANP_DATABASE_POOL_SIZE", "16")
-                .parse()
-                .map_err(|_| anyhow::anyhow!("ANP_DATABASE_POOL_SIZE must be a number"))?,
+            database: anp_kit::DatabaseConfig::from_env("ANP_SITES_SCHEMA", "sites")?,
             bus: BusConfig::from_env(),
             ops_token: SecretToken::new(token),
             embedded_relay: anp_kit::env_or("ANP_EMBEDDED_RELAY", "true") == "true",
@@ -96,8 +86,12 @@ impl Config {
 
 /// Starts the service on `listener` and runs until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let pool = anp_eventstore::connect_pool(&config.database_url, &config.schema, config.pool_size)
-        .await?;
+    let pool = anp_eventstore::connect_pool(
+        &config.database.url,
+        &config.database.schema,
+        config.database.pool_size,
+    )
+    .await?;
     let store = EventStore::from_pool(pool.clone()).await?;
     anp_eventstore::run_migrations(
         &pool,
