@@ -12,7 +12,7 @@ bash deploy/local/infra.sh
 set -a; . "$ANP_HOME/infra.env"; set +a
 
 echo "building…"
-cargo build --quiet --bins
+cargo build --bins
 
 bash deploy/local/stop.sh >/dev/null 2>&1 || true
 

@@ -59,6 +59,11 @@ pub async fn publish(
 }
 
 pub async fn feed_ids(stack: &Stack, network: &str, site: &str) -> Vec<String> {
+    paged_feed_ids(stack, network, site, 100).await
+}
+
+/// Every entry of a feed, page by page; checks no page is over `limit`.
+pub async fn paged_feed_ids(stack: &Stack, network: &str, site: &str, limit: u32) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -70,11 +75,12 @@ pub async fn feed_ids(stack: &Stack, network: &str, site: &str) -> Vec<String> {
                     site_slug: site.into(),
                 }),
                 cursor: cursor.clone(),
-                limit: 100,
+                limit,
             })
             .await
             .expect("get feed")
             .into_inner();
+        assert!(page.entries.len() <= limit as usize, "page over the limit");
         ids.extend(page.entries.into_iter().map(|entry| entry.id));
         if page.next_cursor.is_empty() {
             return ids;
@@ -358,29 +364,7 @@ async fn feed_pages_by_cursor_without_gaps_or_duplicates() {
         );
     }
     let ids = eventually(Duration::from_secs(15), "45 posts in the feed", || async {
-        let mut ids = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let page = stack
-                .aggregator()
-                .get_feed(GetFeedRequest {
-                    scope: Some(FeedScope {
-                        network_slug: "labor".into(),
-                        site_slug: String::new(),
-                    }),
-                    cursor: cursor.clone(),
-                    limit: 10,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            assert!(page.entries.len() <= 10);
-            ids.extend(page.entries.into_iter().map(|entry| entry.id));
-            if page.next_cursor.is_empty() {
-                break;
-            }
-            cursor = page.next_cursor;
-        }
+        let ids = paged_feed_ids(&stack, "labor", "", 10).await;
         (ids.len() == 45).then_some(ids)
     })
     .await;
