@@ -20,6 +20,8 @@ pub enum Projected {
 pub struct Delivered {
     pub seq: u64,
     pub event: Projected,
+    /// Trace context of the command that caused the event (may be empty).
+    pub traceparent: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +31,8 @@ pub struct DecodeError {
     pub message: String,
 }
 
-pub fn decode(payload: &[u8]) -> Result<Projected, DecodeError> {
+/// Decodes an envelope into the projected event and its trace context.
+pub fn decode(payload: &[u8]) -> Result<(Projected, String), DecodeError> {
     let envelope = Envelope::decode(payload).map_err(|err| DecodeError {
         event_type: "envelope".into(),
         message: err.to_string(),
@@ -62,5 +65,5 @@ pub fn decode(payload: &[u8]) -> Result<Projected, DecodeError> {
         },
         _ => Projected::Ignored,
     };
-    Ok(projected)
+    Ok((projected, envelope.traceparent))
 }

@@ -251,3 +251,37 @@ fn scopes_of(state: &PostState) -> [Scope; 3] {
         Scope::Site(state.network_slug.clone(), state.site_slug.clone()),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = Cursor {
+            published_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            post_id: Uuid::now_v7(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        for garbage in [
+            "",
+            "!!",
+            "abc",
+            &"A".repeat(500),
+            &URL_SAFE_NO_PAD.encode("x:y"),
+        ] {
+            let error = Cursor::decode(garbage).unwrap_err().to_string();
+            assert!(error.starts_with("cursor:"), "{error}");
+        }
+    }
+
+    #[test]
+    fn summaries_are_plain_short_and_escaped() {
+        assert_eq!(summarize("<p>Hello <b>world</b></p>"), "Hello world");
+        assert_eq!(summarize("<p>a &lt;script&gt;</p>"), "a &lt;script&gt;");
+        let long = format!("<p>{}</p>", "word ".repeat(100));
+        let summary = summarize(&long);
+        assert!(summary.ends_with('…'));
+        assert!(summary.chars().count() <= SUMMARY_CHARS + 1);
+    }
+}

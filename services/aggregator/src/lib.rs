@@ -218,18 +218,32 @@ async fn consume_once(
                 .info()
                 .map_err(|err| bus_error(&err))?
                 .stream_sequence;
-            let event = match events::decode(&message.payload) {
-                Ok(event) => event,
+            let (event, traceparent) = match events::decode(&message.payload) {
+                Ok(decoded) => decoded,
                 Err(err) => {
                     error!(seq, error = %err, "undecodable event skipped");
-                    events::Projected::Ignored
+                    (events::Projected::Ignored, String::new())
                 }
             };
-            batch.push(Delivered { seq, event });
+            batch.push(Delivered {
+                seq,
+                event,
+                traceparent,
+            });
             messages.push(message);
         }
         let count = batch.len();
+        let traces: Vec<String> = batch
+            .iter()
+            .map(|delivered| delivered.traceparent.clone())
+            .filter(|traceparent| !traceparent.is_empty())
+            .collect();
         read_model.apply(batch).await?;
+        // Marks "visible in search and feeds" in each command's trace.
+        for traceparent in &traces {
+            let _span =
+                anp_kit::span_from_traceparent(traceparent, tracing::info_span!("event projected"));
+        }
         // Each message is acknowledged on its own, after the commit: with
         // "ack all", acknowledging one would also acknowledge messages the
         // server had sent to a previous, killed instance.

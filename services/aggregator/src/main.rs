@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    anp_kit::init_tracing(anp_aggregator::SERVICE);
+    let _telemetry = anp_kit::init_tracing(anp_aggregator::SERVICE);
     let config = anp_aggregator::Config::from_env()?;
     let listener =
         anp_kit::bind(&anp_kit::env_or("ANP_AGGREGATOR_LISTEN", "127.0.0.1:50053")).await?;

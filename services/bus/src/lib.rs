@@ -233,6 +233,11 @@ impl Relay {
             let mut headers = async_nats::HeaderMap::new();
             if !envelope.traceparent.is_empty() {
                 headers.insert("traceparent", envelope.traceparent.as_str());
+                // Marks the hand-over to the bus in the command's trace.
+                let _span = anp_kit::span_from_traceparent(
+                    &envelope.traceparent,
+                    tracing::info_span!("event relayed", event_type = %envelope.event_type, event_id = %envelope.event_id),
+                );
             }
             headers.insert("anp-event-type", envelope.event_type.as_str());
             // `headers` replaces the whole header map, so it comes before

@@ -44,16 +44,125 @@ impl DatabaseConfig {
     }
 }
 
-/// Sets up `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing(service: &str) {
+/// Keeps the OpenTelemetry exporter alive; flushes it when dropped.
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("telemetry shutdown: {err}");
+        }
+    }
+}
+
+/// Sets up `tracing`: logs to stderr filtered by `RUST_LOG` (default
+/// `info`), and spans exported over OTLP/gRPC when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set (off otherwise). W3C trace context
+/// is the propagation format. Keep the returned value alive in `main`.
+pub fn init_tracing(service: &str) -> Telemetry {
+    use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|value| !value.is_empty());
+    let provider = endpoint.and_then(|endpoint| {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
+            Ok(exporter) => Some(
+                opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(format!("anp-{service}"))
+                            .build(),
+                    )
+                    .build(),
+            ),
+            Err(err) => {
+                eprintln!("telemetry: cannot export to {endpoint}: {err}");
+                None
+            }
+        }
+    });
+    let otel_layer = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(format!("anp-{service}")))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(otel_layer)
         .try_init();
     info!(service, "starting");
+    Telemetry { provider }
+}
+
+/// Reads W3C trace context from HTTP headers or gRPC metadata.
+struct HeaderExtractor<'a>(&'a tonic::codegen::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|key| key.as_str()).collect()
+    }
+}
+
+/// A span whose parent is the trace context carried by `headers`, if any.
+pub fn span_with_remote_parent(
+    headers: &tonic::codegen::http::HeaderMap,
+    span: tracing::Span,
+) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    });
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// A span whose parent is a W3C `traceparent` (e.g. stored with an event).
+pub fn span_from_traceparent(traceparent: &str, span: tracing::Span) -> tracing::Span {
+    let mut headers = tonic::codegen::http::HeaderMap::new();
+    if let Ok(value) = traceparent.parse() {
+        headers.insert("traceparent", value);
+    }
+    span_with_remote_parent(&headers, span)
+}
+
+/// The W3C `traceparent` of the current span, when tracing is exported.
+pub fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        )
+    })
 }
 
 /// A token that never shows up in logs or `Debug` output.
@@ -137,7 +246,7 @@ impl Caller {
     pub fn of<T>(request: &tonic::Request<T>, actor: &str) -> Self {
         Caller {
             actor: actor.to_owned(),
-            traceparent: traceparent(request),
+            traceparent: current_traceparent().or_else(|| traceparent(request)),
         }
     }
 }
@@ -306,6 +415,12 @@ pub async fn serve_grpc(
     info!(%local_addr, "grpc listening");
     let routes = routes.add_service(health_service).add_service(reflection);
     tonic::transport::Server::builder()
+        .trace_fn(|request| {
+            span_with_remote_parent(
+                request.headers(),
+                tracing::info_span!("grpc", path = %request.uri().path()),
+            )
+        })
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -331,4 +446,129 @@ pub fn shutdown_on_signal() -> CancellationToken {
         trigger.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for good in ["ab", "new-york", "a1-b2", &"a".repeat(48)] {
+            assert!(check_slug("slug", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "A-b",
+            "-ab",
+            "ab-",
+            "a--b",
+            "a_b",
+            "ñu",
+            &"a".repeat(49),
+        ] {
+            let error = check_slug("slug", bad).unwrap_err();
+            assert!(error.starts_with("slug:"), "{error}");
+        }
+    }
+
+    #[test]
+    fn text_fields() {
+        assert!(check_text("title", "Hola", 10).is_ok());
+        assert!(check_text("title", "línea\nnueva", 20).is_ok());
+        assert!(
+            check_text("title", "  ", 10)
+                .unwrap_err()
+                .starts_with("title:")
+        );
+        assert!(
+            check_text("title", "ñññññ", 4)
+                .unwrap_err()
+                .contains("5 characters")
+        );
+        assert!(
+            check_text("title", "a\u{0}b", 10)
+                .unwrap_err()
+                .contains("control")
+        );
+    }
+
+    #[test]
+    fn secret_tokens_compare_and_never_print() {
+        let token = SecretToken::new("s3cret");
+        assert!(token.matches("s3cret"));
+        assert!(!token.matches("s3cre"));
+        assert!(!token.matches("s3cres"));
+        assert!(!SecretToken::new("").matches(""));
+        assert!(!format!("{token:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bearer_and_traceparent_headers() {
+        let token = SecretToken::new("tok");
+        let mut request = tonic::Request::new(());
+        assert_eq!(
+            require_bearer(&request, &token).unwrap_err().code(),
+            Code::Unauthenticated
+        );
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer tok".parse().unwrap());
+        assert!(require_bearer(&request, &token).is_ok());
+        let good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        request
+            .metadata_mut()
+            .insert("traceparent", good.parse().unwrap());
+        assert_eq!(traceparent(&request).as_deref(), Some(good));
+        request
+            .metadata_mut()
+            .insert("traceparent", "garbage".parse().unwrap());
+        assert_eq!(traceparent(&request), None);
+    }
+
+    #[test]
+    fn trace_context_flows_from_a_header_to_the_current_span() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = span_from_traceparent(incoming, tracing::info_span!("handler"));
+            let _entered = span.enter();
+            let current = current_traceparent().expect("a trace context");
+            assert!(
+                current.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+                "{current}"
+            );
+            assert!(
+                !current.contains("b7ad6b7169203331"),
+                "a span of its own: {current}"
+            );
+        });
+        let spans = exporter.get_finished_spans().unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(
+            spans[0].parent_span_id.to_string(),
+            "b7ad6b7169203331",
+            "the header's span is the parent"
+        );
+        // With no OpenTelemetry layer there is no trace context to report.
+        assert_eq!(current_traceparent(), None);
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let now = chrono::DateTime::from_timestamp(1_764_000_000, 123_000).unwrap();
+        assert_eq!(from_timestamp(Some(&timestamp(now))), now);
+        assert_eq!(from_timestamp(None).timestamp(), 0);
+    }
 }

@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    anp_kit::init_tracing(anp_sites::SERVICE);
+    let _telemetry = anp_kit::init_tracing(anp_sites::SERVICE);
     let config = anp_sites::Config::from_env()?;
     let listener = anp_kit::bind(&anp_kit::env_or("ANP_SITES_LISTEN", "127.0.0.1:50051")).await?;
     anp_sites::run(config, listener, anp_kit::shutdown_on_signal()).await

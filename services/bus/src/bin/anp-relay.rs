@@ -10,7 +10,7 @@ use anp_eventstore::EventStore;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    anp_kit::init_tracing("relay");
+    let _telemetry = anp_kit::init_tracing("relay");
     let service = std::env::var("ANP_RELAY_SERVICE")
         .map_err(|_| anyhow::anyhow!("ANP_RELAY_SERVICE must be set"))?;
     let schema = anp_kit::env_or("ANP_RELAY_SCHEMA", &service);
