@@ -3,6 +3,7 @@
 //! stream and subject prefix (see [`harness`]), so they run in parallel.
 
 mod bad_input;
+mod cli;
 mod crash;
 mod eventstore;
 mod flow;

@@ -140,10 +140,27 @@ fn ops_token() -> anyhow::Result<String> {
     {
         return Ok(token.trim().to_owned());
     }
-    let path = std::env::var("ANP_OPS_TOKEN_FILE").unwrap_or_else(|_| ".anp/ops-token".into());
+    let path = match std::env::var("ANP_OPS_TOKEN_FILE") {
+        Ok(path) => std::path::PathBuf::from(path),
+        Err(_) => default_token_file(),
+    };
     let token = std::fs::read_to_string(&path)
-        .with_context(|| format!("no ANP_OPS_TOKEN and cannot read {path}"))?;
+        .with_context(|| format!("no ANP_OPS_TOKEN and cannot read {}", path.display()))?;
     Ok(token.trim().to_owned())
+}
+
+/// `.anp/ops-token` in the working directory, else in the checkout this
+/// binary was built in (`<checkout>/target/<profile>/anpctl`).
+fn default_token_file() -> std::path::PathBuf {
+    let here = std::path::PathBuf::from(".anp/ops-token");
+    if here.exists() {
+        return here;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(".anp/ops-token")))
+        .filter(|path| path.exists())
+        .unwrap_or(here)
 }
 
 fn authorized<T>(message: T) -> anyhow::Result<tonic::Request<T>> {
