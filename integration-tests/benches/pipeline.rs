@@ -209,7 +209,7 @@ async fn bench_relay(infra: &Infra) {
     );
     println!(
         "{:>28}  {relayed:>10.0}  ratio {:.2}",
-        "relay (1024 acks in flight)",
+        "relay (4096 acks in flight)",
         relayed / one_at_a_time
     );
     let _ = jetstream.delete_stream(&baseline_bus.stream_name).await;

@@ -130,6 +130,8 @@ pub struct Relay {
     config: BusConfig,
     batch_size: i64,
     idle_wait: Duration,
+    /// The saved position, once read: a running relay need not re-read it.
+    position: tokio::sync::Mutex<Option<Position>>,
 }
 
 impl Relay {
@@ -144,8 +146,9 @@ impl Relay {
             store,
             jetstream,
             config,
-            batch_size: 1024,
+            batch_size: 4096,
             idle_wait: Duration::from_millis(10),
+            position: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -216,10 +219,15 @@ impl Relay {
         info!(service = %self.service, "relay stopped");
     }
 
-    /// Publishes one batch; returns how many events it published.
+    /// Publishes one batch (at most 4,096 events, all acks in flight at
+    /// once); returns how many events it published.
     pub async fn pump_once(&self) -> Result<usize, BusError> {
         let name = self.checkpoint_name();
-        let from: Position = self.store.load_checkpoint(&name).await?;
+        let mut position = self.position.lock().await;
+        let from = match *position {
+            Some(known) => known,
+            None => self.store.load_checkpoint(&name).await?,
+        };
         let events = self.store.read_all_after(from, self.batch_size).await?;
         let Some(last) = events.last().map(|event| event.global) else {
             return Ok(0);
@@ -258,6 +266,7 @@ impl Relay {
                 .map_err(|err| BusError::Publish(err.to_string()))?;
         }
         self.store.save_checkpoint(&name, last).await?;
+        *position = Some(last);
         Ok(events.len())
     }
 }

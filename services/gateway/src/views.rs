@@ -38,6 +38,8 @@ struct Crumb {
 struct EntryView {
     title: String,
     href: String,
+    network_href: String,
+    network_slug: String,
     site_href: String,
     site_name: String,
     lang: String,
@@ -61,6 +63,8 @@ fn entry_view(entry: &FeedEntry) -> EntryView {
     EntryView {
         title: entry.title.clone(),
         href: post_path(&entry.network_slug, &entry.site_slug, &entry.id),
+        network_href: format!("/n/{}", entry.network_slug),
+        network_slug: entry.network_slug.clone(),
         site_href: format!("/n/{}/{}", entry.network_slug, entry.site_slug),
         site_name: entry.site_name.clone(),
         lang: entry.lang.clone(),
@@ -182,6 +186,7 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
             entries => entries,
             next_href => next_href,
             atom_url => format!("{base}/feed.atom"),
+            show_network => page.search_network.is_empty(),
             search_network => page.search_network,
         },
     )
