@@ -91,17 +91,6 @@ impl Feeds {
         Feeds { pool }
     }
 
-    pub async fn checkpoint(&self) -> Result<u64, AggregatorError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT seq FROM projection_checkpoints WHERE name = $1",
-                &[&CHECKPOINT],
-            )
-            .await?;
-        Ok(row.map(|row| row.get::<_, i64>(0) as u64).unwrap_or(0))
-    }
-
     /// Applies a batch in one transaction. Every write is guarded by the
     /// post's version, so a redelivered or reordered event changes nothing;
     /// the highest sequence seen is kept as the projection's checkpoint.

@@ -315,16 +315,6 @@ impl SearchIndex {
         }
         Ok((hits, total as u64))
     }
-
-    /// How many documents the committed index holds with this id (for tests).
-    pub fn count_id(&self, id: &str) -> Result<usize, AggregatorError> {
-        let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.id, id),
-            IndexRecordOption::Basic,
-        );
-        Ok(searcher.search(&query, &Count)?)
-    }
 }
 
 /// Undoes the HTML escaping of ammonia's text output.

@@ -119,6 +119,9 @@ pub fn envelope(service: &str, event: &RecordedEvent) -> Envelope {
     }
 }
 
+/// The first wait after the relay finds nothing new.
+const IDLE_MIN: Duration = Duration::from_millis(5);
+
 /// Publishes committed events of one service's store to JetStream, in the
 /// store's global order, with `Nats-Msg-Id` = event id. Its position is saved
 /// after every batch has been acknowledged by JetStream; after a crash it
@@ -147,7 +150,7 @@ impl Relay {
             jetstream,
             config,
             batch_size: 4096,
-            idle_wait: Duration::from_millis(10),
+            idle_wait: Duration::from_millis(50),
             position: tokio::sync::Mutex::new(None),
         }
     }
@@ -190,6 +193,9 @@ impl Relay {
         };
         info!(service = %self.service, stream = %self.config.stream_name, "relay started");
         let mut backoff = Duration::from_millis(50);
+        // Poll quickly while events flow, and back off to `idle_wait` when
+        // nothing happens, so an idle installation costs almost nothing.
+        let mut idle = IDLE_MIN;
         loop {
             if shutdown.is_cancelled() {
                 break;
@@ -199,11 +205,13 @@ impl Relay {
                     backoff = Duration::from_millis(50);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(self.idle_wait) => {}
+                        _ = tokio::time::sleep(idle) => {}
                     }
+                    idle = (idle * 2).min(self.idle_wait);
                 }
                 Ok(published) => {
                     backoff = Duration::from_millis(50);
+                    idle = IDLE_MIN;
                     debug!(published, "relay published batch");
                 }
                 Err(err) => {

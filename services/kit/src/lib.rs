@@ -174,10 +174,6 @@ impl SecretToken {
         SecretToken(token.into())
     }
 
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
     /// Compares in time independent of where the strings differ.
     pub fn matches(&self, candidate: &str) -> bool {
         let expected = self.0.as_bytes();
