@@ -188,7 +188,7 @@ impl Relay {
 
     /// Runs until `shutdown` is cancelled, retrying after failures.
     pub async fn run(self, shutdown: CancellationToken) {
-        let Some(_leader_lock) = self.become_leader(&shutdown).await else {
+        let Some(leader_lock) = self.become_leader(&shutdown).await else {
             return;
         };
         info!(service = %self.service, stream = %self.config.stream_name, "relay started");
@@ -224,6 +224,10 @@ impl Relay {
                 }
             }
         }
+        // The connection goes back to the pool: release the lock first.
+        let _ = leader_lock
+            .execute("SELECT pg_advisory_unlock_all()", &[])
+            .await;
         info!(service = %self.service, "relay stopped");
     }
 
