@@ -25,5 +25,6 @@ bench:
 # (PostgreSQL and NATS keep running).
 reset:
 	bash deploy/local/stop.sh
+	bash deploy/local/infra.sh
 	set -a; . .anp/infra.env; set +a; psql "$$ANP_PG_URL/postgres" -qc "drop database if exists $${ANP_DATABASE:-anp} with (force)"
 	rm -rf .anp/data
