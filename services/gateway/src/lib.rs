@@ -4,8 +4,6 @@
 pub mod atom;
 mod views;
 
-use std::sync::Arc;
-
 use anp_kit::{ErrorKind, Shutdown};
 use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
 use anp_proto::content::v1::content_service_client::ContentServiceClient;
@@ -50,7 +48,7 @@ pub struct AppState {
     pub sites: SitesServiceClient<Channel>,
     pub content: ContentServiceClient<Channel>,
     pub aggregator: AggregatorServiceClient<Channel>,
-    pub templates: Arc<Environment<'static>>,
+    pub templates: &'static Environment<'static>,
     pub public_url: String,
     pub umbrella_name: String,
 }
@@ -61,7 +59,13 @@ fn channel(url: &str) -> anyhow::Result<Channel> {
         .connect_lazy())
 }
 
-fn templates() -> Environment<'static> {
+/// The bundled templates, parsed once per process.
+fn templates() -> &'static Environment<'static> {
+    static TEMPLATES: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(load_templates)
+}
+
+fn load_templates() -> Environment<'static> {
     let mut environment = Environment::new();
     for (name, source) in [
         ("base.html", include_str!("../templates/base.html")),
@@ -83,7 +87,7 @@ impl AppState {
             sites: SitesServiceClient::new(channel(&config.sites_url)?),
             content: ContentServiceClient::new(channel(&config.content_url)?),
             aggregator: AggregatorServiceClient::new(channel(&config.aggregator_url)?),
-            templates: Arc::new(templates()),
+            templates: templates(),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             umbrella_name: config.umbrella_name.clone(),
         })
