@@ -6,6 +6,7 @@
 # user postgres, and 127.0.0.1:4222); otherwise installs the Debian packages
 # when missing and starts private instances under $ANP_HOME on free ports.
 # Safe to run again: private instances that still run are reused.
+# ANP_PRIVATE_INFRA=1 skips the running servers and always uses private ones.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -45,10 +46,11 @@ pg_answers() { # port
 ensure_psql() { command -v psql >/dev/null 2>&1 || apt_install postgresql-client; }
 
 # ---- PostgreSQL --------------------------------------------------------------
+PRIVATE=${ANP_PRIVATE_INFRA:-0}
 PG_URL=${ANP_PG_URL:-}
 if [ -z "$PG_URL" ]; then
-  if port_open 5432; then ensure_psql; fi
-  if port_open 5432 && pg_answers 5432; then
+  if [ "$PRIVATE" != 1 ] && port_open 5432; then ensure_psql; fi
+  if [ "$PRIVATE" != 1 ] && port_open 5432 && pg_answers 5432; then
     PG_URL=postgres://postgres@127.0.0.1:5432
   else
     PG_DIR=$ANP_HOME/postgres
@@ -82,7 +84,7 @@ fi
 # ---- NATS with JetStream -----------------------------------------------------
 NATS_URL=${ANP_NATS_URL:-}
 if [ -z "$NATS_URL" ]; then
-  if port_open 4222; then
+  if [ "$PRIVATE" != 1 ] && port_open 4222; then
     NATS_URL=nats://127.0.0.1:4222
   else
     NATS_DIR=$ANP_HOME/nats
