@@ -27,4 +27,4 @@ reset:
 	bash deploy/local/stop.sh
 	bash deploy/local/infra.sh
 	set -a; . .anp/infra.env; set +a; psql "$$ANP_PG_URL/postgres" -qc "drop database if exists $${ANP_DATABASE:-anp} with (force)"
-	rm -rf .anp/data
+	rm -rf .anp/data .anp/demo

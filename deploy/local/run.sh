@@ -25,6 +25,12 @@ if [ ! -s "$ANP_HOME/ops-token" ]; then
   (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$ANP_HOME/ops-token")
 fi
 
+# Session signing key (sites) and its public key (every service), made once.
+if [ ! -s "$ANP_HOME/session.env" ]; then
+  (umask 077; target/debug/anpctl keys generate >"$ANP_HOME/session.env")
+fi
+set -a; . "$ANP_HOME/session.env"; set +a
+
 export ANP_DATABASE_URL=$ANP_PG_URL/$DB
 export ANP_OPS_TOKEN=$(cat "$ANP_HOME/ops-token")
 export ANP_INDEX_DIR=$ANP_HOME/data/index
@@ -77,6 +83,8 @@ bash deploy/local/seed.sh
 cat <<MSG
 
 ANP is running: $ANP_PUBLIC_URL/
+  demo admins:     admin@climate-justice.example.org and admin@migrant-rights.example.org,
+                   password: $(cat "$ANP_HOME/demo-password")
   operators' CLI:  target/debug/anpctl --help   (reads the token from .anp/ops-token)
   logs:            $ANP_HOME/logs/
   stop:            make stop

@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# A small demo: two networks, a few sites, posts in English and Spanish.
-# Runs once per database: posts are only added when a network is new.
+# A small demo: two networks, each with its admin account, a few sites with
+# places and tags, posts in English and Spanish. Runs once per database:
+# nothing is added to a network that already exists.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ANP_HOME=${ANP_HOME:-$ROOT/.anp}
 ctl() { "$ROOT/target/debug/anpctl" "$@"; }
 
-onboard() { # slug name -> prints "new" when created now
-  ctl network onboard "$1" --name "$2" --idempotency-key "demo-$1" | grep -q '^onboarded' && echo new || true
+if [ ! -s "$ANP_HOME/demo-password" ]; then
+  (umask 077; printf 'demo-%s' "$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$ANP_HOME/demo-password")
+fi
+export ANP_PASSWORD=$(cat "$ANP_HOME/demo-password")
+mkdir -p "$ANP_HOME/demo"
+
+# onboard slug name: onboards the network, signs its admin up and makes the
+# admin's session current; prints "new" when the network is new.
+onboard() {
+  local out token
+  out=$(ctl network onboard "$1" --name "$2" --admin-email "admin@$1.example.org" \
+    --plan standard --idempotency-key "demo-$1")
+  grep -q '^onboarded' <<<"$out" || return 0
+  token=$(sed -n 's/.*anpctl member accept //p' <<<"$out")
+  export ANP_SESSION_FILE=$ANP_HOME/demo/$1.session
+  ctl account signup --email "admin@$1.example.org" --display-name "$2 admin" >/dev/null
+  ctl member accept "$token" >/dev/null
+  echo new
 }
 
-site() { ctl site create "$1" --name "$2" >/dev/null 2>&1 || true; }
+site() { ctl site create "$@" >/dev/null; }
 
 if [ "$(onboard climate-justice 'Climate Justice')" = new ]; then
-  site climate-justice/new-york "New York"
-  site climate-justice/new-mexico "New Mexico"
-  site climate-justice/madrid "Madrid"
+  export ANP_SESSION_FILE=$ANP_HOME/demo/climate-justice.session
+  site climate-justice/new-york --name "New York" --tags climate,energy --city "New York" --country US --lat 40.71 --lon -74.01
+  site climate-justice/new-mexico --name "New Mexico" --tags climate,water --city Albuquerque --country US --lat 35.08 --lon -106.65
+  site climate-justice/madrid --name "Madrid" --tags climate --languages es,en --city Madrid --country ES --lat 40.42 --lon -3.70
   ctl post publish climate-justice/new-york --title "Rally for a Green New Deal at City Hall" \
     --body $'We gather **Saturday at noon** on the steps of City Hall.\n\nBring signs, water and a friend. Organizers from New Mexico join us by video.' >/dev/null
   ctl post publish climate-justice/new-mexico --title "Water protectors meet in Albuquerque" \
@@ -25,8 +44,9 @@ if [ "$(onboard climate-justice 'Climate Justice')" = new ]; then
 fi
 
 if [ "$(onboard migrant-rights 'Migrant Rights')" = new ]; then
-  site migrant-rights/boston "Boston"
-  site migrant-rights/arts "Arts"
+  export ANP_SESSION_FILE=$ANP_HOME/demo/migrant-rights.session
+  site migrant-rights/boston --name "Boston" --tags migration,labor --languages en,es --city Boston --country US --lat 42.36 --lon -71.06 --join invite-only
+  site migrant-rights/arts --name "Arts" --tags migration,arts
   ctl post publish migrant-rights/boston --title "Know your rights: workshop on Thursday" \
     --body $'Volunteer lawyers explain what to do if immigration agents come to your door.\n\nInterpretation in Spanish and Haitian Creole.' >/dev/null
   ctl post publish migrant-rights/boston --lang es --title "Taller: conoce tus derechos" \

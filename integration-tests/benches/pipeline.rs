@@ -16,10 +16,9 @@ use anp_bus::Relay;
 use anp_eventstore::{EventStore, ExpectedVersion, NewEvent};
 use anp_proto::aggregator::v1::SearchRequest;
 use anp_proto::content::v1::PublishPostRequest;
-use anp_proto::ops::v1::OnboardNetworkRequest;
 use anp_proto::sites::v1::CreateSiteRequest;
 use async_nats::jetstream::message::PublishMessage;
-use harness::{Infra, Stack, authorized};
+use harness::{Infra, Stack, with_token};
 use prost::Message;
 use uuid::Uuid;
 
@@ -247,22 +246,19 @@ async fn bench_visibility() {
     const POSTS: usize = 200;
     println!("\n## Acknowledged write → visible in search ({POSTS} posts, one at a time)");
     let stack = Stack::start().await;
-    stack
-        .ops()
-        .onboard_network(authorized(OnboardNetworkRequest {
-            slug: "bench".into(),
-            name: "Bench".into(),
-            idempotency_key: String::new(),
-        }))
-        .await
-        .expect("onboard");
+    stack.onboard("bench", "Bench").await;
+    let token = stack.admin("bench");
     stack
         .sites()
-        .create_site(authorized(CreateSiteRequest {
-            network_slug: "bench".into(),
-            slug: "site".into(),
-            name: "Site".into(),
-        }))
+        .create_site(with_token(
+            CreateSiteRequest {
+                network_slug: "bench".into(),
+                slug: "site".into(),
+                name: "Site".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
         .await
         .expect("site");
     let mut content = stack.content();
@@ -273,13 +269,16 @@ async fn bench_visibility() {
         let word = format!("benchword{number}x");
         let sent = Instant::now();
         content
-            .publish_post(authorized(PublishPostRequest {
-                network_slug: "bench".into(),
-                site_slug: "site".into(),
-                title: format!("Post {word}"),
-                body_markdown: "Measuring how fast a post is found.".into(),
-                lang: "en".into(),
-            }))
+            .publish_post(with_token(
+                PublishPostRequest {
+                    network_slug: "bench".into(),
+                    site_slug: "site".into(),
+                    title: format!("Post {word}"),
+                    body_markdown: "Measuring how fast a post is found.".into(),
+                    lang: "en".into(),
+                },
+                &token,
+            ))
             .await
             .expect("publish");
         let acked = Instant::now();

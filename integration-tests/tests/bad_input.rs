@@ -7,7 +7,7 @@ use anp_proto::sites::v1::{CreateSiteRequest, GetSiteRequest};
 use tonic::Code;
 
 use crate::flow::{create_site, onboard, publish};
-use crate::harness::{OPS_TOKEN, Stack, authorized};
+use crate::harness::{OPS_TOKEN, Stack, authorized, with_token};
 
 fn expect_error<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, field: &str) {
     let status = result.expect_err("the call must fail");
@@ -35,6 +35,8 @@ fn onboard_request(slug: &str, name: &str) -> OnboardNetworkRequest {
         slug: slug.into(),
         name: name.into(),
         idempotency_key: String::new(),
+        admin_email: "admin@example.org".into(),
+        ..Default::default()
     }
 }
 
@@ -44,6 +46,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     onboard(&stack, "climate", "Climate").await;
     create_site(&stack, "climate", "boston", "Boston").await;
     let post_id = publish(&stack, "climate", "boston", "First", "Body", "en").await;
+    let admin = stack.admin("climate");
     let sites_events = count(&stack, "SELECT count(*) FROM sites.events").await;
     let content_events = count(&stack, "SELECT count(*) FROM content.events").await;
 
@@ -116,22 +119,30 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let mut sites = stack.sites();
     expect_error(
         sites
-            .create_site(authorized(CreateSiteRequest {
-                network_slug: "nowhere".into(),
-                slug: "boston".into(),
-                name: "Boston".into(),
-            }))
+            .create_site(with_token(
+                CreateSiteRequest {
+                    network_slug: "nowhere".into(),
+                    slug: "boston".into(),
+                    name: "Boston".into(),
+                    ..Default::default()
+                },
+                &admin,
+            ))
             .await,
         Code::NotFound,
         "network_slug",
     );
     expect_error(
         sites
-            .create_site(authorized(CreateSiteRequest {
-                network_slug: "climate".into(),
-                slug: "boston".into(),
-                name: "Boston again".into(),
-            }))
+            .create_site(with_token(
+                CreateSiteRequest {
+                    network_slug: "climate".into(),
+                    slug: "boston".into(),
+                    name: "Boston again".into(),
+                    ..Default::default()
+                },
+                &admin,
+            ))
             .await,
         Code::AlreadyExists,
         "slug",
@@ -142,6 +153,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
                 network_slug: "climate".into(),
                 slug: "denver".into(),
                 name: "Denver".into(),
+                ..Default::default()
             }))
             .await,
         Code::Unauthenticated,
@@ -206,7 +218,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
             "title",
         ),
     ] {
-        expect_error(content.publish_post(authorized(request)).await, code, field);
+        expect_error(
+            content.publish_post(with_token(request, &admin)).await,
+            code,
+            field,
+        );
     }
     expect_error(
         content
@@ -217,13 +233,16 @@ async fn bad_input_is_refused_and_changes_nothing() {
     );
     expect_error(
         content
-            .edit_post(authorized(EditPostRequest {
-                post_id: post_id.clone(),
-                expected_version: 7,
-                title: "New".into(),
-                body_markdown: "New".into(),
-                lang: String::new(),
-            }))
+            .edit_post(with_token(
+                EditPostRequest {
+                    post_id: post_id.clone(),
+                    expected_version: 7,
+                    title: "New".into(),
+                    body_markdown: "New".into(),
+                    lang: String::new(),
+                },
+                &admin,
+            ))
             .await,
         Code::Aborted,
         "version",

@@ -3,10 +3,26 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{OPS_TOKEN, Stack, bin_dir, eventually};
+use crate::harness::{OPS_TOKEN, PASSWORD, Stack, bin_dir, eventually};
 
 fn anpctl(stack: &Stack, token: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(bin_dir().join("anpctl"))
+    anpctl_as(stack, token, None, args)
+}
+
+/// anpctl with a session file of its own (`session`), as a person would.
+fn anpctl_as(
+    stack: &Stack,
+    token: &str,
+    session: Option<&std::path::Path>,
+    args: &[&str],
+) -> (bool, String, String) {
+    let mut command = Command::new(bin_dir().join("anpctl"));
+    if let Some(session) = session {
+        command.env("ANP_SESSION_FILE", session);
+    }
+    command.env("ANP_PASSWORD", PASSWORD);
+    command.env_remove("ANP_SESSION_TOKEN");
+    let output = command
         .args(args)
         .env("ANP_SITES_URL", format!("http://{}", stack.sites_addr))
         .env("ANP_CONTENT_URL", format!("http://{}", stack.content_addr))
@@ -27,25 +43,75 @@ fn anpctl(stack: &Stack, token: &str, args: &[&str]) -> (bool, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operators_onboard_publish_and_search_with_anpctl() {
     let stack = Stack::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let session = home.path().join("session");
     let run = |args: &[&str]| {
-        let (ok, stdout, stderr) = anpctl(&stack, OPS_TOKEN, args);
+        let (ok, stdout, stderr) = anpctl_as(&stack, OPS_TOKEN, Some(&session), args);
         assert!(ok, "anpctl {args:?} failed: {stderr}");
         stdout
     };
+    let onboard = [
+        "network",
+        "onboard",
+        "tenants",
+        "--name",
+        "Tenants Union",
+        "--admin-email",
+        "Rosa@Tenants.example.org",
+        "--plan",
+        "standard",
+        "--sites",
+        "3",
+    ];
+    let onboarded = run(&onboard);
+    assert!(onboarded.starts_with("onboarded tenants"), "{onboarded}");
+    let token = onboarded
+        .split("anpctl member accept ")
+        .nth(1)
+        .expect("an invitation token")
+        .trim()
+        .to_owned();
+    assert!(run(&onboard).starts_with("already onboarded"));
+    let listed = run(&["network", "list"]);
     assert!(
-        run(&["network", "onboard", "tenants", "--name", "Tenants Union"])
-            .starts_with("onboarded tenants")
+        listed.contains("tenants\tTenants Union\tactive\tstandard\tsites 0/3\tmembers 0/2000"),
+        "{listed}"
+    );
+
+    // The invited admin signs up, accepts, and works with a saved session.
+    assert!(
+        run(&[
+            "account",
+            "signup",
+            "--email",
+            "rosa@tenants.example.org",
+            "--display-name",
+            "Rosa"
+        ])
+        .starts_with("signed up rosa@tenants.example.org")
+    );
+    assert!(run(&["member", "accept", &token]).contains("tenants\tnetwork_admin"));
+    assert!(run(&["account", "whoami"]).contains("Rosa <rosa@tenants.example.org>"));
+    assert!(
+        run(&[
+            "site",
+            "create",
+            "tenants/chicago",
+            "--name",
+            "Chicago",
+            "--tags",
+            "housing",
+            "--city",
+            "Chicago",
+            "--country",
+            "us"
+        ])
+        .starts_with("created tenants/chicago")
     );
     assert!(
-        run(&["network", "onboard", "tenants", "--name", "Tenants Union"])
-            .starts_with("already onboarded")
+        run(&["site", "list", "tenants"])
+            .contains("tenants/chicago\tChicago\topen\thousing\ten\tChicago, US")
     );
-    assert!(run(&["network", "list"]).contains("tenants\tTenants Union"));
-    assert!(
-        run(&["site", "create", "tenants/chicago", "--name", "Chicago"])
-            .starts_with("created tenants/chicago")
-    );
-    assert!(run(&["site", "list", "tenants"]).contains("tenants/chicago\tChicago"));
     let published = run(&[
         "post",
         "publish",
@@ -84,12 +150,21 @@ async fn operators_onboard_publish_and_search_with_anpctl() {
     let (ok, _, stderr) = anpctl(
         &stack,
         "wrong-token",
-        &["network", "onboard", "other", "--name", "Other"],
+        &[
+            "network",
+            "onboard",
+            "other",
+            "--name",
+            "Other",
+            "--admin-email",
+            "a@b.org",
+        ],
     );
     assert!(!ok && stderr.contains("authorization"), "{stderr}");
-    let (ok, _, stderr) = anpctl(
+    let (ok, _, stderr) = anpctl_as(
         &stack,
         OPS_TOKEN,
+        Some(&session),
         &["site", "create", "tenants/Bad Slug", "--name", "X"],
     );
     assert!(!ok && stderr.contains("slug"), "{stderr}");
@@ -100,5 +175,19 @@ async fn operators_onboard_publish_and_search_with_anpctl() {
     );
     assert!(!ok && stderr.contains("<network>/<site>"), "{stderr}");
     assert!(!run(&["network", "list"]).contains("other"));
+    // Every ops call, refused ones too, is in the audit log.
+    let audit = run(&["audit"]);
+    assert!(
+        audit.contains("bootstrap\tOnboardNetwork\ttenants\tok\tcreated=true plan=standard"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("unauthenticated\tOnboardNetwork\tother\tUnauthenticated"),
+        "{audit}"
+    );
+    // After logging out, the session no longer works.
+    run(&["account", "logout"]);
+    let (ok, _, stderr) = anpctl_as(&stack, OPS_TOKEN, Some(&session), &["account", "whoami"]);
+    assert!(!ok && stderr.contains("sign in"), "{stderr}");
     stack.stop().await;
 }

@@ -12,7 +12,7 @@ use anp_proto::content::v1::PublishPostRequest;
 use tokio::sync::Mutex;
 
 use crate::flow::{create_site, feed_ids, onboard};
-use crate::harness::{Options, Process, Stack, authorized, eventually, process_env};
+use crate::harness::{Options, Process, Stack, eventually, process_env, with_token};
 
 const POSTS: usize = 1000;
 const WRITERS: usize = 8;
@@ -22,20 +22,25 @@ const WRITERS: usize = 8;
 async fn write_posts(stack: &Stack, acked: Arc<AtomicUsize>) -> Vec<String> {
     let ids = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
+    let token = stack.admin("crash");
     for writer in 0..WRITERS {
         let mut content = stack.content();
+        let token = token.clone();
         let ids = ids.clone();
         let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
             for n in (writer..POSTS).step_by(WRITERS) {
                 let post = content
-                    .publish_post(authorized(PublishPostRequest {
-                        network_slug: "crash".into(),
-                        site_slug: "site".into(),
-                        title: format!("Zebra report {n}"),
-                        body_markdown: "Nothing is lost.".into(),
-                        lang: "en".into(),
-                    }))
+                    .publish_post(with_token(
+                        PublishPostRequest {
+                            network_slug: "crash".into(),
+                            site_slug: "site".into(),
+                            title: format!("Zebra report {n}"),
+                            body_markdown: "Nothing is lost.".into(),
+                            lang: "en".into(),
+                        },
+                        &token,
+                    ))
                     .await
                     .expect("publish")
                     .into_inner();

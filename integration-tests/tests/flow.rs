@@ -9,28 +9,25 @@ use anp_proto::content::v1::{EditPostRequest, PublishPostRequest};
 use anp_proto::ops::v1::{ListNetworksRequest, OnboardNetworkRequest};
 use anp_proto::sites::v1::CreateSiteRequest;
 
-use crate::harness::{Stack, authorized, eventually};
+use crate::harness::{Stack, authorized, eventually, with_token};
 
 pub async fn onboard(stack: &Stack, slug: &str, name: &str) {
-    stack
-        .ops()
-        .onboard_network(authorized(OnboardNetworkRequest {
-            slug: slug.into(),
-            name: name.into(),
-            idempotency_key: format!("key-{slug}"),
-        }))
-        .await
-        .expect("onboard");
+    stack.onboard(slug, name).await;
 }
 
+/// Creates a top-level site as the network's admin.
 pub async fn create_site(stack: &Stack, network: &str, slug: &str, name: &str) {
     stack
         .sites()
-        .create_site(authorized(CreateSiteRequest {
-            network_slug: network.into(),
-            slug: slug.into(),
-            name: name.into(),
-        }))
+        .create_site(with_token(
+            CreateSiteRequest {
+                network_slug: network.into(),
+                slug: slug.into(),
+                name: name.into(),
+                ..Default::default()
+            },
+            &stack.admin(network),
+        ))
         .await
         .expect("create site");
 }
@@ -45,13 +42,16 @@ pub async fn publish(
 ) -> String {
     stack
         .content()
-        .publish_post(authorized(PublishPostRequest {
-            network_slug: network.into(),
-            site_slug: site.into(),
-            title: title.into(),
-            body_markdown: body.into(),
-            lang: lang.into(),
-        }))
+        .publish_post(with_token(
+            PublishPostRequest {
+                network_slug: network.into(),
+                site_slug: site.into(),
+                title: title.into(),
+                body_markdown: body.into(),
+                lang: lang.into(),
+            },
+            &stack.admin(network),
+        ))
         .await
         .expect("publish")
         .into_inner()
@@ -131,23 +131,16 @@ async fn post_reaches_every_feed_atom_and_search() {
     let wait = Duration::from_secs(15);
 
     // Onboarding is idempotent on its key.
-    let first = stack
-        .ops()
-        .onboard_network(authorized(OnboardNetworkRequest {
-            slug: "climate".into(),
-            name: "Climate Justice".into(),
-            idempotency_key: "onboard-climate-1".into(),
-        }))
-        .await
-        .expect("onboard")
-        .into_inner();
+    let first = stack.onboard("climate", "Climate Justice").await;
     assert!(first.created);
     let retry = stack
         .ops()
         .onboard_network(authorized(OnboardNetworkRequest {
             slug: "climate".into(),
             name: "Climate Justice".into(),
-            idempotency_key: "onboard-climate-1".into(),
+            idempotency_key: "key-climate".into(),
+            admin_email: "admin@climate.example.org".into(),
+            ..Default::default()
         }))
         .await
         .expect("retried onboard")
@@ -315,13 +308,16 @@ async fn post_reaches_every_feed_atom_and_search() {
     // An edit reaches feeds and search; the old words are gone.
     stack
         .content()
-        .edit_post(authorized(EditPostRequest {
-            post_id: english.clone(),
-            expected_version: 1,
-            title: "Picnic at City Hall".into(),
-            body_markdown: "A picnic instead of a march.".into(),
-            lang: String::new(),
-        }))
+        .edit_post(with_token(
+            EditPostRequest {
+                post_id: english.clone(),
+                expected_version: 1,
+                title: "Picnic at City Hall".into(),
+                body_markdown: "A picnic instead of a march.".into(),
+                lang: String::new(),
+            },
+            &stack.admin("climate"),
+        ))
         .await
         .expect("edit");
     eventually(wait, "edited post in search", || async {

@@ -12,13 +12,22 @@ use anp_kit::SecretToken;
 use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
 use anp_proto::content::v1::content_service_client::ContentServiceClient;
 use anp_proto::ops::v1::ops_service_client::OpsServiceClient;
+use anp_proto::ops::v1::{OnboardNetworkRequest, OnboardNetworkResponse};
 use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
+use anp_proto::sites::v1::{AcceptInvitationRequest, SignUpRequest};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub const OPS_TOKEN: &str = "test-ops-token-0123456789";
+/// The tests' session signing key (base64 of 32 bytes).
+pub const SESSION_SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn signer() -> anp_session::Signer {
+    anp_session::Signer::from_seed(SESSION_SEED).expect("test signing key")
+}
 /// Connections per service: tests run in parallel against one server.
 const POOL_SIZE: usize = 8;
 
@@ -57,11 +66,15 @@ where
 
 /// Adds the ops bearer token to a request.
 pub fn authorized<T>(message: T) -> tonic::Request<T> {
+    with_token(message, OPS_TOKEN)
+}
+
+/// Adds a bearer token (a session's or an ops token) to a request.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {OPS_TOKEN}").parse().unwrap(),
-    );
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 
@@ -176,6 +189,8 @@ pub struct Stack {
     pub gateway_addr: String,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Session token of each network's first admin, by network slug.
+    admins: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Stack {
@@ -184,6 +199,11 @@ impl Stack {
     }
 
     pub async fn start_with(options: Options) -> Stack {
+        // Service errors show up in the output of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,anp=info".into()))
+            .try_init();
         let infra = Infra::new().await;
         let shutdown = CancellationToken::new();
         let index_dir = tempfile::tempdir().expect("tempdir");
@@ -194,6 +214,9 @@ impl Stack {
             database: database(&infra, "sites"),
             bus: infra.bus.clone(),
             ops_token: SecretToken::new(OPS_TOKEN),
+            signer: signer(),
+            session_ttl: chrono::Duration::hours(1),
+            sign_in_per_minute: 5,
             embedded_relay: true,
         };
         tasks.push(spawn_service(
@@ -205,7 +228,7 @@ impl Stack {
         let content_config = anp_content::Config {
             database: database(&infra, "content"),
             bus: infra.bus.clone(),
-            ops_token: SecretToken::new(OPS_TOKEN),
+            sessions: signer().verifier().clone(),
             sites_url: format!("http://{sites_addr}"),
             embedded_relay: options.content_relay,
         };
@@ -247,6 +270,7 @@ impl Stack {
             gateway_addr,
             shutdown,
             tasks,
+            admins: Default::default(),
         };
         stack.wait_ready(options).await;
         stack
@@ -293,6 +317,70 @@ impl Stack {
 
     pub fn aggregator(&self) -> AggregatorServiceClient<Channel> {
         AggregatorServiceClient::new(grpc_channel(&self.aggregator_addr))
+    }
+
+    /// Signs up an account; returns its session token.
+    pub async fn sign_up(&self, email: &str) -> String {
+        self.sites()
+            .sign_up(SignUpRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                display_name: email.split('@').next().unwrap_or("someone").into(),
+            })
+            .await
+            .unwrap_or_else(|err| panic!("sign up {email}: {err}"))
+            .into_inner()
+            .token
+    }
+
+    /// Onboards a network (key `key-<slug>`) and signs its first admin
+    /// (`admin@<slug>.example.org`) up; [`Stack::admin`] has the admin's token.
+    pub async fn onboard(&self, slug: &str, name: &str) -> OnboardNetworkResponse {
+        let response = self
+            .ops()
+            .onboard_network(authorized(OnboardNetworkRequest {
+                slug: slug.into(),
+                name: name.into(),
+                idempotency_key: format!("key-{slug}"),
+                admin_email: format!("admin@{slug}.example.org"),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_or_else(|err| panic!("onboard {slug}: {err}"))
+            .into_inner();
+        self.adopt(slug, &response).await;
+        response
+    }
+
+    /// Signs the admin invited by an onboarding up and accepts the invitation.
+    pub async fn adopt(&self, slug: &str, onboarded: &OnboardNetworkResponse) {
+        let token = self.sign_up(&format!("admin@{slug}.example.org")).await;
+        let invitation = onboarded
+            .admin_invitation
+            .as_ref()
+            .expect("admin invitation");
+        self.sites()
+            .accept_invitation(with_token(
+                AcceptInvitationRequest {
+                    token: invitation.token.clone(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap_or_else(|err| panic!("accept admin invitation of {slug}: {err}"));
+        self.admins.lock().unwrap().insert(slug.to_owned(), token);
+    }
+
+    /// The session token of a network's first admin.
+    pub fn admin(&self, network: &str) -> String {
+        self.admins
+            .lock()
+            .unwrap()
+            .get(network)
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!("no admin for network {network}: onboard it with Stack::onboard")
+            })
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -385,6 +473,8 @@ pub fn process_env(infra: &Infra) -> Vec<(&'static str, String)> {
         ("ANP_NATS_STREAM", infra.bus.stream_name.clone()),
         ("ANP_NATS_SUBJECT_PREFIX", infra.bus.subject_prefix.clone()),
         ("ANP_OPS_TOKEN", OPS_TOKEN.to_owned()),
+        ("ANP_SESSION_SIGNING_KEY", SESSION_SEED.to_owned()),
+        ("ANP_SESSION_PUBLIC_KEY", signer().public_key().to_owned()),
         ("ANP_DATABASE_POOL_SIZE", POOL_SIZE.to_string()),
     ]
 }

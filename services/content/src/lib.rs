@@ -6,11 +6,11 @@ pub mod render;
 
 use anp_bus::{BusConfig, Relay};
 use anp_eventstore::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
-use anp_kit::{Caller, ErrorKind, SecretToken, ServiceError, Shutdown, check_slug, check_text};
+use anp_kit::{Caller, ErrorKind, ServiceError, Shutdown, check_slug, check_text};
 use anp_proto::content::v1::{EditPostRequest, Post, PublishPostRequest};
 use anp_proto::events::v1::{PostEdited, PostPublished, PostState};
-use anp_proto::sites::v1::GetSiteRequest;
 use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
+use anp_proto::sites::v1::{Access, GetAccessRequest, NetworkStatus, Role, Scope};
 use prost::Message;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -37,6 +37,10 @@ pub enum ContentError {
     },
     #[error("sites service: {0}")]
     Sites(tonic::Status),
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    Precondition(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("corrupt event {event_id}: {message}")]
@@ -50,9 +54,13 @@ impl ServiceError for ContentError {
             ContentError::NotFound(_) => ErrorKind::NotFound,
             ContentError::VersionMismatch { .. } => ErrorKind::Conflict,
             ContentError::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
+            ContentError::Denied(_) => ErrorKind::PermissionDenied,
+            ContentError::Precondition(_) => ErrorKind::FailedPrecondition,
             ContentError::Sites(status) => match ErrorKind::from_grpc(status.code()) {
-                ErrorKind::NotFound => ErrorKind::NotFound,
-                ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                kind @ (ErrorKind::NotFound
+                | ErrorKind::InvalidArgument
+                | ErrorKind::Unauthenticated
+                | ErrorKind::PermissionDenied) => kind,
                 _ => ErrorKind::Unavailable,
             },
             ContentError::Store(_) | ContentError::Corrupt { .. } => ErrorKind::Internal,
@@ -82,19 +90,20 @@ impl ServiceError for ContentError {
 pub struct Config {
     pub database: anp_kit::DatabaseConfig,
     pub bus: BusConfig,
-    pub ops_token: SecretToken,
+    /// Verifies the session tokens the sites service signs.
+    pub sessions: anp_session::Verifier,
     pub sites_url: String,
     pub embedded_relay: bool,
 }
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let token = std::env::var("ANP_OPS_TOKEN")
-            .map_err(|_| anyhow::anyhow!("ANP_OPS_TOKEN must be set"))?;
+        let public_key = std::env::var("ANP_SESSION_PUBLIC_KEY")
+            .map_err(|_| anyhow::anyhow!("ANP_SESSION_PUBLIC_KEY must be set"))?;
         Ok(Config {
             database: anp_kit::DatabaseConfig::from_env("ANP_CONTENT_SCHEMA", "content")?,
             bus: BusConfig::from_env(),
-            ops_token: SecretToken::new(token),
+            sessions: anp_session::Verifier::from_public_key(&public_key)?,
             sites_url: anp_kit::env_or("ANP_SITES_URL", "http://127.0.0.1:50051"),
             embedded_relay: anp_kit::env_or("ANP_EMBEDDED_RELAY", "true") == "true",
         })
@@ -124,7 +133,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     info!("content service ready");
     anp_kit::serve_grpc(
         listener,
-        grpc::routes(content, config.ops_token.clone()),
+        grpc::routes(content, config.sessions.clone()),
         &["anp.content.v1.ContentService"],
         shutdown,
     )
@@ -229,10 +238,51 @@ fn to_post(aggregate: &PostAggregate) -> Post {
 }
 
 impl Content {
+    /// What the caller may do in a site, from the sites service (which owns
+    /// roles), with the caller's own token: editors and above may write, and
+    /// only while the network is active and the site not archived.
+    async fn authorize(&self, token: &str, scope: Scope) -> Result<Access, ContentError> {
+        let mut request = tonic::Request::new(GetAccessRequest { scope: Some(scope) });
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ContentError::Invalid("authorization: malformed token".into()))?;
+        request.metadata_mut().insert("authorization", bearer);
+        let access = self
+            .sites
+            .clone()
+            .get_access(request)
+            .await
+            .map_err(ContentError::Sites)?
+            .into_inner();
+        let role = Role::try_from(access.role).unwrap_or(Role::Unspecified);
+        let network = access.network.clone().unwrap_or_default();
+        let site = access.site.clone().unwrap_or_default();
+        if role < Role::Editor {
+            return Err(ContentError::Denied(format!(
+                "permission: writing posts needs the editor role in site {}/{}",
+                network.slug, site.slug
+            )));
+        }
+        if !access.writable {
+            return Err(ContentError::Precondition(
+                if network.status == NetworkStatus::Suspended as i32 {
+                    format!(
+                        "network {:?} is suspended: {}",
+                        network.slug, network.notice
+                    )
+                } else {
+                    format!("site {}/{} is archived", network.slug, site.slug)
+                },
+            ));
+        }
+        Ok(access)
+    }
+
     pub async fn publish_post(
         &self,
         request: &PublishPostRequest,
         caller: Caller,
+        token: &str,
     ) -> Result<Post, ContentError> {
         let PublishPostRequest {
             network_slug,
@@ -247,17 +297,19 @@ impl Content {
         check_slug("network_slug", network_slug).map_err(ContentError::Invalid)?;
         check_slug("site_slug", site_slug).map_err(ContentError::Invalid)?;
         check_post_fields(title, body_markdown, lang)?;
-        let site = self
-            .sites
-            .clone()
-            .get_site(GetSiteRequest {
-                site_id: String::new(),
-                network_slug: network_slug.to_owned(),
-                site_slug: site_slug.to_owned(),
-            })
-            .await
-            .map_err(ContentError::Sites)?
-            .into_inner();
+        let access = self
+            .authorize(
+                token,
+                Scope {
+                    network_slug: network_slug.to_owned(),
+                    site_slug: site_slug.to_owned(),
+                    site_id: String::new(),
+                },
+            )
+            .await?;
+        let site = access
+            .site
+            .ok_or_else(|| ContentError::Sites(tonic::Status::internal("access without site")))?;
         let network_id: Uuid = site
             .network_id
             .parse()
@@ -304,6 +356,7 @@ impl Content {
         &self,
         request: &EditPostRequest,
         caller: Caller,
+        token: &str,
     ) -> Result<Post, ContentError> {
         let EditPostRequest {
             post_id,
@@ -316,6 +369,14 @@ impl Content {
         let actor = caller.actor.as_str();
         let id = parse_post_id(post_id)?;
         let current = self.load(id).await?;
+        self.authorize(
+            token,
+            Scope {
+                site_id: current.state.site_id.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
         let lang = if lang.is_empty() {
             current.state.lang.as_str()
         } else {

@@ -238,6 +238,7 @@ pub async fn network(
         .sites
         .clone()
         .list_sites(ListSitesRequest {
+            include_archived: false,
             network_slug: network_slug.clone(),
         })
         .await

@@ -1,0 +1,233 @@
+//! Finding the network or site a request names, and the caller's role there.
+
+use anp_proto::sites::v1::{Role, Scope};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::error::SitesError;
+use crate::model::{NETWORK_COLUMNS, NetworkRow, SITE_COLUMNS, SiteRow, role_from_i16, role_name};
+
+/// A network, or a site with its network.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub network: NetworkRow,
+    pub site: Option<SiteRow>,
+}
+
+impl Target {
+    /// The id memberships of this scope are recorded under.
+    pub fn scope_id(&self) -> Uuid {
+        self.site.as_ref().map_or(self.network.id, |site| site.id)
+    }
+
+    /// The scopes whose roles hold here: the network, then each ancestor site
+    /// and the site itself.
+    pub fn role_scopes(&self) -> Vec<Uuid> {
+        let mut scopes = vec![self.network.id];
+        if let Some(site) = &self.site {
+            scopes.extend(site.path.iter().copied());
+        }
+        scopes
+    }
+
+    pub fn site_slug(&self) -> &str {
+        self.site.as_ref().map_or("", |site| site.slug.as_str())
+    }
+
+    /// "network boston" or "site climate-ny/boston", for messages.
+    pub fn describe(&self) -> String {
+        match &self.site {
+            Some(site) => format!("site {}/{}", self.network.slug, site.slug),
+            None => format!("network {}", self.network.slug),
+        }
+    }
+
+    pub fn require_site(&self, field: &str) -> Result<&SiteRow, SitesError> {
+        self.site.as_ref().ok_or_else(|| {
+            SitesError::invalid(format!("{field}: name a site (site_slug or site_id)"))
+        })
+    }
+
+    /// Fails unless `role` reaches `needed` here.
+    pub fn require(&self, role: Role, needed: Role) -> Result<(), SitesError> {
+        if role >= needed {
+            return Ok(());
+        }
+        Err(SitesError::denied(format!(
+            "permission: this needs the {} role in {}",
+            role_name(needed),
+            self.describe()
+        )))
+    }
+
+    /// The role that administers this scope.
+    pub fn admin_role(&self) -> Role {
+        if self.site.is_some() {
+            Role::SiteAdmin
+        } else {
+            Role::NetworkAdmin
+        }
+    }
+}
+
+pub async fn network_by_slug<C: GenericClient>(
+    client: &C,
+    slug: &str,
+    lock: bool,
+) -> Result<NetworkRow, SitesError> {
+    anp_kit::check_slug("network_slug", slug).map_err(SitesError::Invalid)?;
+    let sql = format!(
+        "SELECT {NETWORK_COLUMNS} FROM networks n WHERE n.slug = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = client
+        .query_opt(&sql, &[&slug])
+        .await?
+        .ok_or_else(|| SitesError::not_found(format!("network_slug: no network {slug:?}")))?;
+    Ok(NetworkRow::from_row(&row)?)
+}
+
+pub async fn network_by_id<C: GenericClient>(
+    client: &C,
+    id: Uuid,
+    lock: bool,
+) -> Result<NetworkRow, SitesError> {
+    let sql = format!(
+        "SELECT {NETWORK_COLUMNS} FROM networks n WHERE n.id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = client
+        .query_opt(&sql, &[&id])
+        .await?
+        .ok_or_else(|| SitesError::not_found(format!("network: no network {id}")))?;
+    Ok(NetworkRow::from_row(&row)?)
+}
+
+pub async fn site_by_id<C: GenericClient>(client: &C, id: Uuid) -> Result<SiteRow, SitesError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {SITE_COLUMNS} FROM sites s JOIN networks n ON n.id = s.network_id WHERE s.id = $1"
+            ),
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| SitesError::not_found(format!("site_id: no site {id}")))?;
+    Ok(SiteRow::from_row(&row)?)
+}
+
+/// A site by its slug in a network, or by a former slug of a renamed site.
+pub async fn site_by_slug<C: GenericClient>(
+    client: &C,
+    network: &NetworkRow,
+    field: &str,
+    slug: &str,
+) -> Result<SiteRow, SitesError> {
+    anp_kit::check_slug(field, slug).map_err(SitesError::Invalid)?;
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {SITE_COLUMNS} FROM sites s JOIN networks n ON n.id = s.network_id \
+                 WHERE s.network_id = $1 AND s.id = COALESCE( \
+                   (SELECT id FROM sites WHERE network_id = $1 AND slug = $2), \
+                   (SELECT site_id FROM site_aliases WHERE network_id = $1 AND slug = $2))"
+            ),
+            &[&network.id, &slug],
+        )
+        .await?
+        .ok_or_else(|| {
+            SitesError::not_found(format!(
+                "{field}: no site {slug:?} in network {}",
+                network.slug
+            ))
+        })?;
+    Ok(SiteRow::from_row(&row)?)
+}
+
+/// Resolves a [`Scope`]; with `lock`, the network row is locked for the rest
+/// of the transaction, which serializes the writes of one network.
+pub async fn resolve<C: GenericClient>(
+    client: &C,
+    field: &str,
+    scope: Option<&Scope>,
+    lock: bool,
+) -> Result<Target, SitesError> {
+    let scope = scope.ok_or_else(|| SitesError::invalid(format!("{field}: missing")))?;
+    if !scope.site_id.is_empty() {
+        let id: Uuid = scope.site_id.parse().map_err(|_| {
+            SitesError::invalid(format!(
+                "{field}.site_id: {:?} is not a UUID",
+                scope.site_id
+            ))
+        })?;
+        let site = site_by_id(client, id).await?;
+        let network = network_by_id(client, site.network_id, lock).await?;
+        // Re-read under the lock so the site is current.
+        let site = if lock {
+            site_by_id(client, id).await?
+        } else {
+            site
+        };
+        return Ok(Target {
+            network,
+            site: Some(site),
+        });
+    }
+    let network = network_by_slug(client, &scope.network_slug, lock)
+        .await
+        .map_err(|err| prefix(err, field))?;
+    let site = if scope.site_slug.is_empty() {
+        None
+    } else {
+        Some(
+            site_by_slug(
+                client,
+                &network,
+                &format!("{field}.site_slug"),
+                &scope.site_slug,
+            )
+            .await?,
+        )
+    };
+    Ok(Target { network, site })
+}
+
+fn prefix(err: SitesError, field: &str) -> SitesError {
+    match err {
+        SitesError::Invalid(message) => SitesError::Invalid(format!("{field}.{message}")),
+        SitesError::NotFound(message) => SitesError::NotFound(format!("{field}.{message}")),
+        other => other,
+    }
+}
+
+/// The strongest role `account_id` holds in the target, inherited from the
+/// network and every ancestor site.
+pub async fn role_in<C: GenericClient>(
+    client: &C,
+    account_id: Uuid,
+    target: &Target,
+) -> Result<Role, SitesError> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE(max(role), 0)::smallint FROM memberships \
+             WHERE account_id = $1 AND scope_id = ANY($2)",
+            &[&account_id, &target.role_scopes()],
+        )
+        .await?;
+    Ok(role_from_i16(row.get(0)))
+}
+
+/// The role recorded exactly at this scope (not inherited), if any.
+pub async fn membership_at<C: GenericClient>(
+    client: &C,
+    account_id: Uuid,
+    scope_id: Uuid,
+) -> Result<Option<Role>, SitesError> {
+    let row = client
+        .query_opt(
+            "SELECT role FROM memberships WHERE scope_id = $1 AND account_id = $2",
+            &[&scope_id, &account_id],
+        )
+        .await?;
+    Ok(row.map(|row| role_from_i16(row.get(0))))
+}
