@@ -7,28 +7,7 @@ use anp_proto::sites::v1::{CreateSiteRequest, GetSiteRequest};
 use tonic::Code;
 
 use crate::flow::{create_site, onboard, publish};
-use crate::harness::{OPS_TOKEN, Stack, authorized, with_token};
-
-fn expect_error<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, field: &str) {
-    let status = result.expect_err("the call must fail");
-    assert_eq!(status.code(), code, "{status:?}");
-    assert!(
-        status.message().contains(field),
-        "message {:?} names {field}",
-        status.message()
-    );
-}
-
-async fn count(stack: &Stack, sql: &str) -> i64 {
-    stack
-        .infra
-        .pg()
-        .await
-        .query_one(sql, &[])
-        .await
-        .expect(sql)
-        .get(0)
-}
+use crate::harness::{OPS_TOKEN, Stack, authorized, count, expect_error, with_token};
 
 fn onboard_request(slug: &str, name: &str) -> OnboardNetworkRequest {
     OnboardNetworkRequest {

@@ -17,6 +17,7 @@ use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
 use anp_proto::sites::v1::{AcceptInvitationRequest, SignUpRequest};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -76,6 +77,29 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
+}
+
+/// Asserts a call failed with `code` and a message naming `field`.
+pub fn expect_error<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, field: &str) {
+    let status = result.expect_err("the call must fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(field),
+        "message {:?} names {field}",
+        status.message()
+    );
+}
+
+/// One number from SQL against the test's database.
+pub async fn count(stack: &Stack, sql: &str) -> i64 {
+    stack
+        .infra
+        .pg()
+        .await
+        .query_one(sql, &[])
+        .await
+        .expect(sql)
+        .get(0)
 }
 
 /// A database and a bus of the test's own.

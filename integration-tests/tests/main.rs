@@ -8,3 +8,4 @@ mod crash;
 mod eventstore;
 mod flow;
 mod harness;
+mod people;
