@@ -8,4 +8,5 @@ mod crash;
 mod eventstore;
 mod flow;
 mod harness;
+mod ops;
 mod people;

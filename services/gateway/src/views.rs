@@ -153,6 +153,8 @@ async fn feed_page(
 
 struct FeedPage {
     heading: String,
+    /// Shown above the page, e.g. while the network is suspended.
+    notice: String,
     description: String,
     path: String,
     crumbs: Vec<Crumb>,
@@ -178,6 +180,7 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
         context! {
             title => page.heading.clone(),
             heading => page.heading,
+            notice => page.notice,
             description => page.description,
             umbrella_name => state.umbrella_name.clone(),
             crumbs => page.crumbs,
@@ -210,6 +213,7 @@ pub async fn umbrella(
         &state,
         FeedPage {
             heading: state.umbrella_name.clone(),
+            notice: String::new(),
             description: "What every movement on this network is doing.".into(),
             path: "/".into(),
             crumbs: vec![],
@@ -255,6 +259,7 @@ pub async fn network(
         &state,
         FeedPage {
             heading: network.name.clone(),
+            notice: network.notice.clone(),
             description: String::new(),
             crumbs: vec![Crumb {
                 label: network.name,
@@ -282,6 +287,7 @@ pub async fn site(
     Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     let site = fetch_site(&state, &network_slug, &site_slug).await?;
+    let network = fetch_network(&state, &network_slug).await?;
     let scope = FeedScope {
         network_slug: network_slug.clone(),
         site_slug: site_slug.clone(),
@@ -292,7 +298,12 @@ pub async fn site(
         &state,
         FeedPage {
             heading: site.name.clone(),
-            description: String::new(),
+            notice: network.notice,
+            description: site
+                .settings
+                .as_ref()
+                .map(|settings| settings.description.clone())
+                .unwrap_or_default(),
             crumbs: vec![
                 Crumb {
                     label: network_slug.clone(),
@@ -340,11 +351,13 @@ pub async fn post(
             "There is no such post.",
         ));
     }
+    let network = fetch_network(&state, &network_slug).await?;
     let published = anp_kit::from_timestamp(post.published_at.as_ref());
     render(
         &state,
         "post.html",
         context! {
+            notice => network.notice,
             title => post.title.clone(),
             lang => post.lang.clone(),
             umbrella_name => state.umbrella_name.clone(),

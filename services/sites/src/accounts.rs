@@ -187,6 +187,20 @@ fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, tokio_postgres
     })
 }
 
+async fn account_in<C: tokio_postgres::GenericClient>(
+    client: &C,
+    account_id: Uuid,
+) -> Result<Account, SitesError> {
+    let row = client
+        .query_opt(
+            "SELECT id, email, display_name, created_at FROM accounts WHERE id = $1",
+            &[&account_id],
+        )
+        .await?
+        .ok_or_else(|| SitesError::Unauthenticated("authorization: no such account".into()))?;
+    Ok(account_from_row(&row)?)
+}
+
 /// A signed-in caller.
 #[derive(Debug, Clone, Copy)]
 pub struct Principal {
@@ -254,6 +268,7 @@ impl Sites {
             .await
             .map_err(|err| crate::error::taken_or_db(err, "email", &email))?;
         info!(%account_id, "account registered");
+        drop(client);
         self.open_session(account_id).await
     }
 
@@ -307,7 +322,7 @@ impl Sites {
             .signer
             .sign(account_id, session_id, expires_at.timestamp())
             .map_err(|err| SitesError::Internal(err.to_string()))?;
-        let account = self.account(account_id).await?;
+        let account = account_in(&**client, account_id).await?;
         Ok(Grant {
             token,
             expires_at,
@@ -317,14 +332,7 @@ impl Sites {
 
     pub async fn account(&self, account_id: Uuid) -> Result<Account, SitesError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT id, email, display_name, created_at FROM accounts WHERE id = $1",
-                &[&account_id],
-            )
-            .await?
-            .ok_or_else(|| SitesError::Unauthenticated("authorization: no such account".into()))?;
-        Ok(account_from_row(&row)?)
+        account_in(&**client, account_id).await
     }
 
     /// The caller of a token: signature, expiry, and that the session was

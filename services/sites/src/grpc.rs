@@ -11,7 +11,6 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use crate::accounts::{Grant, Principal};
-use crate::ops::Operator;
 use crate::{Sites, SitesError};
 
 /// Largest request accepted on the wire; fields have their own, smaller limits.
@@ -76,18 +75,16 @@ impl Api {
     {
         let trace = traceparent(&request);
         let slug = network_slug(request.get_ref());
-        let operator: Result<Operator, SitesError> =
-            match self.sites.operator(anp_session::bearer(&request)).await {
-                Ok(operator) => operator.require(scope).map(|()| operator),
-                Err(err) => Err(err),
-            };
-        let (name, outcome) = match operator {
-            Ok(operator) => {
-                let actor = format!("operator:{}", operator.token_name);
-                let result = call(request.into_inner(), actor, trace).await;
-                (operator.token_name, result)
-            }
+        let (name, outcome) = match self.sites.operator(anp_session::bearer(&request)).await {
             Err(err) => ("unauthenticated".to_owned(), Err(err)),
+            Ok(operator) => match operator.require(scope) {
+                Err(err) => (operator.token_name, Err(err)),
+                Ok(()) => {
+                    let actor = format!("operator:{}", operator.token_name);
+                    let result = call(request.into_inner(), actor, trace).await;
+                    (operator.token_name, result)
+                }
+            },
         };
         match outcome {
             Ok((response, detail)) => {

@@ -365,7 +365,9 @@ impl Sites {
             let network_id: Uuid = row.get(0);
             let invitation_id: Option<Uuid> = row.get(1);
             drop(tx);
-            return self.onboarded(network_id, invitation_id, false).await;
+            return self
+                .onboarded(&**client, network_id, invitation_id, false)
+                .await;
         }
         if tx
             .query_opt("SELECT 1 FROM networks WHERE slug = $1", &[&slug])
@@ -422,22 +424,23 @@ impl Sites {
             .await
             .map_err(|err| crate::error::conflict_or_db(err, "slug"))?;
         info!(%network_id, slug, plan, "network onboarded");
-        self.onboarded(network_id, Some(invitation_id), true).await
+        self.onboarded(&**client, network_id, Some(invitation_id), true)
+            .await
     }
 
-    async fn onboarded(
+    async fn onboarded<C: GenericClient>(
         &self,
+        client: &C,
         network_id: Uuid,
         invitation_id: Option<Uuid>,
         created: bool,
     ) -> Result<OnboardNetworkResponse, SitesError> {
-        let client = self.pool.get().await?;
-        let network = crate::access::network_by_id(&**client, network_id, false).await?;
+        let network = crate::access::network_by_id(client, network_id, false).await?;
         let admin_invitation = match invitation_id {
-            Some(id) => self.stored_invitation(&**client, id, &network).await?,
+            Some(id) => self.stored_invitation(client, id, &network).await?,
             None => None,
         };
-        let usage = usage_of(&**client, network_id).await?;
+        let usage = usage_of(client, network_id).await?;
         Ok(OnboardNetworkResponse {
             network: Some(network.to_proto()),
             created,
@@ -474,9 +477,7 @@ impl Sites {
 
     pub async fn network_details(&self, slug: &str) -> Result<NetworkDetails, SitesError> {
         let client = self.pool.get().await?;
-        let network = network_by_slug(&**client, slug, false).await?;
-        let usage = usage_of(&**client, network.id).await?;
-        Ok(details(&network, usage))
+        details_of(&**client, slug).await
     }
 
     pub async fn list_network_details(&self) -> Result<Vec<NetworkDetails>, SitesError> {
@@ -532,8 +533,10 @@ impl Sites {
             .await?;
             tx.commit().await?;
             info!(network = slug, event_type, "network changed");
+        } else {
+            drop(tx);
         }
-        self.network_details(slug).await
+        details_of(&**client, slug).await
     }
 
     pub async fn change_plan(
@@ -667,6 +670,15 @@ impl Sites {
         tx.commit().await?;
         Ok(self.invitation_proto(invitation_id, &target, Role::NetworkAdmin, expires_at))
     }
+}
+
+async fn details_of<C: GenericClient>(
+    client: &C,
+    slug: &str,
+) -> Result<NetworkDetails, SitesError> {
+    let network = network_by_slug(client, slug, false).await?;
+    let usage = usage_of(client, network.id).await?;
+    Ok(details(&network, usage))
 }
 
 fn token_from_row(row: &tokio_postgres::Row) -> TokenInfo {

@@ -415,15 +415,14 @@ impl Sites {
         .await?;
         tx.commit().await?;
         info!(%invitation_id, account_id = %principal.account_id, "invitation accepted");
-        self.membership_of(principal.account_id, &target).await
+        Self::membership_of(&**client, principal.account_id, &target).await
     }
 
-    async fn membership_of(
-        &self,
+    async fn membership_of<C: GenericClient>(
+        client: &C,
         account_id: Uuid,
         target: &Target,
     ) -> Result<Membership, SitesError> {
-        let client = self.pool.get().await?;
         let row = client
             .query_opt(
                 "SELECT m.role, m.joined_at, COALESCE(a.display_name, '') FROM memberships m \
@@ -472,7 +471,9 @@ impl Sites {
         {
             drop(tx);
             return Ok(JoinResponse {
-                membership: Some(self.membership_of(principal.account_id, &target).await?),
+                membership: Some(
+                    Self::membership_of(&**client, principal.account_id, &target).await?,
+                ),
                 request: None,
             });
         }
@@ -483,7 +484,9 @@ impl Sites {
             tx.commit().await?;
             info!(account_id = %principal.account_id, site = %target.describe(), "member joined");
             return Ok(JoinResponse {
-                membership: Some(self.membership_of(principal.account_id, &target).await?),
+                membership: Some(
+                    Self::membership_of(&**client, principal.account_id, &target).await?,
+                ),
                 request: None,
             });
         }
@@ -494,7 +497,10 @@ impl Sites {
             )
             .await?;
         let request_id = match pending {
-            Some(row) => row.get(0),
+            Some(row) => {
+                drop(tx);
+                row.get(0)
+            }
             None => {
                 let request_id = Uuid::now_v7();
                 let change = Change::new(
@@ -516,12 +522,14 @@ impl Sites {
         };
         Ok(JoinResponse {
             membership: None,
-            request: Some(self.join_request(request_id).await?),
+            request: Some(Self::join_request(&**client, request_id).await?),
         })
     }
 
-    async fn join_request(&self, request_id: Uuid) -> Result<JoinRequestInfo, SitesError> {
-        let client = self.pool.get().await?;
+    async fn join_request<C: GenericClient>(
+        client: &C,
+        request_id: Uuid,
+    ) -> Result<JoinRequestInfo, SitesError> {
         let rows = client
             .query(
                 &format!("{JOIN_REQUEST_SELECT} WHERE r.id = $1"),
@@ -621,7 +629,7 @@ impl Sites {
         .await?;
         tx.commit().await?;
         info!(%request_id, approve, "join request decided");
-        self.join_request(request_id).await
+        Self::join_request(&**client, request_id).await
     }
 
     /// Leaving is always allowed, even in a suspended network — except for
@@ -769,7 +777,7 @@ impl Sites {
         )
         .await?;
         tx.commit().await?;
-        self.membership_of(account_id, &target).await
+        Self::membership_of(&**client, account_id, &target).await
     }
 
     pub async fn list_members(

@@ -215,7 +215,8 @@ impl Sites {
             .await
             .map_err(|err| crate::error::conflict_or_db(err, "slug"))?;
         info!(%site_id, network = %network.slug, slug = %request.slug, "site created");
-        self.get_site_by_id(&site_id.to_string()).await
+        // The same connection: never wait on the pool while holding one.
+        Ok(site_by_id(&**client, site_id).await?.to_proto())
     }
 
     /// Runs a change of one site: resolves and locks it, checks the network
@@ -262,8 +263,10 @@ impl Sites {
                 .await
                 .map_err(|err| crate::error::conflict_or_db(err, "site"))?;
             info!(site_id = %site.id, event_type, "site changed");
+        } else {
+            drop(tx);
         }
-        self.get_site_by_id(&site.id.to_string()).await
+        Ok(site_by_id(&**client, site.id).await?.to_proto())
     }
 
     pub async fn update_site(
