@@ -8,5 +8,6 @@ mod crash;
 mod eventstore;
 mod flow;
 mod harness;
+mod isolation;
 mod ops;
 mod people;
