@@ -5,6 +5,7 @@
 mod bad_input;
 mod cli;
 mod crash;
+mod directory;
 mod eventstore;
 mod flow;
 mod harness;

@@ -2,6 +2,7 @@
 //! and Atom feeds, over the other services' gRPC APIs.
 
 pub mod atom;
+mod directory;
 mod views;
 
 use anp_kit::{ErrorKind, Shutdown};
@@ -73,6 +74,11 @@ fn load_templates() -> Environment<'static> {
         ("search.html", include_str!("../templates/search.html")),
         ("post.html", include_str!("../templates/post.html")),
         ("error.html", include_str!("../templates/error.html")),
+        (
+            "directory.html",
+            include_str!("../templates/directory.html"),
+        ),
+        ("map.html", include_str!("../templates/map.html")),
     ] {
         environment
             .add_template(name, source)
@@ -100,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(views::umbrella))
         .route("/feed.atom", get(views::umbrella_atom))
         .route("/search", get(views::search))
+        .route("/directory", get(directory::page))
+        .route("/directory.geojson", get(directory::geojson))
         .route("/healthz", get(|| async { "ok" }))
         .route("/n/{network}", get(views::network))
         .route("/n/{network}/feed.atom", get(views::network_atom))

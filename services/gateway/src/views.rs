@@ -74,7 +74,7 @@ fn entry_view(entry: &FeedEntry) -> EntryView {
     }
 }
 
-fn render(
+pub(crate) fn render(
     state: &AppState,
     template: &str,
     context: minijinja::Value,
@@ -155,6 +155,8 @@ struct FeedPage {
     heading: String,
     /// Shown above the page, e.g. while the network is suspended.
     notice: String,
+    /// The directory's map and tags (the umbrella page).
+    directory: Option<minijinja::Value>,
     description: String,
     path: String,
     crumbs: Vec<Crumb>,
@@ -181,6 +183,7 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
             title => page.heading.clone(),
             heading => page.heading,
             notice => page.notice,
+            directory => page.directory,
             description => page.description,
             umbrella_name => state.umbrella_name.clone(),
             crumbs => page.crumbs,
@@ -214,6 +217,7 @@ pub async fn umbrella(
         FeedPage {
             heading: state.umbrella_name.clone(),
             notice: String::new(),
+            directory: Some(crate::directory::summary(&state).await?),
             description: "What every movement on this network is doing.".into(),
             path: "/".into(),
             crumbs: vec![],
@@ -260,6 +264,7 @@ pub async fn network(
         FeedPage {
             heading: network.name.clone(),
             notice: network.notice.clone(),
+            directory: None,
             description: String::new(),
             crumbs: vec![Crumb {
                 label: network.name,
@@ -299,6 +304,7 @@ pub async fn site(
         FeedPage {
             heading: site.name.clone(),
             notice: network.notice,
+            directory: None,
             description: site
                 .settings
                 .as_ref()

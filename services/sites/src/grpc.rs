@@ -505,6 +505,18 @@ impl SitesService for Api {
         Ok(Response::new(ListNetworksResponse { networks }))
     }
 
+    async fn directory(
+        &self,
+        request: Request<DirectoryRequest>,
+    ) -> Result<Response<DirectoryResponse>, Status> {
+        let directory = self
+            .sites
+            .directory(request.get_ref())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(directory))
+    }
+
     async fn invite(
         &self,
         request: Request<InviteRequest>,

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod directory;
 pub mod error;
 pub mod grpc;
 pub mod model;
