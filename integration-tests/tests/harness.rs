@@ -234,6 +234,7 @@ impl Stack {
         let mut tasks = Vec::new();
 
         let (sites_listener, sites_addr) = listener().await;
+        let (aggregator_listener, aggregator_addr) = listener().await;
         let sites_config = anp_sites::Config {
             database: database(&infra, "sites"),
             bus: infra.bus.clone(),
@@ -242,6 +243,7 @@ impl Stack {
             session_ttl: chrono::Duration::hours(1),
             sign_in_per_minute: 5,
             embedded_relay: true,
+            aggregator_url: format!("http://{aggregator_addr}"),
         };
         tasks.push(spawn_service(
             "sites",
@@ -261,7 +263,6 @@ impl Stack {
             anp_content::run(content_config, content_listener, shutdown.clone()),
         ));
 
-        let (aggregator_listener, aggregator_addr) = listener().await;
         if options.aggregator {
             let config = aggregator_config(&infra, &index_dir);
             tasks.push(spawn_service(
@@ -279,6 +280,7 @@ impl Stack {
             aggregator_url: format!("http://{aggregator_addr}"),
             public_url: format!("http://{gateway_addr}"),
             umbrella_name: "Test Umbrella".into(),
+            usage_flush: Duration::from_millis(200),
         };
         tasks.push(spawn_service(
             "gateway",

@@ -12,3 +12,4 @@ mod harness;
 mod isolation;
 mod ops;
 mod people;
+mod usage;

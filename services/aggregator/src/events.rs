@@ -15,11 +15,22 @@ pub enum Projected {
     Ignored,
 }
 
+/// What every event says about itself, for metering.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub event_id: uuid::Uuid,
+    pub network_id: uuid::Uuid,
+    pub event_type: String,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// One message from the stream, decoded.
 #[derive(Debug, Clone)]
 pub struct Delivered {
     pub seq: u64,
     pub event: Projected,
+    /// None when the envelope did not decode.
+    pub meta: Option<Meta>,
     /// Trace context of the command that caused the event (may be empty).
     pub traceparent: String,
 }
@@ -31,8 +42,9 @@ pub struct DecodeError {
     pub message: String,
 }
 
-/// Decodes an envelope into the projected event and its trace context.
-pub fn decode(payload: &[u8]) -> Result<(Projected, String), DecodeError> {
+/// Decodes an envelope into the projected event, its metadata and its trace
+/// context.
+pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), DecodeError> {
     let envelope = Envelope::decode(payload).map_err(|err| DecodeError {
         event_type: "envelope".into(),
         message: err.to_string(),
@@ -65,5 +77,17 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, String), DecodeError> {
         },
         _ => Projected::Ignored,
     };
-    Ok((projected, envelope.traceparent))
+    let meta = match (
+        envelope.event_id.parse::<uuid::Uuid>(),
+        envelope.network_id.parse::<uuid::Uuid>(),
+    ) {
+        (Ok(event_id), Ok(network_id)) => Some(Meta {
+            event_id,
+            network_id,
+            event_type: envelope.event_type.clone(),
+            occurred_at: anp_kit::from_timestamp(envelope.occurred_at.as_ref()),
+        }),
+        _ => None,
+    };
+    Ok((projected, meta, envelope.traceparent))
 }

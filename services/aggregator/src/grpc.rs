@@ -4,7 +4,10 @@ use anp_kit::{ServiceError, check_slug};
 use anp_proto::aggregator::v1::aggregator_service_server::{
     AggregatorService, AggregatorServiceServer,
 };
-use anp_proto::aggregator::v1::{GetFeedRequest, GetFeedResponse, SearchRequest, SearchResponse};
+use anp_proto::aggregator::v1::{
+    GetFeedRequest, GetFeedResponse, RecordRequestsRequest, RecordRequestsResponse, SearchRequest,
+    SearchResponse, UsageDaysRequest, UsageDaysResponse,
+};
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
@@ -55,6 +58,50 @@ pub fn check_search(request: &SearchRequest) -> Result<u32, AggregatorError> {
 
 #[tonic::async_trait]
 impl AggregatorService for Api {
+    async fn usage_days(
+        &self,
+        request: Request<UsageDaysRequest>,
+    ) -> Result<Response<UsageDaysResponse>, Status> {
+        let body = request.into_inner();
+        let day = |field: &str, value: &str| {
+            chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+                AggregatorError::Invalid(format!("{field}: {value:?} is not YYYY-MM-DD"))
+                    .to_status()
+            })
+        };
+        let (from, to) = (
+            day("from_day", &body.from_day)?,
+            day("to_day", &body.to_day)?,
+        );
+        if to < from || (to - from).num_days() > 366 {
+            return Err(AggregatorError::Invalid(
+                "to_day: must fall within 366 days on or after from_day".into(),
+            )
+            .to_status());
+        }
+        let days = self
+            .read_model
+            .usage
+            .days(from, to)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(UsageDaysResponse { days }))
+    }
+
+    async fn record_requests(
+        &self,
+        request: Request<RecordRequestsRequest>,
+    ) -> Result<Response<RecordRequestsResponse>, Status> {
+        let body = request.into_inner();
+        let recorded = self
+            .read_model
+            .usage
+            .record_requests(&body.batch_id, &body.counts)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(RecordRequestsResponse { recorded }))
+    }
+
     async fn search(
         &self,
         request: Request<SearchRequest>,

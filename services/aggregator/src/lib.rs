@@ -6,6 +6,7 @@ pub mod events;
 pub mod feeds;
 pub mod grpc;
 pub mod index;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::events::Delivered;
 use crate::feeds::Feeds;
 use crate::index::SearchIndex;
+use crate::usage::Usage;
 
 pub const SERVICE: &str = "aggregator";
 const BATCH_MAX: usize = 512;
@@ -91,6 +93,7 @@ mod embedded {
 pub struct ReadModel {
     pub index: SearchIndex,
     pub feeds: Feeds,
+    pub usage: Usage,
 }
 
 impl ReadModel {
@@ -113,6 +116,7 @@ impl ReadModel {
             .map_err(|err| AggregatorError::Index(err.to_string()))??;
         Ok(ReadModel {
             index,
+            usage: Usage::new(pool.clone()),
             feeds: Feeds::new(pool),
         })
     }
@@ -120,6 +124,7 @@ impl ReadModel {
     /// Applies one batch to both projections.
     pub async fn apply(&self, batch: Vec<Delivered>) -> Result<(), AggregatorError> {
         self.feeds.apply(&batch).await?;
+        self.usage.apply(&batch).await?;
         let index = self.index.clone();
         tokio::task::spawn_blocking(move || index.apply(&batch))
             .await
@@ -218,16 +223,17 @@ async fn consume_once(
                 .info()
                 .map_err(|err| bus_error(&err))?
                 .stream_sequence;
-            let (event, traceparent) = match events::decode(&message.payload) {
+            let (event, meta, traceparent) = match events::decode(&message.payload) {
                 Ok(decoded) => decoded,
                 Err(err) => {
                     error!(seq, error = %err, "undecodable event skipped");
-                    (events::Projected::Ignored, String::new())
+                    (events::Projected::Ignored, None, String::new())
                 }
             };
             batch.push(Delivered {
                 seq,
                 event,
+                meta,
                 traceparent,
             });
             messages.push(message);

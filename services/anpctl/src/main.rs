@@ -8,6 +8,7 @@ mod auth;
 mod member;
 mod ops;
 mod read;
+mod usage;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -58,6 +59,9 @@ enum Command {
     Token(ops::TokenCommand),
     /// The ops audit log, newest first. Ops token with audit:read.
     Audit(ops::AuditArgs),
+    /// Usage per network (`--month 2026-11`), and `cost-share`. Ops token
+    /// with usage:read.
+    Usage(usage::UsageArgs),
     /// Session signing keys for a new installation.
     #[command(subcommand)]
     Keys(ops::KeysCommand),
@@ -129,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(command) => ops::token(&cli.sites_url, command).await,
         Command::Audit(args) => ops::audit(&cli.sites_url, args).await,
         Command::Keys(command) => ops::keys(command),
+        Command::Usage(args) => usage::usage(&cli.sites_url, args).await,
         Command::Account(command) => member::account(&cli.sites_url, command).await,
         Command::Site(command) => member::site(&cli.sites_url, command).await,
         Command::Member(command) => member::member(&cli.sites_url, command).await,

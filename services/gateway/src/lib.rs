@@ -3,6 +3,7 @@
 
 pub mod atom;
 mod directory;
+pub mod meter;
 mod views;
 
 use anp_kit::{ErrorKind, Shutdown};
@@ -29,6 +30,8 @@ pub struct Config {
     /// Absolute URL the gateway is reached at, for links in feeds.
     pub public_url: String,
     pub umbrella_name: String,
+    /// How often request counts go to the usage meters.
+    pub usage_flush: std::time::Duration,
 }
 
 impl Config {
@@ -39,6 +42,12 @@ impl Config {
             aggregator_url: anp_kit::env_or("ANP_AGGREGATOR_URL", "http://127.0.0.1:50053"),
             public_url: anp_kit::env_or("ANP_PUBLIC_URL", "http://127.0.0.1:8080"),
             umbrella_name: anp_kit::env_or("ANP_UMBRELLA_NAME", "Liberation.Network"),
+            usage_flush: std::time::Duration::from_secs(
+                anp_kit::env_or("ANP_USAGE_FLUSH_SECS", "10")
+                    .parse()
+                    .unwrap_or(10)
+                    .max(1),
+            ),
         }
     }
 }
@@ -52,6 +61,7 @@ pub struct AppState {
     pub templates: &'static Environment<'static>,
     pub public_url: String,
     pub umbrella_name: String,
+    pub meter: meter::Meter,
 }
 
 fn channel(url: &str) -> anyhow::Result<Channel> {
@@ -96,12 +106,14 @@ impl AppState {
             templates: templates(),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             umbrella_name: config.umbrella_name.clone(),
+            meter: meter::Meter::default(),
         })
     }
 }
 
 /// Every route of the gateway.
 pub fn router(state: AppState) -> Router {
+    let meter = state.meter.clone();
     Router::new()
         .route("/", get(views::umbrella))
         .route("/feed.atom", get(views::umbrella_atom))
@@ -116,15 +128,23 @@ pub fn router(state: AppState) -> Router {
         .route("/n/{network}/{site}/posts/{post_id}", get(views::post))
         .fallback(views::not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(meter, meter::count))
 }
 
 /// Serves the gateway on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
+    let flush = tokio::spawn(state.meter.clone().run(
+        state.aggregator.clone(),
+        config.usage_flush,
+        shutdown.clone(),
+    ));
     info!(addr = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
+    shutdown.cancel();
+    let _ = flush.await;
     Ok(())
 }
 

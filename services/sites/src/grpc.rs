@@ -327,6 +327,51 @@ impl OpsService for Api {
         )
         .await
     }
+
+    async fn get_usage(
+        &self,
+        request: Request<ops::GetUsageRequest>,
+    ) -> Result<Response<ops::UsageReport>, Status> {
+        self.ops(
+            request,
+            "GetUsage",
+            "usage:read",
+            |r| r.network_slug.clone(),
+            |body, _, _| async move {
+                let report = self
+                    .sites
+                    .usage_report(&body.month, &body.network_slug)
+                    .await?;
+                let detail = format!("month={}", body.month);
+                Ok((report, detail))
+            },
+        )
+        .await
+    }
+
+    async fn cost_share(
+        &self,
+        request: Request<ops::CostShareRequest>,
+    ) -> Result<Response<ops::CostShareResponse>, Status> {
+        self.ops(
+            request,
+            "CostShare",
+            "usage:read",
+            |_| String::new(),
+            |body, _, _| async move {
+                let shares = self
+                    .sites
+                    .cost_share(&body.month, &body.total, body.base_percent)
+                    .await?;
+                let detail = format!(
+                    "month={} total={} base_percent={}",
+                    body.month, shares.total, shares.base_percent
+                );
+                Ok((shares, detail))
+            },
+        )
+        .await
+    }
 }
 
 #[tonic::async_trait]

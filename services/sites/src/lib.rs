@@ -16,15 +16,18 @@ pub mod ops;
 pub mod people;
 pub mod state;
 pub mod tree;
+pub mod usage;
 
 use std::sync::Arc;
 
 use anp_bus::{BusConfig, Relay};
 use anp_eventstore::EventStore;
 use anp_kit::{SecretToken, Shutdown};
+use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
 use anp_session::Signer;
 use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
+use tonic::transport::Channel;
 use tracing::info;
 
 pub use error::SitesError;
@@ -49,6 +52,8 @@ pub struct Config {
     /// Run the outbox relay inside this process (default) or leave it to a
     /// separate `anp-relay`.
     pub embedded_relay: bool,
+    /// The aggregator, whose usage meters the ops API reports.
+    pub aggregator_url: String,
 }
 
 impl Config {
@@ -73,6 +78,7 @@ impl Config {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("ANP_SIGN_IN_PER_MINUTE: not a number"))?,
             embedded_relay: anp_kit::env_or("ANP_EMBEDDED_RELAY", "true") == "true",
+            aggregator_url: anp_kit::env_or("ANP_AGGREGATOR_URL", "http://127.0.0.1:50053"),
         })
     }
 }
@@ -100,7 +106,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     } else {
         None
     };
-    let sites = Sites::new(pool, &config);
+    let sites = Sites::new(pool, &config)?;
     let limiter = sites.limiter.clone();
     let shrink_shutdown = shutdown.clone();
     tokio::spawn(async move {
@@ -136,17 +142,22 @@ pub struct Sites {
     ops_token: SecretToken,
     session_ttl: chrono::Duration,
     limiter: Arc<accounts::SignInLimiter>,
+    aggregator: AggregatorServiceClient<Channel>,
 }
 
 impl Sites {
-    pub fn new(pool: Pool, config: &Config) -> Self {
-        Sites {
+    pub fn new(pool: Pool, config: &Config) -> anyhow::Result<Self> {
+        let aggregator = AggregatorServiceClient::new(
+            Channel::from_shared(config.aggregator_url.clone())?.connect_lazy(),
+        );
+        Ok(Sites {
+            aggregator,
             pool,
             invitation_secret: config.signer.derive_secret("anp-invitations"),
             signer: config.signer.clone(),
             ops_token: config.ops_token.clone(),
             session_ttl: config.session_ttl,
             limiter: accounts::SignInLimiter::new(config.sign_in_per_minute),
-        }
+        })
     }
 }

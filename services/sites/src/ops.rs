@@ -35,6 +35,7 @@ pub const SCOPES: &[&str] = &[
     "networks:write",
     "networks:suspend",
     "audit:read",
+    "usage:read",
     "tokens:admin",
 ];
 

@@ -59,8 +59,48 @@ fn scope_of(network_id: &str, site_id: &str) -> Result<Uuid, SitesError> {
     }
 }
 
-/// Applies one event to the state tables.
+/// Applies one event to the state tables, then the usage gauges.
 pub async fn apply<C: GenericClient>(client: &C, event: &RecordedEvent) -> Result<(), SitesError> {
+    // Forgetting an account changes the member count of every network it was in.
+    let mut gauged: Vec<Uuid> = Vec::new();
+    if event.event_type == "AccountForgotten" {
+        let e: ev::AccountForgotten = decode(event)?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT network_id FROM memberships WHERE account_id = $1",
+                &[&uuid("account_id", &e.account_id)?],
+            )
+            .await?;
+        gauged.extend(rows.iter().map(|row| row.get::<_, Uuid>(0)));
+    }
+    apply_state(client, event).await?;
+    if matches!(
+        event.event_type.as_str(),
+        "NetworkOnboarded"
+            | "SiteCreated"
+            | "SiteArchived"
+            | "SiteRestored"
+            | "MemberJoined"
+            | "MemberLeft"
+    ) {
+        gauged.push(event.network_id);
+    }
+    let day = event.occurred_at.date_naive();
+    for network_id in gauged {
+        client
+            .execute(
+                "INSERT INTO usage_gauges (network_id, day, sites, members) SELECT $1, $2,                    (SELECT count(*) FROM sites WHERE network_id = $1 AND archived_at IS NULL),                    (SELECT count(DISTINCT account_id) FROM memberships WHERE network_id = $1)                  ON CONFLICT (network_id, day) DO UPDATE SET sites = EXCLUDED.sites, members = EXCLUDED.members",
+                &[&network_id, &day],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn apply_state<C: GenericClient>(
+    client: &C,
+    event: &RecordedEvent,
+) -> Result<(), SitesError> {
     let at = event.occurred_at;
     match event.event_type.as_str() {
         "NetworkOnboarded" => {
