@@ -478,6 +478,11 @@ impl Process {
         }
     }
 
+    #[allow(dead_code)] // used by benches/onboarding.rs
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

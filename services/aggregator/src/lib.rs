@@ -135,6 +135,7 @@ impl ReadModel {
 
 /// Starts the consumer and the gRPC API; runs until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    anp_kit::return_large_allocations();
     let read_model = ReadModel::open(&config).await?;
     let consumer_task = tokio::spawn(consume(
         config.clone(),

@@ -77,22 +77,73 @@ fn check_password(password: &str) -> Result<(), SitesError> {
     Ok(())
 }
 
+/// Argon2id runs on a few threads of its own: each hash takes ~19 MiB, and
+/// memory freed on a thread stays with that thread's allocator arena, so a
+/// fixed pool keeps the service's memory bounded however many people sign up.
+struct Hashers {
+    jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
+}
+
+fn hashers() -> &'static Hashers {
+    static HASHERS: std::sync::OnceLock<Hashers> = std::sync::OnceLock::new();
+    HASHERS.get_or_init(|| {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(256);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        for n in 0..threads {
+            let queue = queue.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+        }
+        Hashers { jobs }
+    })
+}
+
+/// Runs `work` on a hashing thread.
+async fn on_hasher<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SitesError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let jobs = hashers().jobs.clone();
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    tokio::task::spawn_blocking(move || jobs.send(job))
+        .await
+        .map_err(|err| SitesError::Internal(err.to_string()))?
+        .map_err(|_| SitesError::Internal("password hashing threads are gone".into()))?;
+    answer
+        .await
+        .map_err(|_| SitesError::Internal("password hashing failed".into()))
+}
+
 async fn hash_password(password: String) -> Result<String, SitesError> {
-    tokio::task::spawn_blocking(move || {
+    on_hasher(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|err| SitesError::Internal(format!("password hashing: {err}")))
     })
-    .await
-    .map_err(|err| SitesError::Internal(err.to_string()))?
+    .await?
 }
 
 /// Checks `password` against `hash`; with no hash, spends the same time and
 /// fails, so a wrong email and a wrong password look alike.
 async fn verify_password(password: String, hash: Option<String>) -> bool {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    tokio::task::spawn_blocking(move || {
+    on_hasher(move || {
         let decoy = DECOY.get_or_init(|| {
             Argon2::default()
                 .hash_password(b"decoy password, never valid")

@@ -85,6 +85,7 @@ impl Config {
 
 /// Starts the service on `listener` and runs until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    anp_kit::return_large_allocations();
     let pool = anp_eventstore::connect_pool(
         &config.database.url,
         &config.database.schema,
