@@ -444,6 +444,22 @@ pub fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// Makes freed large allocations go back to the operating system.
+///
+/// glibc raises its mmap threshold after the first large block is freed, so
+/// later ones (Argon2id's 19 MiB per password hash, Tantivy's buffers) come
+/// from arenas that never shrink, and a service's memory grows with every
+/// sign-up. A fixed threshold keeps them mmapped and returned on free. Call
+/// once at start; a no-op elsewhere than glibc.
+pub fn return_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is safe to call at
+    // any time, and 128 KiB is glibc's own default threshold.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,21 +582,5 @@ mod tests {
         let now = chrono::DateTime::from_timestamp(1_764_000_000, 123_000).unwrap();
         assert_eq!(from_timestamp(Some(&timestamp(now))), now);
         assert_eq!(from_timestamp(None).timestamp(), 0);
-    }
-}
-
-/// Makes freed large allocations go back to the operating system.
-///
-/// glibc raises its mmap threshold after the first large block is freed, so
-/// later ones (Argon2id's 19 MiB per password hash, Tantivy's buffers) come
-/// from arenas that never shrink, and a service's memory grows with every
-/// sign-up. A fixed threshold keeps them mmapped and returned on free. Call
-/// once at start; a no-op elsewhere than glibc.
-pub fn return_large_allocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is safe to call at
-    // any time, and 128 KiB is glibc's own default threshold.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
