@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anp_proto::ops::v1::{CostShareRequest, GetUsageRequest, UsageReport};
+use anp_proto::ops::v1::{CostShareRequest, GetNetworkRequest, GetUsageRequest, UsageReport};
 use anp_proto::sites::v1::Role;
 use tonic::Code;
 

@@ -478,7 +478,45 @@ impl Sites {
 
     pub async fn network_details(&self, slug: &str) -> Result<NetworkDetails, SitesError> {
         let client = self.pool.get().await?;
-        details_of(&**client, slug).await
+        let mut details = vec![details_of(&**client, slug).await?];
+        drop(client);
+        self.add_stored_bytes(&mut details).await;
+        Ok(details.remove(0))
+    }
+
+    /// Fills in stored bytes from the aggregator's meters (as of today). When
+    /// the aggregator does not answer, they stay 0 and a warning is logged:
+    /// the rest of the answer is still worth having.
+    async fn add_stored_bytes(&self, details: &mut [NetworkDetails]) {
+        let today = Utc::now().date_naive().to_string();
+        let answer = self
+            .aggregator
+            .clone()
+            .usage_days(anp_proto::aggregator::v1::UsageDaysRequest {
+                from_day: today.clone(),
+                to_day: today,
+            })
+            .await;
+        let days = match answer {
+            Ok(response) => response.into_inner().days,
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "stored bytes unavailable");
+                return;
+            }
+        };
+        for detail in details.iter_mut() {
+            let id = detail
+                .network
+                .as_ref()
+                .map(|n| n.id.clone())
+                .unwrap_or_default();
+            if let (Some(day), Some(usage)) = (
+                days.iter().find(|d| d.network_id == id),
+                detail.usage.as_mut(),
+            ) {
+                usage.storage_bytes = day.stored_bytes as i64;
+            }
+        }
     }
 
     pub async fn list_network_details(&self) -> Result<Vec<NetworkDetails>, SitesError> {
@@ -494,7 +532,8 @@ impl Sites {
                 &[],
             )
             .await?;
-        rows.iter()
+        let mut list = rows
+            .iter()
             .map(|row| {
                 let network = NetworkRow::from_row(row)?;
                 let usage = Usage {
@@ -504,7 +543,10 @@ impl Sites {
                 };
                 Ok(details(&network, usage))
             })
-            .collect()
+            .collect::<Result<Vec<_>, SitesError>>()?;
+        drop(client);
+        self.add_stored_bytes(&mut list).await;
+        Ok(list)
     }
 
     /// Runs an ops change of one network: locks it, lets `decide` pick the
