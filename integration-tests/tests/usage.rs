@@ -129,6 +129,17 @@ async fn usage_is_metered_per_network_and_day_and_shared_fairly() {
             .all(|d| d.day.as_str() <= today.as_str()),
         "no future days"
     );
+    let details = stack
+        .ops()
+        .get_network(authorized(GetNetworkRequest { slug: "big".into() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        details.usage.unwrap().storage_bytes,
+        today_big.stored_bytes,
+        "network show has the stored bytes"
+    );
 
     // The cost share adds up to the cent, and the bigger network pays more.
     let shares = stack
