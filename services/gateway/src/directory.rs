@@ -1,9 +1,7 @@
 //! The directory of sites across the umbrella: a filterable page, GeoJSON
 //! for maps, and the dot map the umbrella page shows.
 
-use anp_proto::sites::v1::{
-    DirectoryRequest, DirectoryResponse, JoinPolicy, ListNetworksRequest, Site,
-};
+use anp_proto::sites::v1::{DirectoryRequest, DirectoryResponse, JoinPolicy, Site};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -164,14 +162,7 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let response = fetch(&state, query.request(PAGE, false)).await?;
     let located = fetch(&state, query.request(MAP_POINTS, true)).await?;
-    let networks = state
-        .sites
-        .clone()
-        .list_networks(ListNetworksRequest {})
-        .await
-        .map_err(PageError::from_status)?
-        .into_inner()
-        .networks;
+    let networks = crate::views::fetch_networks(&state).await?;
     let filters = query.filters();
     let next_href = (!response.next_cursor.is_empty()).then(|| {
         let separator = if filters.is_empty() { "" } else { "&" };

@@ -98,6 +98,18 @@ fn require_slug(value: &str) -> Result<(), PageError> {
         .map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such page."))
 }
 
+/// Every network, for lists and filters.
+pub(crate) async fn fetch_networks(state: &AppState) -> Result<Vec<Network>, PageError> {
+    Ok(state
+        .sites
+        .clone()
+        .list_networks(ListNetworksRequest {})
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner()
+        .networks)
+}
+
 async fn fetch_network(state: &AppState, network_slug: &str) -> Result<Network, PageError> {
     require_slug(network_slug)?;
     Ok(state
@@ -204,14 +216,7 @@ pub async fn umbrella(
 ) -> Result<Response, PageError> {
     let (entries, next_cursor) =
         feed_page(&state, FeedScope::default(), query.cursor, FEED_PAGE).await?;
-    let networks = state
-        .sites
-        .clone()
-        .list_networks(ListNetworksRequest {})
-        .await
-        .map_err(PageError::from_status)?
-        .into_inner()
-        .networks;
+    let networks = fetch_networks(&state).await?;
     render_feed(
         &state,
         FeedPage {
