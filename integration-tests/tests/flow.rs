@@ -73,6 +73,7 @@ pub async fn paged_feed_ids(stack: &Stack, network: &str, site: &str, limit: u32
                 scope: Some(FeedScope {
                     network_slug: network.into(),
                     site_slug: site.into(),
+                    site_id: String::new(),
                 }),
                 cursor: cursor.clone(),
                 limit,
@@ -366,5 +367,100 @@ async fn feed_pages_by_cursor_without_gaps_or_duplicates() {
     .await;
     published.reverse();
     assert_eq!(ids, published, "newest first, every post once");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_renamed_site_keeps_its_posts_and_its_old_links() {
+    use anp_proto::sites::v1::{RenameSiteRequest, Scope};
+    let stack = Stack::start().await;
+    let wait = Duration::from_secs(15);
+    onboard(&stack, "tenants", "Tenants").await;
+    create_site(&stack, "tenants", "chicago", "Chicago").await;
+    let post = publish(
+        &stack,
+        "tenants",
+        "chicago",
+        "Rent strike",
+        "Thursday",
+        "en",
+    )
+    .await;
+    eventually(wait, "the post in the site's feed", || async {
+        (feed_ids(&stack, "tenants", "chicago").await == vec![post.clone()]).then_some(())
+    })
+    .await;
+    stack
+        .sites()
+        .rename_site(with_token(
+            RenameSiteRequest {
+                site: Some(Scope {
+                    network_slug: "tenants".into(),
+                    site_slug: "chicago".into(),
+                    site_id: String::new(),
+                }),
+                new_slug: "chicago-il".into(),
+                new_name: "Chicago, IL".into(),
+            },
+            &stack.admin("tenants"),
+        ))
+        .await
+        .expect("rename");
+    let new_link = format!("/n/tenants/chicago-il/posts/{post}");
+    eventually(
+        wait,
+        "the site page under its new slug with new links",
+        || async {
+            let (status, body) = get_text(&stack.http("/n/tenants/chicago-il")).await;
+            let body = body.replace("&#x2f;", "/");
+            (status == 200 && body.contains(&new_link) && body.contains("Chicago, IL"))
+                .then_some(())
+        },
+    )
+    .await;
+    // Old links lead to the new ones.
+    let old_site = reqwest::get(stack.http("/n/tenants/chicago"))
+        .await
+        .unwrap();
+    assert_eq!(old_site.status(), 200);
+    assert!(
+        old_site.url().path().ends_with("/n/tenants/chicago-il"),
+        "{}",
+        old_site.url()
+    );
+    let old_post = reqwest::get(stack.http(&format!("/n/tenants/chicago/posts/{post}")))
+        .await
+        .unwrap();
+    assert_eq!(old_post.status(), 200);
+    assert_eq!(old_post.url().path(), new_link);
+    // An edit after the rename keeps one entry per timeline.
+    stack
+        .content()
+        .edit_post(with_token(
+            EditPostRequest {
+                post_id: post.clone(),
+                expected_version: 0,
+                title: "Rent strike, day two".into(),
+                body_markdown: "Friday".into(),
+                lang: String::new(),
+            },
+            &stack.admin("tenants"),
+        ))
+        .await
+        .expect("edit");
+    eventually(wait, "the edit in the site's feed", || async {
+        let (_, body) = get_text(&stack.http("/n/tenants/chicago-il")).await;
+        body.contains("Rent strike, day two").then_some(())
+    })
+    .await;
+    assert_eq!(
+        feed_ids(&stack, "tenants", "chicago-il").await,
+        vec![post.clone()]
+    );
+    assert_eq!(feed_ids(&stack, "tenants", "").await, vec![post.clone()]);
+    // A post does not show under another site's slug.
+    create_site(&stack, "tenants", "denver", "Denver").await;
+    let (status, _) = get_text(&stack.http(&format!("/n/tenants/denver/posts/{post}"))).await;
+    assert_eq!(status, 404);
     stack.stop().await;
 }

@@ -1,6 +1,8 @@
 //! Decoding envelopes from the bus into what the projections apply.
 
-use anp_proto::events::v1::{Envelope, PostEdited, PostPublished, PostState, SiteCreated};
+use anp_proto::events::v1::{
+    Envelope, PostEdited, PostPublished, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
+};
 use prost::Message;
 
 /// An event the read side cares about.
@@ -10,6 +12,12 @@ pub enum Projected {
     Post {
         state: PostState,
         version: u64,
+    },
+    /// A site's new slug or name (empty: unchanged), shown in feeds.
+    SiteRenamed {
+        site_id: uuid::Uuid,
+        slug: String,
+        name: String,
     },
     /// Any other event: nothing to project, but its sequence still counts.
     Ignored,
@@ -75,6 +83,28 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
                 .ok_or_else(missing)?,
             version: envelope.version,
         },
+        "SiteRenamed" => {
+            let renamed = SiteRenamed::decode(envelope.payload.as_slice()).map_err(fail)?;
+            match renamed.site_id.parse() {
+                Ok(site_id) => Projected::SiteRenamed {
+                    site_id,
+                    slug: renamed.slug,
+                    name: renamed.name,
+                },
+                Err(_) => Projected::Ignored,
+            }
+        }
+        "SiteSettingsChanged" => {
+            let changed = SiteSettingsChanged::decode(envelope.payload.as_slice()).map_err(fail)?;
+            match (changed.site_id.parse(), changed.settings) {
+                (Ok(site_id), Some(settings)) => Projected::SiteRenamed {
+                    site_id,
+                    slug: String::new(),
+                    name: settings.name,
+                },
+                _ => Projected::Ignored,
+            }
+        }
         _ => Projected::Ignored,
     };
     let meta = match (

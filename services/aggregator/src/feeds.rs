@@ -19,7 +19,8 @@ const SUMMARY_CHARS: usize = 280;
 pub enum Scope {
     Umbrella,
     Network(String),
-    Site(String, String),
+    /// By the site's id: a rename keeps the timeline.
+    Site(Uuid),
 }
 
 impl Scope {
@@ -27,7 +28,7 @@ impl Scope {
         match self {
             Scope::Umbrella => "umbrella".into(),
             Scope::Network(network) => format!("n:{network}"),
-            Scope::Site(network, site) => format!("s:{network}/{site}"),
+            Scope::Site(site_id) => format!("s:{site_id}"),
         }
     }
 }
@@ -110,11 +111,28 @@ impl Feeds {
                    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
                    title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
                    body_html = EXCLUDED.body_html, lang = EXCLUDED.lang, \
-                   site_name = EXCLUDED.site_name \
+                   site_slug = EXCLUDED.site_slug, site_name = EXCLUDED.site_name \
                  WHERE feed_entries.version < EXCLUDED.version",
             )
             .await?;
         for delivered in batch {
+            if let Projected::SiteRenamed {
+                site_id,
+                slug,
+                name,
+            } = &delivered.event
+            {
+                // Only what is shown changes: the timeline is keyed by id.
+                tx.execute(
+                    "UPDATE feed_entries SET \
+                       site_slug = CASE WHEN $2 = '' THEN site_slug ELSE $2 END, \
+                       site_name = CASE WHEN $3 = '' THEN site_name ELSE $3 END \
+                     WHERE site_id = $1",
+                    &[site_id, slug, name],
+                )
+                .await?;
+                continue;
+            }
             let Projected::Post { state, version } = &delivered.event else {
                 continue;
             };
@@ -130,7 +148,7 @@ impl Feeds {
             let updated_at = anp_kit::from_timestamp(state.updated_at.as_ref());
             let summary = summarize(&state.body_html);
             let version = *version as i64;
-            for scope in scopes_of(state) {
+            for scope in scopes_of(state, site_id) {
                 tx.execute(
                     &upsert,
                     &[
@@ -162,6 +180,23 @@ impl Feeds {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The id of a site by its slugs, as the timelines know it (none: the
+    /// site has no posts yet, so its timeline is empty anyway).
+    pub async fn site_id(
+        &self,
+        network_slug: &str,
+        site_slug: &str,
+    ) -> Result<Option<Uuid>, AggregatorError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT site_id FROM feed_entries WHERE scope = $1 AND site_slug = $2 LIMIT 1",
+                &[&format!("n:{network_slug}"), &site_slug],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
     }
 
     /// One page of a timeline, newest first.
@@ -233,11 +268,11 @@ impl Feeds {
     }
 }
 
-fn scopes_of(state: &PostState) -> [Scope; 3] {
+fn scopes_of(state: &PostState, site_id: Uuid) -> [Scope; 3] {
     [
         Scope::Umbrella,
         Scope::Network(state.network_slug.clone()),
-        Scope::Site(state.network_slug.clone(), state.site_slug.clone()),
+        Scope::Site(site_id),
     ]
 }
 

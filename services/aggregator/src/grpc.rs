@@ -129,24 +129,45 @@ impl AggregatorService for Api {
         let body = request.into_inner();
         let limit = check_limit(body.limit).map_err(|err| err.to_status())?;
         let scope_request = body.scope.unwrap_or_default();
-        let scope = match (
-            scope_request.network_slug.as_str(),
-            scope_request.site_slug.as_str(),
-        ) {
-            ("", "") => Scope::Umbrella,
-            ("", _) => {
-                return Err(Status::invalid_argument(
-                    "scope.network_slug: required when scope.site_slug is given",
-                ));
-            }
-            (network, "") => {
-                check_slug("scope.network_slug", network).map_err(Status::invalid_argument)?;
-                Scope::Network(network.to_owned())
-            }
-            (network, site) => {
-                check_slug("scope.network_slug", network).map_err(Status::invalid_argument)?;
-                check_slug("scope.site_slug", site).map_err(Status::invalid_argument)?;
-                Scope::Site(network.to_owned(), site.to_owned())
+        let scope = if !scope_request.site_id.is_empty() {
+            let site_id = scope_request.site_id.parse().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "scope.site_id: {:?} is not a UUID",
+                    scope_request.site_id
+                ))
+            })?;
+            Scope::Site(site_id)
+        } else {
+            match (
+                scope_request.network_slug.as_str(),
+                scope_request.site_slug.as_str(),
+            ) {
+                ("", "") => Scope::Umbrella,
+                ("", _) => {
+                    return Err(Status::invalid_argument(
+                        "scope.network_slug: required when scope.site_slug is given",
+                    ));
+                }
+                (network, "") => {
+                    check_slug("scope.network_slug", network).map_err(Status::invalid_argument)?;
+                    Scope::Network(network.to_owned())
+                }
+                (network, site) => {
+                    check_slug("scope.network_slug", network).map_err(Status::invalid_argument)?;
+                    check_slug("scope.site_slug", site).map_err(Status::invalid_argument)?;
+                    match self
+                        .read_model
+                        .feeds
+                        .site_id(network, site)
+                        .await
+                        .map_err(|err| err.to_status())?
+                    {
+                        Some(site_id) => Scope::Site(site_id),
+                        None => {
+                            return Ok(Response::new(GetFeedResponse::default()));
+                        }
+                    }
+                }
             }
         };
         let cursor = if body.cursor.is_empty() {

@@ -213,7 +213,9 @@ impl SearchIndex {
                         fields.version => *version,
                     ))?;
                 }
-                Projected::Ignored => {}
+                // Site hits keep the slug they were indexed with; old slugs still
+                // lead to the site.
+                Projected::SiteRenamed { .. } | Projected::Ignored => {}
             }
         }
         let mut prepared = writer.prepare_commit()?;

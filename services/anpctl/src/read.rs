@@ -138,10 +138,12 @@ pub async fn feed(url: &str, args: FeedArgs) -> anyhow::Result<()> {
             Some((network, site)) => FeedScope {
                 network_slug: network.to_owned(),
                 site_slug: site.to_owned(),
+                site_id: String::new(),
             },
             None => FeedScope {
                 network_slug: path.to_owned(),
                 site_slug: String::new(),
+                site_id: String::new(),
             },
         },
     };

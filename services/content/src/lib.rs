@@ -369,14 +369,15 @@ impl Content {
         let actor = caller.actor.as_str();
         let id = parse_post_id(post_id)?;
         let current = self.load(id).await?;
-        self.authorize(
-            token,
-            Scope {
-                site_id: current.state.site_id.clone(),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let access = self
+            .authorize(
+                token,
+                Scope {
+                    site_id: current.state.site_id.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
         let lang = if lang.is_empty() {
             current.state.lang.as_str()
         } else {
@@ -391,6 +392,11 @@ impl Content {
             });
         }
         let mut state = current.state.clone();
+        // The site may have been renamed since: carry its current slug and name.
+        if let Some(site) = &access.site {
+            state.site_slug = site.slug.clone();
+            state.site_name = site.name.clone();
+        }
         state.title = title.trim().to_owned();
         state.body_markdown = body_markdown.to_owned();
         state.body_html = render::markdown_to_safe_html(body_markdown);

@@ -7,7 +7,7 @@ use anp_proto::sites::v1::{
 };
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
@@ -261,6 +261,7 @@ pub async fn network(
     let scope = FeedScope {
         network_slug: network_slug.clone(),
         site_slug: String::new(),
+        site_id: String::new(),
     };
     let (entries, next_cursor) = feed_page(&state, scope, query.cursor, FEED_PAGE).await?;
     let path = format!("/n/{network_slug}");
@@ -297,10 +298,16 @@ pub async fn site(
     Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     let site = fetch_site(&state, &network_slug, &site_slug).await?;
+    if site.slug != site_slug {
+        // A former slug of a renamed site: send the browser to the current one.
+        return Ok(
+            Redirect::permanent(&format!("/n/{network_slug}/{}", site.slug)).into_response(),
+        );
+    }
     let network = fetch_network(&state, &network_slug).await?;
     let scope = FeedScope {
-        network_slug: network_slug.clone(),
-        site_slug: site_slug.clone(),
+        site_id: site.id.clone(),
+        ..Default::default()
     };
     let (entries, next_cursor) = feed_page(&state, scope, query.cursor, FEED_PAGE).await?;
     let path = format!("/n/{network_slug}/{site_slug}");
@@ -356,11 +363,19 @@ pub async fn post(
         .await
         .map_err(PageError::from_status)?
         .into_inner();
-    if post.network_slug != network_slug || post.site_slug != site_slug {
+    // The site by the slug in the link (a former slug finds it too), and the
+    // post must belong to it; a former slug redirects to the current link.
+    let site = fetch_site(&state, &network_slug, &site_slug).await?;
+    if post.network_slug != network_slug || post.site_id != site.id {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
             "There is no such post.",
         ));
+    }
+    if site.slug != site_slug {
+        return Ok(
+            Redirect::permanent(&post_path(&network_slug, &site.slug, &post_id)).into_response(),
+        );
     }
     let network = fetch_network(&state, &network_slug).await?;
     let published = anp_kit::from_timestamp(post.published_at.as_ref());
@@ -520,6 +535,7 @@ pub async fn network_atom(
     let scope = FeedScope {
         network_slug: network_slug.clone(),
         site_slug: String::new(),
+        site_id: String::new(),
     };
     atom_for(&state, scope, &network.name, &format!("/n/{network_slug}")).await
 }
@@ -530,14 +546,14 @@ pub async fn site_atom(
 ) -> Result<Response, PageError> {
     let site = fetch_site(&state, &network_slug, &site_slug).await?;
     let scope = FeedScope {
-        network_slug: network_slug.clone(),
-        site_slug: site_slug.clone(),
+        site_id: site.id.clone(),
+        ..Default::default()
     };
     atom_for(
         &state,
         scope,
         &site.name,
-        &format!("/n/{network_slug}/{site_slug}"),
+        &format!("/n/{network_slug}/{}", site.slug),
     )
     .await
 }
