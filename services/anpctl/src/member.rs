@@ -506,6 +506,7 @@ pub async fn site(url: &str, command: SiteCommand) -> anyhow::Result<()> {
 
 pub async fn member(url: &str, command: MemberCommand) -> anyhow::Result<()> {
     let mut sites = SitesServiceClient::new(channel(url).await?);
+    let approve = matches!(command, MemberCommand::Approve { .. });
     match command {
         MemberCommand::Invite {
             scope: text,
@@ -565,22 +566,11 @@ pub async fn member(url: &str, command: MemberCommand) -> anyhow::Result<()> {
                 print_request(request);
             }
         }
-        MemberCommand::Approve { request_id } => {
+        MemberCommand::Approve { request_id } | MemberCommand::Decline { request_id } => {
             let request = sites
                 .decide_join_request(auth::session(DecideJoinRequestRequest {
                     request_id,
-                    approve: true,
-                })?)
-                .await
-                .map_err(grpc_error)?
-                .into_inner();
-            print_request(&request);
-        }
-        MemberCommand::Decline { request_id } => {
-            let request = sites
-                .decide_join_request(auth::session(DecideJoinRequestRequest {
-                    request_id,
-                    approve: false,
+                    approve,
                 })?)
                 .await
                 .map_err(grpc_error)?

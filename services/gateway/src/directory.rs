@@ -145,15 +145,33 @@ pub fn map_points(sites: &[Site]) -> Vec<MapPoint> {
         .collect()
 }
 
-/// What the umbrella page shows of the directory.
+/// How long the umbrella page reuses its directory summary: the map and tag
+/// counts of every site need not be recomputed for each view of the front page.
+const SUMMARY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the umbrella page shows of the directory (cached for a minute).
 pub async fn summary(state: &AppState) -> Result<minijinja::Value, PageError> {
+    if let Some((at, value)) = state
+        .directory_summary
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        && at.elapsed() < SUMMARY_TTL
+    {
+        return Ok(value.clone());
+    }
     let located = fetch(state, DirectoryQuery::default().request(MAP_POINTS, true)).await?;
     let all = fetch(state, DirectoryQuery::default().request(1, false)).await?;
-    Ok(context! {
+    let value = context! {
         points => map_points(&located.sites),
         tags => all.tags.iter().take(12).map(|tag| context! { tag => tag.tag.clone(), sites => tag.sites }).collect::<Vec<_>>(),
         total => all.total,
-    })
+    };
+    *state
+        .directory_summary
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), value.clone()));
+    Ok(value)
 }
 
 pub async fn page(

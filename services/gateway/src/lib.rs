@@ -15,6 +15,9 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use minijinja::Environment;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tracing::info;
@@ -62,6 +65,8 @@ pub struct AppState {
     pub public_url: String,
     pub umbrella_name: String,
     pub meter: meter::Meter,
+    /// The umbrella page's directory map and tags, and when they were read.
+    pub directory_summary: Arc<Mutex<Option<(Instant, minijinja::Value)>>>,
 }
 
 fn channel(url: &str) -> anyhow::Result<Channel> {
@@ -107,6 +112,7 @@ impl AppState {
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             umbrella_name: config.umbrella_name.clone(),
             meter: meter::Meter::default(),
+            directory_summary: Default::default(),
         })
     }
 }
