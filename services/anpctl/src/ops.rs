@@ -62,7 +62,7 @@ pub enum TokenCommand {
     Create {
         name: String,
         /// networks:read, networks:write, networks:suspend, audit:read,
-        /// tokens:admin, or * (repeat the flag for several).
+        /// usage:read, tokens:admin, or * (repeat the flag for several).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },
