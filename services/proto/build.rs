@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "anp/ops/v1/ops.proto",
     "anp/content/v1/content.proto",
     "anp/aggregator/v1/aggregator.proto",
+    "anp/archive/v1/archive.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -119,6 +119,12 @@ pub fn envelope(service: &str, event: &RecordedEvent) -> Envelope {
     }
 }
 
+/// The name under which a store's relay saves how far it has published to
+/// the stream: a service can tell whether an event is on the bus yet.
+pub fn relay_checkpoint(config: &BusConfig) -> String {
+    format!("relay:{}", config.stream_name)
+}
+
 /// The first wait after the relay finds nothing new.
 const IDLE_MIN: Duration = Duration::from_millis(5);
 
@@ -156,7 +162,7 @@ impl Relay {
     }
 
     fn checkpoint_name(&self) -> String {
-        format!("relay:{}", self.config.stream_name)
+        relay_checkpoint(&self.config)
     }
 
     /// Waits until this relay is the only one publishing this store to this

@@ -328,22 +328,7 @@ impl EventStore {
     /// The saved position of a reader, or the start.
     pub async fn load_checkpoint(&self, name: &str) -> Result<Position, StoreError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT tx_id::text, position FROM event_checkpoints WHERE name = $1",
-                &[&name],
-            )
-            .await?;
-        let Some(row) = row else {
-            return Ok(Position::default());
-        };
-        let tx_text: String = row.try_get(0)?;
-        Ok(Position {
-            tx_id: tx_text
-                .parse()
-                .map_err(|err| StoreError::Corrupt(format!("checkpoint tx_id: {err}")))?,
-            position: row.try_get(1)?,
-        })
+        load_checkpoint_in(&**client, name).await
     }
 
     pub async fn save_checkpoint(&self, name: &str, at: Position) -> Result<(), StoreError> {
@@ -375,6 +360,29 @@ fn map_conflict(
         };
     }
     store_error
+}
+
+/// The saved position of a reader, or the start, through any client.
+pub async fn load_checkpoint_in<C: GenericClient>(
+    client: &C,
+    name: &str,
+) -> Result<Position, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT tx_id::text, position FROM event_checkpoints WHERE name = $1",
+            &[&name],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Position::default());
+    };
+    let tx_text: String = row.try_get(0)?;
+    Ok(Position {
+        tx_id: tx_text
+            .parse()
+            .map_err(|err| StoreError::Corrupt(format!("checkpoint tx_id: {err}")))?,
+        position: row.try_get(1)?,
+    })
 }
 
 /// The current version of a stream (0 when it has no events).
@@ -573,4 +581,135 @@ async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + S
     }
     recorded.sort_by_key(|event| event.version);
     Ok(recorded)
+}
+
+/// Up to `limit` events of one network after `after`, in the global order.
+/// Run it in a `REPEATABLE READ` transaction to page through one snapshot
+/// (an export).
+pub async fn network_events_in<C: GenericClient>(
+    client: &C,
+    network_id: Uuid,
+    after: Position,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE network_id = $1 AND (tx_id, position) > ($2::text::xid8, $3) \
+         ORDER BY tx_id, position LIMIT $4"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[&network_id, &after.tx_id.to_string(), &after.position, &limit],
+        )
+        .await?;
+    rows.iter().map(recorded_from_row).collect()
+}
+
+/// How many events one network has, and the id of its last one in the
+/// global order: what an export covered, to check nothing was written since.
+pub async fn network_tally_in<C: GenericClient>(
+    client: &C,
+    network_id: Uuid,
+) -> Result<(u64, Option<Uuid>), StoreError> {
+    let row = client
+        .query_one(
+            "SELECT count(*), (SELECT event_id FROM events WHERE network_id = $1 \
+               ORDER BY tx_id DESC, position DESC LIMIT 1) \
+             FROM events WHERE network_id = $1",
+            &[&network_id],
+        )
+        .await?;
+    let count: i64 = row.try_get(0)?;
+    Ok((
+        u64::try_from(count).map_err(|_| StoreError::Corrupt(format!("count {count}")))?,
+        row.try_get(1)?,
+    ))
+}
+
+/// The global position of one network's last event, if it has any.
+pub async fn network_last_position_in<C: GenericClient>(
+    client: &C,
+    network_id: Uuid,
+) -> Result<Option<Position>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT tx_id::text, position FROM events WHERE network_id = $1 \
+             ORDER BY tx_id DESC, position DESC LIMIT 1",
+            &[&network_id],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let tx_text: String = row.try_get(0)?;
+    Ok(Some(Position {
+        tx_id: tx_text
+            .parse()
+            .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?,
+        position: row.try_get(1)?,
+    }))
+}
+
+/// Deletes every event of one network (offboarding); returns how many.
+pub async fn delete_network_events_in<C: GenericClient>(
+    client: &C,
+    network_id: Uuid,
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute("DELETE FROM events WHERE network_id = $1", &[&network_id])
+        .await?)
+}
+
+/// Writes events exported from another installation as they were: same ids,
+/// streams, versions and times. An event whose id is already here is
+/// skipped (an import can be run again); another event at the same stream
+/// version is a [`StoreError::Conflict`]. Returns the events written, with
+/// their new global positions, in the order given.
+pub async fn import_in<C: GenericClient>(
+    client: &C,
+    events: &[RecordedEvent],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut imported = Vec::with_capacity(events.len());
+    for event in events {
+        let version = i64::try_from(event.version)
+            .map_err(|_| StoreError::Corrupt(format!("version {}", event.version)))?;
+        let schema_version = i32::try_from(event.schema_version)
+            .map_err(|_| StoreError::Corrupt("schema_version overflow".into()))?;
+        let row = client
+            .query_opt(
+                "INSERT INTO events (event_id, stream_id, version, event_type, schema_version, \
+                   network_id, site_id, actor, occurred_at, traceparent, payload) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (event_id) DO NOTHING \
+                 RETURNING tx_id::text, position",
+                &[
+                    &event.event_id,
+                    &event.stream_id,
+                    &version,
+                    &event.event_type,
+                    &schema_version,
+                    &event.network_id,
+                    &event.site_id,
+                    &event.actor,
+                    &event.occurred_at,
+                    &event.traceparent,
+                    &event.payload,
+                ],
+            )
+            .await
+            .map_err(|err| map_conflict(err, &event.stream_id, ExpectedVersion::Exact(event.version.saturating_sub(1))))?;
+        let Some(row) = row else { continue };
+        let tx_text: String = row.try_get(0)?;
+        imported.push(RecordedEvent {
+            global: Position {
+                tx_id: tx_text
+                    .parse()
+                    .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?,
+                position: row.try_get(1)?,
+            },
+            ..event.clone()
+        });
+    }
+    Ok(imported)
 }

@@ -30,3 +30,8 @@ pub mod aggregator {
         include!(concat!(env!("OUT_DIR"), "/anp.aggregator.v1.rs"));
     }
 }
+pub mod archive {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/anp.archive.v1.rs"));
+    }
+}

@@ -18,6 +18,11 @@ use uuid::Uuid;
 
 const ISSUER: &str = "anp-sites";
 const AUDIENCE: &str = "anp";
+/// Grants are for service-to-service calls only: a session token is never a
+/// grant, nor a grant a session.
+const GRANT_AUDIENCE: &str = "anp-internal";
+/// How long a grant lives: one operation.
+pub const GRANT_TTL_SECONDS: i64 = 300;
 /// Longest token accepted before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 2048;
 
@@ -50,11 +55,36 @@ struct Claims {
     aud: String,
 }
 
+/// What an operator's action allows another service to do for one network,
+/// e.g. `export` the content of network N. Signed by sites after it has
+/// checked the operator's ops token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Who asked (the ops token's name), for the other service's logs.
+    pub subject: String,
+    pub network_id: Uuid,
+    pub action: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct GrantClaims {
+    sub: String,
+    net: String,
+    act: String,
+    iat: i64,
+    exp: i64,
+    iss: String,
+    aud: String,
+}
+
 /// Verifies tokens with the public key.
 #[derive(Clone)]
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    grant_validation: Validation,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -80,10 +110,76 @@ impl Verifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.leeway = 5;
+        let mut grant_validation = validation.clone();
+        grant_validation.set_audience(&[GRANT_AUDIENCE]);
         Ok(Verifier {
             key: DecodingKey::from_ed_der(&bytes),
             validation,
+            grant_validation,
         })
+    }
+
+    /// A grant for `action` on `network_id`; any other action or network is
+    /// refused.
+    pub fn verify_grant(
+        &self,
+        token: &str,
+        action: &str,
+        network_id: Uuid,
+    ) -> Result<Grant, SessionError> {
+        let grant = self.verify_grant_for(token, action)?;
+        if grant.network_id != network_id {
+            return Err(SessionError::Invalid("grant is for another network".into()));
+        }
+        Ok(grant)
+    }
+
+    /// A grant for `action` on whichever network it names.
+    pub fn verify_grant_for(&self, token: &str, action: &str) -> Result<Grant, SessionError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(SessionError::Invalid("too long".into()));
+        }
+        let data = jsonwebtoken::decode::<GrantClaims>(token, &self.key, &self.grant_validation)
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => SessionError::Expired,
+                _ => SessionError::Invalid(err.to_string()),
+            })?;
+        let claims = data.claims;
+        if claims.act != action {
+            return Err(SessionError::Invalid(format!(
+                "grant is for {:?}, not {action:?}",
+                claims.act
+            )));
+        }
+        let network_id = claims
+            .net
+            .parse()
+            .map_err(|_| SessionError::Invalid("grant names no network".into()))?;
+        Ok(Grant {
+            subject: claims.sub,
+            network_id,
+            action: claims.act,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// The grant of a gRPC request's bearer token, or `UNAUTHENTICATED` /
+    /// `PERMISSION_DENIED`.
+    /// When `network_id` is `None`, the grant's own network is returned.
+    pub fn grant_of<T>(
+        &self,
+        request: &tonic::Request<T>,
+        action: &str,
+        network_id: Option<Uuid>,
+    ) -> Result<Grant, tonic::Status> {
+        let token = bearer(request).ok_or_else(|| {
+            tonic::Status::unauthenticated("authorization: a grant from the sites service is needed")
+        })?;
+        match network_id {
+            Some(network_id) => self.verify_grant(token, action, network_id),
+            None => self.verify_grant_for(token, action),
+        }
+        .map_err(|err| tonic::Status::permission_denied(format!("authorization: {err}")))
     }
 
     pub fn verify(&self, token: &str) -> Result<Session, SessionError> {
@@ -206,6 +302,27 @@ impl Signer {
             .map_err(|err| SessionError::Key(err.to_string()))
     }
 
+    /// A grant for `action` on `network_id`, valid for [`GRANT_TTL_SECONDS`].
+    pub fn sign_grant(
+        &self,
+        subject: &str,
+        action: &str,
+        network_id: Uuid,
+    ) -> Result<String, SessionError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = GrantClaims {
+            sub: subject.to_owned(),
+            net: network_id.to_string(),
+            act: action.to_owned(),
+            iat: now,
+            exp: now + GRANT_TTL_SECONDS,
+            iss: ISSUER.into(),
+            aud: GRANT_AUDIENCE.into(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
+            .map_err(|err| SessionError::Key(err.to_string()))
+    }
+
     /// A secret for another purpose (e.g. invitation tokens), derived from the
     /// signing key with HMAC-SHA256 so that one secret is enough to configure.
     pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
@@ -268,6 +385,25 @@ mod tests {
         assert!(signer.verifier().verify(&"a".repeat(5000)).is_err());
         assert!(Verifier::from_public_key("not base64!").is_err());
         assert!(Signer::from_seed("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn grants_are_bound_to_action_and_network_and_are_not_sessions() {
+        let (signer, _) = Signer::generate().unwrap();
+        let (other, _) = Signer::generate().unwrap();
+        let network = Uuid::now_v7();
+        let grant = signer.sign_grant("ops:alice", "export", network).unwrap();
+        let verified = signer.verifier().verify_grant(&grant, "export", network).unwrap();
+        assert_eq!(verified.subject, "ops:alice");
+        assert!(signer.verifier().verify_grant(&grant, "purge", network).is_err());
+        assert!(signer.verifier().verify_grant(&grant, "export", Uuid::now_v7()).is_err());
+        assert!(other.verifier().verify_grant(&grant, "export", network).is_err());
+        // A grant is no session, and a session no grant.
+        assert!(signer.verifier().verify(&grant).is_err());
+        let session = signer
+            .sign(Uuid::now_v7(), Uuid::now_v7(), chrono::Utc::now().timestamp() + 60)
+            .unwrap();
+        assert!(signer.verifier().verify_grant(&session, "export", network).is_err());
     }
 
     #[test]
