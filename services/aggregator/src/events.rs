@@ -1,7 +1,7 @@
 //! Decoding envelopes from the bus into what the projections apply.
 
 use anp_proto::events::v1::{
-    Envelope, PostEdited, PostPublished, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
+    Envelope, NetworkOffboarded, PostEdited, PostPublished, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
 };
 use prost::Message;
 
@@ -19,6 +19,8 @@ pub enum Projected {
         slug: String,
         name: String,
     },
+    /// The network left the installation: drop everything of it.
+    NetworkOffboarded { network_id: uuid::Uuid },
     /// Any other event: nothing to project, but its sequence still counts.
     Ignored,
 }
@@ -91,6 +93,13 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
                     slug: renamed.slug,
                     name: renamed.name,
                 },
+                Err(_) => Projected::Ignored,
+            }
+        }
+        "NetworkOffboarded" => {
+            let offboarded = NetworkOffboarded::decode(envelope.payload.as_slice()).map_err(fail)?;
+            match offboarded.network_id.parse() {
+                Ok(network_id) => Projected::NetworkOffboarded { network_id },
                 Err(_) => Projected::Ignored,
             }
         }

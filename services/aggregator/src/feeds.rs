@@ -116,6 +116,14 @@ impl Feeds {
             )
             .await?;
         for delivered in batch {
+            if let Projected::NetworkOffboarded { network_id } = &delivered.event {
+                tx.execute(
+                    "DELETE FROM feed_entries WHERE network_id = $1",
+                    &[network_id],
+                )
+                .await?;
+                continue;
+            }
             if let Projected::SiteRenamed {
                 site_id,
                 slug,

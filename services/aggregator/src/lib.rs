@@ -240,6 +240,13 @@ async fn consume_once(
             messages.push(message);
         }
         let count = batch.len();
+        let offboarded: Vec<uuid::Uuid> = batch
+            .iter()
+            .filter_map(|delivered| match delivered.event {
+                events::Projected::NetworkOffboarded { network_id } => Some(network_id),
+                _ => None,
+            })
+            .collect();
         let traces: Vec<String> = batch
             .iter()
             .map(|delivered| delivered.traceparent.clone())
@@ -256,6 +263,15 @@ async fn consume_once(
         // server had sent to a previous, killed instance.
         for message in messages {
             message.ack().await.map_err(|err| bus_error(&err))?;
+        }
+        // An offboarded network's events leave the bus too (every one of them
+        // came before its end, which was just projected).
+        for network_id in offboarded {
+            let filter = format!("{}.*.{network_id}.>", config.bus.subject_prefix);
+            match stream.purge().filter(filter).await {
+                Ok(purged) => info!(%network_id, purged = purged.purged, "offboarded network's events purged from the bus"),
+                Err(err) => warn!(%network_id, error = %err, "purging an offboarded network's events from the bus failed"),
+            }
         }
         debug!(count, "batch projected");
     }

@@ -59,6 +59,15 @@ impl Usage {
             let posts: i64 = i64::from(meta.event_type == "PostPublished");
             tx.execute(&count, &[&meta.event_id, &meta.network_id, &day, &posts])
                 .await?;
+            if let Projected::NetworkOffboarded { network_id } = &delivered.event {
+                // It stores nothing any more; its counts stay for billing.
+                tx.execute(
+                    "DELETE FROM usage_post_bytes WHERE network_id = $1",
+                    &[network_id],
+                )
+                .await?;
+                resized.insert((*network_id, day));
+            }
             if let Projected::Post { state, version } = &delivered.event {
                 let bytes =
                     (state.title.len() + state.body_markdown.len() + state.body_html.len()) as i64;

@@ -46,6 +46,31 @@ pub enum NetworkCommand {
     },
     /// Resume a suspended network.
     Resume { slug: String },
+    /// Write a network's archive (every event of every service, member
+    /// accounts with their keys, a manifest) to a file. It holds personal
+    /// data: keep it safe.
+    Export {
+        slug: String,
+        /// The archive to write (a tar; written whole or not at all).
+        #[arg(long, short = 'o')]
+        output: std::path::PathBuf,
+    },
+    /// Import an exported network into this installation (safe to run again
+    /// after a failure: what is already here is skipped).
+    Import { archive: std::path::PathBuf },
+    /// Offboard a network: suspend it, export it to --archive, then delete
+    /// its data here and forget members who belong to no other network.
+    Offboard {
+        slug: String,
+        #[arg(long)]
+        archive: std::path::PathBuf,
+        /// Repeat the slug to confirm; nothing can bring the data back but
+        /// the archive.
+        #[arg(long)]
+        confirm: String,
+        #[arg(long, default_value = "This network is leaving the installation.")]
+        notice: String,
+    },
     /// Invite another network admin.
     InviteAdmin {
         slug: String,
@@ -61,8 +86,9 @@ pub enum TokenCommand {
     /// Create a token; it is printed once.
     Create {
         name: String,
-        /// networks:read, networks:write, networks:suspend, audit:read,
-        /// usage:read, tokens:admin, or * (repeat the flag for several).
+        /// networks:read, networks:write, networks:suspend, networks:export,
+        /// networks:offboard, audit:read, usage:read, tokens:admin, or *
+        /// (repeat the flag for several).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },
@@ -112,6 +138,19 @@ pub fn print_invitation(invitation: &Invitation) {
     );
 }
 
+fn print_manifest(manifest: &anp_archive::format::Manifest, path: &std::path::Path) {
+    println!(
+        "exported {} ({}) to {}",
+        manifest.network_slug,
+        manifest.network_id,
+        path.display()
+    );
+    for service in &manifest.services {
+        println!("  {}: {} events", service.service, service.file.lines);
+    }
+    println!("  account keys: {}", manifest.account_keys.lines);
+}
+
 fn print_details(details: &NetworkDetails) {
     let network = details.network.clone().unwrap_or_default();
     let quotas = details.quotas.unwrap_or_default();
@@ -136,8 +175,67 @@ fn print_details(details: &NetworkDetails) {
 }
 
 pub async fn network(url: &str, command: NetworkCommand) -> anyhow::Result<()> {
-    let mut ops = OpsServiceClient::new(channel(url).await?);
+    let mut ops = OpsServiceClient::new(channel(url).await?)
+        .max_decoding_message_size(16 * 1024 * 1024)
+        .max_encoding_message_size(16 * 1024 * 1024);
     match command {
+        NetworkCommand::Export { slug, output } => {
+            let manifest = anp_archive::client::export(&mut ops, &auth::ops_token()?, &slug, &output)
+                .await?;
+            print_manifest(&manifest, &output);
+        }
+        NetworkCommand::Import { archive } => {
+            let reply = anp_archive::client::import(&mut ops, &auth::ops_token()?, &archive).await?;
+            let network = reply.network.unwrap_or_default();
+            println!("imported {} ({}) {}", network.slug, network.name, network.id);
+            for service in &reply.services {
+                println!(
+                    "  {}: {} events imported, {} already here",
+                    service.service, service.imported, service.skipped
+                );
+            }
+            println!(
+                "  accounts: {} imported, {} already here (kept as they are)",
+                reply.accounts_imported, reply.accounts_existing
+            );
+        }
+        NetworkCommand::Offboard {
+            slug,
+            archive,
+            confirm,
+            notice,
+        } => {
+            if confirm != slug {
+                anyhow::bail!("--confirm must repeat the network's slug {slug:?}");
+            }
+            let token = auth::ops_token()?;
+            // Suspended first, so nothing changes after the export.
+            ops.suspend_network(auth::ops(SuspendNetworkRequest {
+                slug: slug.clone(),
+                notice,
+            })?)
+            .await
+            .map_err(grpc_error)?;
+            let manifest = anp_archive::client::export(&mut ops, &token, &slug, &archive).await?;
+            print_manifest(&manifest, &archive);
+            let reply = ops
+                .offboard_network(auth::ops(OffboardNetworkRequest {
+                    slug: slug.clone(),
+                    confirm_slug: confirm,
+                    exported: manifest.to_proto().services,
+                })?)
+                .await
+                .map_err(grpc_error)?
+                .into_inner();
+            println!("offboarded {slug}");
+            for service in &reply.deleted {
+                println!("  {}: {} events deleted", service.service, service.events);
+            }
+            println!(
+                "  accounts: {} forgotten, {} kept (members of other networks)",
+                reply.accounts_forgotten, reply.accounts_kept
+            );
+        }
         NetworkCommand::Onboard {
             slug,
             name,

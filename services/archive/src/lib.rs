@@ -10,6 +10,7 @@
 //!
 //! [`Envelope`]: anp_proto::events::v1::Envelope
 
+pub mod client;
 pub mod convert;
 pub mod format;
 pub mod service;
@@ -25,4 +26,7 @@ pub enum ArchiveError {
     Io(#[from] std::io::Error),
     #[error("archive json: {0}")]
     Json(#[from] serde_json::Error),
+    /// What the ops API answered.
+    #[error("{}", .0.message())]
+    Grpc(#[from] tonic::Status),
 }

@@ -206,7 +206,10 @@ impl NetworkArchive for ArchiveService {
             let (_, last) = anp_eventstore::network_tally_in(&*tx, network)
                 .await
                 .map_err(store_error)?;
-            let last = last.map(|id| id.to_string()).unwrap_or_default();
+            let Some(last) = last.map(|id| id.to_string()) else {
+                // Nothing (left) here: purged already, or never written.
+                return Ok(Response::new(PurgeReply { deleted: 0 }));
+            };
             if last != expected {
                 return Err(Status::failed_precondition(format!(
                     "network changed since the export ({} now ends at event {last:?}, the \

@@ -129,12 +129,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     };
     let sites =
         SitesServiceClient::new(Channel::from_shared(config.sites_url.clone())?.connect_lazy());
+    let archive = anp_archive::service::ArchiveService::new(
+        SERVICE,
+        store.clone(),
+        config.sessions.clone(),
+        anp_bus::relay_checkpoint(&config.bus),
+    );
     let content = Content { store, sites };
     info!("content service ready");
     anp_kit::serve_grpc(
         listener,
-        grpc::routes(content, config.sessions.clone()),
-        &["anp.content.v1.ContentService"],
+        grpc::routes(content, config.sessions.clone()).add_service(archive.into_server()),
+        &[
+            "anp.content.v1.ContentService",
+            "anp.archive.v1.NetworkArchive",
+        ],
         shutdown,
     )
     .await?;

@@ -25,6 +25,13 @@ pub enum SitesError {
     Precondition(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// Another service's answer to a call made for an operator (export,
+    /// import, offboarding), passed on.
+    #[error("{service}: {}", status.message())]
+    Peer {
+        service: String,
+        status: tonic::Status,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database: {}", db_message(.0))]
@@ -58,6 +65,10 @@ impl ServiceError for SitesError {
             SitesError::Denied(_) => ErrorKind::PermissionDenied,
             SitesError::Quota { .. } | SitesError::RateLimited(_) => ErrorKind::ResourceExhausted,
             SitesError::Precondition(_) => ErrorKind::FailedPrecondition,
+            SitesError::Peer { status, .. } => match ErrorKind::from_grpc(status.code()) {
+                ErrorKind::Internal => ErrorKind::Unavailable,
+                kind => kind,
+            },
             SitesError::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
             SitesError::Internal(_)
             | SitesError::Store(_)

@@ -189,6 +189,56 @@ impl OpsService for Api {
         .await
     }
 
+    type ExportNetworkStream =
+        tokio_stream::wrappers::ReceiverStream<Result<ops::ArchiveItem, Status>>;
+
+    async fn export_network(
+        &self,
+        request: Request<ops::ExportNetworkRequest>,
+    ) -> Result<Response<Self::ExportNetworkStream>, Status> {
+        self.ops(
+            request,
+            "ExportNetwork",
+            "networks:export",
+            |r| r.slug.clone(),
+            |body, actor, _trace| async move {
+                let stream = self.sites.export_network(&body.slug, &actor).await?;
+                Ok((stream, "export started".to_owned()))
+            },
+        )
+        .await
+    }
+
+    async fn import_network(
+        &self,
+        request: Request<tonic::Streaming<ops::ArchiveItem>>,
+    ) -> Result<Response<ops::ImportNetworkResponse>, Status> {
+        self.ops(
+            request,
+            "ImportNetwork",
+            "networks:export",
+            |_| String::new(),
+            |items, actor, _trace| async move { self.sites.import_network(items, &actor).await },
+        )
+        .await
+    }
+
+    async fn offboard_network(
+        &self,
+        request: Request<ops::OffboardNetworkRequest>,
+    ) -> Result<Response<ops::OffboardNetworkResponse>, Status> {
+        self.ops(
+            request,
+            "OffboardNetwork",
+            "networks:offboard",
+            |r| r.slug.clone(),
+            |body, actor, trace| async move {
+                self.sites.offboard_network(&body, &actor, trace).await
+            },
+        )
+        .await
+    }
+
     async fn suspend_network(
         &self,
         request: Request<ops::SuspendNetworkRequest>,

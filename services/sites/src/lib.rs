@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod archive;
 pub mod directory;
 pub mod error;
 pub mod grpc;
@@ -24,6 +25,7 @@ use anp_bus::{BusConfig, Relay};
 use anp_eventstore::EventStore;
 use anp_kit::{SecretToken, Shutdown};
 use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
+use anp_proto::archive::v1::network_archive_client::NetworkArchiveClient;
 use anp_session::Signer;
 use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
@@ -54,6 +56,10 @@ pub struct Config {
     pub embedded_relay: bool,
     /// The aggregator, whose usage meters the ops API reports.
     pub aggregator_url: String,
+    /// The other write services (name, URL) whose events of a network an
+    /// export, import or offboarding covers (`ANP_ARCHIVE_PEERS`, default
+    /// `content=$ANP_CONTENT_URL`).
+    pub archive_peers: Vec<(String, String)>,
 }
 
 impl Config {
@@ -79,6 +85,13 @@ impl Config {
                 .map_err(|_| anyhow::anyhow!("ANP_SIGN_IN_PER_MINUTE: not a number"))?,
             embedded_relay: anp_kit::env_or("ANP_EMBEDDED_RELAY", "true") == "true",
             aggregator_url: anp_kit::env_or("ANP_AGGREGATOR_URL", "http://127.0.0.1:50053"),
+            archive_peers: archive::parse_peers(&anp_kit::env_or(
+                "ANP_ARCHIVE_PEERS",
+                &format!(
+                    "content={}",
+                    anp_kit::env_or("ANP_CONTENT_URL", "http://127.0.0.1:50052")
+                ),
+            ))?,
         })
     }
 }
@@ -144,6 +157,7 @@ pub struct Sites {
     session_ttl: chrono::Duration,
     limiter: Arc<accounts::SignInLimiter>,
     aggregator: AggregatorServiceClient<Channel>,
+    peers: Vec<archive::Peer>,
 }
 
 impl Sites {
@@ -151,8 +165,17 @@ impl Sites {
         let aggregator = AggregatorServiceClient::new(
             Channel::from_shared(config.aggregator_url.clone())?.connect_lazy(),
         );
+        let mut peers = Vec::new();
+        for (service, url) in &config.archive_peers {
+            peers.push(archive::Peer {
+                service: service.clone(),
+                client: NetworkArchiveClient::new(Channel::from_shared(url.clone())?.connect_lazy())
+                    .max_decoding_message_size(anp_archive::convert::MAX_PAYLOAD_BYTES * 2),
+            });
+        }
         Ok(Sites {
             aggregator,
+            peers,
             pool,
             invitation_secret: config.signer.derive_secret("anp-invitations"),
             signer: config.signer.clone(),

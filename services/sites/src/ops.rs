@@ -34,6 +34,8 @@ pub const SCOPES: &[&str] = &[
     "networks:read",
     "networks:write",
     "networks:suspend",
+    "networks:export",
+    "networks:offboard",
     "audit:read",
     "usage:read",
     "tokens:admin",

@@ -77,6 +77,7 @@ pub async fn apply<C: GenericClient>(client: &C, event: &RecordedEvent) -> Resul
     if matches!(
         event.event_type.as_str(),
         "NetworkOnboarded"
+            | "NetworkOffboarded"
             | "SiteCreated"
             | "SiteArchived"
             | "SiteRestored"
@@ -160,6 +161,21 @@ async fn apply_state<C: GenericClient>(
                     &[&uuid("network_id", &e.network_id)?],
                 )
                 .await?;
+        }
+        "NetworkOffboarded" => {
+            let e: ev::NetworkOffboarded = decode(event)?;
+            let network_id = uuid("network_id", &e.network_id)?;
+            for statement in [
+                "DELETE FROM network_idempotency WHERE network_id = $1",
+                "DELETE FROM site_aliases WHERE network_id = $1",
+                "DELETE FROM invitations WHERE network_id = $1",
+                "DELETE FROM join_requests WHERE network_id = $1",
+                "DELETE FROM memberships WHERE network_id = $1",
+                "DELETE FROM sites WHERE network_id = $1",
+                "DELETE FROM networks WHERE id = $1",
+            ] {
+                client.execute(statement, &[&network_id]).await?;
+            }
         }
         "SiteCreated" => {
             let e: ev::SiteCreated = decode(event)?;
