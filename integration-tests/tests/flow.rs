@@ -107,7 +107,7 @@ pub async fn search_ids(stack: &Stack, query: &str, network: &str) -> Vec<String
         .collect()
 }
 
-async fn get_text(url: &str) -> (u16, String) {
+pub async fn get_text(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.expect("http get");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))

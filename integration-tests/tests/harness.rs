@@ -235,6 +235,7 @@ impl Stack {
 
         let (sites_listener, sites_addr) = listener().await;
         let (aggregator_listener, aggregator_addr) = listener().await;
+        let (content_listener, content_addr) = listener().await;
         let sites_config = anp_sites::Config {
             database: database(&infra, "sites"),
             bus: infra.bus.clone(),
@@ -244,13 +245,13 @@ impl Stack {
             sign_in_per_minute: 5,
             embedded_relay: true,
             aggregator_url: format!("http://{aggregator_addr}"),
+            archive_peers: vec![("content".into(), format!("http://{content_addr}"))],
         };
         tasks.push(spawn_service(
             "sites",
             anp_sites::run(sites_config, sites_listener, shutdown.clone()),
         ));
 
-        let (content_listener, content_addr) = listener().await;
         let content_config = anp_content::Config {
             database: database(&infra, "content"),
             bus: infra.bus.clone(),

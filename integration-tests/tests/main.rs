@@ -2,6 +2,7 @@
 //! a module per area. Every test gets its own database and its own JetStream
 //! stream and subject prefix (see [`harness`]), so they run in parallel.
 
+mod archive;
 mod bad_input;
 mod cli;
 mod crash;

@@ -1,7 +1,8 @@
 //! Decoding envelopes from the bus into what the projections apply.
 
 use anp_proto::events::v1::{
-    Envelope, NetworkOffboarded, PostEdited, PostPublished, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
+    Envelope, NetworkOffboarded, PostEdited, PostPublished, PostState, SiteCreated, SiteRenamed,
+    SiteSettingsChanged,
 };
 use prost::Message;
 
@@ -20,7 +21,9 @@ pub enum Projected {
         name: String,
     },
     /// The network left the installation: drop everything of it.
-    NetworkOffboarded { network_id: uuid::Uuid },
+    NetworkOffboarded {
+        network_id: uuid::Uuid,
+    },
     /// Any other event: nothing to project, but its sequence still counts.
     Ignored,
 }
@@ -97,7 +100,8 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
             }
         }
         "NetworkOffboarded" => {
-            let offboarded = NetworkOffboarded::decode(envelope.payload.as_slice()).map_err(fail)?;
+            let offboarded =
+                NetworkOffboarded::decode(envelope.payload.as_slice()).map_err(fail)?;
             match offboarded.network_id.parse() {
                 Ok(network_id) => Projected::NetworkOffboarded { network_id },
                 Err(_) => Projected::Ignored,

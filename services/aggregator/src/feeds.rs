@@ -106,7 +106,10 @@ impl Feeds {
                 "INSERT INTO feed_entries (scope, post_id, version, published_at, updated_at, \
                    network_slug, site_slug, site_name, title, summary_html, body_html, lang, author, \
                    network_id, site_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 VALUES ($1, $2, $3, $4, $5, $6, \
+                   COALESCE((SELECT slug FROM site_names WHERE site_id = $15), $7), \
+                   COALESCE((SELECT name FROM site_names WHERE site_id = $15), $8), \
+                   $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (scope, post_id) DO UPDATE SET \
                    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
                    title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
@@ -117,11 +120,26 @@ impl Feeds {
             .await?;
         for delivered in batch {
             if let Projected::NetworkOffboarded { network_id } = &delivered.event {
-                tx.execute(
+                for statement in [
                     "DELETE FROM feed_entries WHERE network_id = $1",
-                    &[network_id],
-                )
-                .await?;
+                    "DELETE FROM site_names WHERE network_id = $1",
+                ] {
+                    tx.execute(statement, &[network_id]).await?;
+                }
+                continue;
+            }
+            if let Projected::Site(site) = &delivered.event {
+                if let (Ok(site_id), Ok(network_id)) = (
+                    site.site_id.parse::<Uuid>(),
+                    site.network_id.parse::<Uuid>(),
+                ) {
+                    tx.execute(
+                        "INSERT INTO site_names (site_id, network_id, slug, name) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (site_id) DO NOTHING",
+                        &[&site_id, &network_id, &site.slug, &site.name],
+                    )
+                    .await?;
+                }
                 continue;
             }
             if let Projected::SiteRenamed {
@@ -130,6 +148,14 @@ impl Feeds {
                 name,
             } = &delivered.event
             {
+                tx.execute(
+                    "UPDATE site_names SET \
+                       slug = CASE WHEN $2 = '' THEN slug ELSE $2 END, \
+                       name = CASE WHEN $3 = '' THEN name ELSE $3 END \
+                     WHERE site_id = $1",
+                    &[site_id, slug, name],
+                )
+                .await?;
                 // Only what is shown changes: the timeline is keyed by id.
                 tx.execute(
                     "UPDATE feed_entries SET \

@@ -269,8 +269,12 @@ async fn consume_once(
         for network_id in offboarded {
             let filter = format!("{}.*.{network_id}.>", config.bus.subject_prefix);
             match stream.purge().filter(filter).await {
-                Ok(purged) => info!(%network_id, purged = purged.purged, "offboarded network's events purged from the bus"),
-                Err(err) => warn!(%network_id, error = %err, "purging an offboarded network's events from the bus failed"),
+                Ok(purged) => {
+                    info!(%network_id, purged = purged.purged, "offboarded network's events purged from the bus")
+                }
+                Err(err) => {
+                    warn!(%network_id, error = %err, "purging an offboarded network's events from the bus failed")
+                }
             }
         }
         debug!(count, "batch projected");

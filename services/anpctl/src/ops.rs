@@ -180,14 +180,18 @@ pub async fn network(url: &str, command: NetworkCommand) -> anyhow::Result<()> {
         .max_encoding_message_size(16 * 1024 * 1024);
     match command {
         NetworkCommand::Export { slug, output } => {
-            let manifest = anp_archive::client::export(&mut ops, &auth::ops_token()?, &slug, &output)
-                .await?;
+            let manifest =
+                anp_archive::client::export(&mut ops, &auth::ops_token()?, &slug, &output).await?;
             print_manifest(&manifest, &output);
         }
         NetworkCommand::Import { archive } => {
-            let reply = anp_archive::client::import(&mut ops, &auth::ops_token()?, &archive).await?;
+            let reply =
+                anp_archive::client::import(&mut ops, &auth::ops_token()?, &archive).await?;
             let network = reply.network.unwrap_or_default();
-            println!("imported {} ({}) {}", network.slug, network.name, network.id);
+            println!(
+                "imported {} ({}) {}",
+                network.slug, network.name, network.id
+            );
             for service in &reply.services {
                 println!(
                     "  {}: {} events imported, {} already here",

@@ -180,7 +180,10 @@ mod tests {
         ];
         for (field, envelope) in cases {
             let err = from_envelope(7, &envelope).unwrap_err().to_string();
-            assert!(err.contains(field) && err.contains("event 7"), "{field}: {err}");
+            assert!(
+                err.contains(field) && err.contains("event 7"),
+                "{field}: {err}"
+            );
         }
     }
 }

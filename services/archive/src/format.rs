@@ -229,9 +229,10 @@ impl ArchiveWriter {
                     self.services.insert(service.clone(), part);
                     self.order.push(service.clone());
                 }
-                let part = self.services.get_mut(&service).ok_or_else(|| {
-                    ArchiveError::Invalid(format!("service {service}: no file"))
-                })?;
+                let part = self
+                    .services
+                    .get_mut(&service)
+                    .ok_or_else(|| ArchiveError::Invalid(format!("service {service}: no file")))?;
                 part.last_event_id = envelope.event_id.clone();
                 part.write_line(&EventLine::from_envelope(&envelope))?;
             }
@@ -244,9 +245,10 @@ impl ArchiveWriter {
     /// Checks what came against the export's manifest and writes the tar to
     /// `out` (readable by its owner only; written whole or not at all).
     pub fn finish(self, exported: &ArchiveManifest, out: &Path) -> Result<Manifest, ArchiveError> {
-        let network_id: Uuid = exported.network_id.parse().map_err(|_| {
-            ArchiveError::Invalid("manifest: network_id is not a UUID".into())
-        })?;
+        let network_id: Uuid = exported
+            .network_id
+            .parse()
+            .map_err(|_| ArchiveError::Invalid("manifest: network_id is not a UUID".into()))?;
         let (keys, keys_path) = self.keys.entry(KEYS_FILE)?;
         if keys.lines != exported.account_keys {
             return Err(ArchiveError::Invalid(format!(
@@ -319,7 +321,10 @@ impl ArchiveWriter {
                 let mut header = tar_header(file.metadata()?.len(), manifest.exported_at);
                 tar.append_data(&mut header, &name, file)?;
             }
-            tar.into_inner()?.into_inner().map_err(|err| err.into_error())?.sync_all()?;
+            tar.into_inner()?
+                .into_inner()
+                .map_err(|err| err.into_error())?
+                .sync_all()?;
         }
         std::fs::rename(&partial, out)?;
         Ok(manifest)

@@ -51,7 +51,8 @@ impl ArchiveService {
     }
 
     pub fn into_server(self) -> NetworkArchiveServer<ArchiveService> {
-        NetworkArchiveServer::new(self).max_decoding_message_size(crate::convert::MAX_PAYLOAD_BYTES * 2)
+        NetworkArchiveServer::new(self)
+            .max_decoding_message_size(crate::convert::MAX_PAYLOAD_BYTES * 2)
     }
 }
 
@@ -142,7 +143,9 @@ impl NetworkArchive for ArchiveService {
         loop {
             let Some(item) = items.message().await? else {
                 // Ended without `done`: the sender gave up; nothing is kept.
-                return Err(Status::aborted("import: the stream ended before it was done"));
+                return Err(Status::aborted(
+                    "import: the stream ended before it was done",
+                ));
             };
             match item.item {
                 Some(import_item::Item::Event(envelope)) => {

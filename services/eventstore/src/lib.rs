@@ -600,7 +600,12 @@ pub async fn network_events_in<C: GenericClient>(
     let rows = client
         .query(
             &sql,
-            &[&network_id, &after.tx_id.to_string(), &after.position, &limit],
+            &[
+                &network_id,
+                &after.tx_id.to_string(),
+                &after.position,
+                &limit,
+            ],
         )
         .await?;
     rows.iter().map(recorded_from_row).collect()
@@ -698,7 +703,13 @@ pub async fn import_in<C: GenericClient>(
                 ],
             )
             .await
-            .map_err(|err| map_conflict(err, &event.stream_id, ExpectedVersion::Exact(event.version.saturating_sub(1))))?;
+            .map_err(|err| {
+                map_conflict(
+                    err,
+                    &event.stream_id,
+                    ExpectedVersion::Exact(event.version.saturating_sub(1)),
+                )
+            })?;
         let Some(row) = row else { continue };
         let tx_text: String = row.try_get(0)?;
         imported.push(RecordedEvent {

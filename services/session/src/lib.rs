@@ -173,7 +173,9 @@ impl Verifier {
         network_id: Option<Uuid>,
     ) -> Result<Grant, tonic::Status> {
         let token = bearer(request).ok_or_else(|| {
-            tonic::Status::unauthenticated("authorization: a grant from the sites service is needed")
+            tonic::Status::unauthenticated(
+                "authorization: a grant from the sites service is needed",
+            )
         })?;
         match network_id {
             Some(network_id) => self.verify_grant(token, action, network_id),
@@ -393,17 +395,44 @@ mod tests {
         let (other, _) = Signer::generate().unwrap();
         let network = Uuid::now_v7();
         let grant = signer.sign_grant("ops:alice", "export", network).unwrap();
-        let verified = signer.verifier().verify_grant(&grant, "export", network).unwrap();
+        let verified = signer
+            .verifier()
+            .verify_grant(&grant, "export", network)
+            .unwrap();
         assert_eq!(verified.subject, "ops:alice");
-        assert!(signer.verifier().verify_grant(&grant, "purge", network).is_err());
-        assert!(signer.verifier().verify_grant(&grant, "export", Uuid::now_v7()).is_err());
-        assert!(other.verifier().verify_grant(&grant, "export", network).is_err());
+        assert!(
+            signer
+                .verifier()
+                .verify_grant(&grant, "purge", network)
+                .is_err()
+        );
+        assert!(
+            signer
+                .verifier()
+                .verify_grant(&grant, "export", Uuid::now_v7())
+                .is_err()
+        );
+        assert!(
+            other
+                .verifier()
+                .verify_grant(&grant, "export", network)
+                .is_err()
+        );
         // A grant is no session, and a session no grant.
         assert!(signer.verifier().verify(&grant).is_err());
         let session = signer
-            .sign(Uuid::now_v7(), Uuid::now_v7(), chrono::Utc::now().timestamp() + 60)
+            .sign(
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                chrono::Utc::now().timestamp() + 60,
+            )
             .unwrap();
-        assert!(signer.verifier().verify_grant(&session, "export", network).is_err());
+        assert!(
+            signer
+                .verifier()
+                .verify_grant(&session, "export", network)
+                .is_err()
+        );
     }
 
     #[test]

@@ -49,10 +49,14 @@ pub struct Peer {
 /// `ANP_ARCHIVE_PEERS`: `service=url` pairs, comma separated.
 pub fn parse_peers(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut peers = Vec::new();
-    for pair in spec.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
-        let (service, url) = pair.split_once('=').ok_or_else(|| {
-            anyhow::anyhow!("ANP_ARCHIVE_PEERS: {pair:?} is not service=url")
-        })?;
+    for pair in spec
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let (service, url) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("ANP_ARCHIVE_PEERS: {pair:?} is not service=url"))?;
         let service = service.trim();
         if service.is_empty()
             || service == SERVICE
@@ -174,8 +178,8 @@ impl Sites {
             let mut events = 0u64;
             for row in &keys {
                 let account_id: Uuid = row.get(0);
-                for event in anp_eventstore::load_stream_in(&*tx, &account_stream(account_id))
-                    .await?
+                for event in
+                    anp_eventstore::load_stream_in(&*tx, &account_stream(account_id)).await?
                 {
                     send(item(Item::Event(to_envelope(SERVICE, &event)))).await?;
                     events += 1;
@@ -253,7 +257,8 @@ impl Sites {
         mut items: Streaming<ArchiveItem>,
         actor: &str,
     ) -> Result<(ImportNetworkResponse, String), SitesError> {
-        let stream_error = |status: Status| SitesError::Invalid(format!("archive: {}", status.message()));
+        let stream_error =
+            |status: Status| SitesError::Invalid(format!("archive: {}", status.message()));
         let first = items
             .message()
             .await
@@ -278,8 +283,7 @@ impl Sites {
             .map_err(SitesError::Invalid)?;
         let mut expected: HashMap<String, u64> = HashMap::new();
         for tally in &manifest.services {
-            if tally.service != SERVICE && !self.peers.iter().any(|p| p.service == tally.service)
-            {
+            if tally.service != SERVICE && !self.peers.iter().any(|p| p.service == tally.service) {
                 return Err(SitesError::Precondition(format!(
                     "manifest.services: the archive holds events of {:?}, which this \
                      installation does not run",
@@ -340,7 +344,10 @@ impl Sites {
                     if service == SERVICE {
                         let event = from_envelope(index, &envelope)
                             .map_err(|err| SitesError::Invalid(err.to_string()))?;
-                        if self.import_sites_event(&*tx, network_id, &existing, event).await? {
+                        if self
+                            .import_sites_event(&*tx, network_id, &existing, event)
+                            .await?
+                        {
                             sites_imported += 1;
                         } else {
                             sites_skipped += 1;
@@ -404,7 +411,10 @@ impl Sites {
             network.slug,
             services
                 .iter()
-                .map(|s| format!("{} {} imported, {} skipped", s.service, s.imported, s.skipped))
+                .map(|s| format!(
+                    "{} {} imported, {} skipped",
+                    s.service, s.imported, s.skipped
+                ))
                 .collect::<Vec<_>>()
                 .join("; ")
         );
@@ -430,7 +440,10 @@ impl Sites {
     ) -> Result<bool, SitesError> {
         if let Some(account) = event.stream_id.strip_prefix("account-") {
             let account_id: Uuid = account.parse().map_err(|_| {
-                SitesError::Invalid(format!("event {}: stream_id: not an account", event.event_id))
+                SitesError::Invalid(format!(
+                    "event {}: stream_id: not an account",
+                    event.event_id
+                ))
             })?;
             if existing.contains(&account_id) {
                 return Ok(false);

@@ -169,8 +169,10 @@ impl Sites {
         for (service, url) in &config.archive_peers {
             peers.push(archive::Peer {
                 service: service.clone(),
-                client: NetworkArchiveClient::new(Channel::from_shared(url.clone())?.connect_lazy())
-                    .max_decoding_message_size(anp_archive::convert::MAX_PAYLOAD_BYTES * 2),
+                client: NetworkArchiveClient::new(
+                    Channel::from_shared(url.clone())?.connect_lazy(),
+                )
+                .max_decoding_message_size(anp_archive::convert::MAX_PAYLOAD_BYTES * 2),
             });
         }
         Ok(Sites {

@@ -1,0 +1,516 @@
+//! Export of a network, import into an empty installation (same pages,
+//! feeds and search), and offboarding (data deleted, members forgotten).
+
+use std::time::Duration;
+
+use anp_proto::content::v1::EditPostRequest;
+use anp_proto::ops::v1::*;
+use anp_proto::sites::v1::{
+    GetAccessRequest, LeaveRequest, RenameSiteRequest, Role, Scope, SignInRequest,
+};
+use tonic::Code;
+
+use crate::flow::{create_site, feed_ids, get_text, publish, search_ids};
+use crate::harness::{
+    OPS_TOKEN, PASSWORD, Stack, authorized, count, eventually, expect_error, with_token,
+};
+use crate::people::{accept, invite, publish_as};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn sign_in(stack: &Stack, email: &str) -> Result<String, tonic::Status> {
+    stack
+        .sites()
+        .sign_in(SignInRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .map(|response| response.into_inner().token)
+}
+
+/// Feeds, search and pages of a network as a visitor sees them.
+async fn view(stack: &Stack, post: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for site in ["", "boston", "artes"] {
+        seen.push(format!(
+            "feed {site}: {:?}",
+            feed_ids(stack, "exodus", site).await
+        ));
+    }
+    for query in ["water", "agua", "rent"] {
+        seen.push(format!(
+            "search {query}: {:?}",
+            search_ids(stack, query, "exodus").await
+        ));
+    }
+    for path in [
+        "/n/exodus".to_owned(),
+        "/n/exodus/boston".to_owned(),
+        format!("/n/exodus/boston/posts/{post}"),
+        "/n/exodus/artes".to_owned(),
+        "/n/exodus/arts".to_owned(), // the old slug still leads there
+    ] {
+        let (status, body) = get_text(&stack.http(&path)).await;
+        let body = body.replace(&stack.gateway_addr, "HOST");
+        seen.push(format!("page {path}: {status}\n{body}"));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
+    let old = Stack::start().await;
+    old.onboard("exodus", "Exodus").await;
+    old.onboard("other", "Other").await;
+    let admin = old.admin("exodus");
+    create_site(&old, "exodus", "boston", "Boston").await;
+    create_site(&old, "exodus", "arts", "Arts").await;
+    let editor = old.sign_up("ed@example.org").await;
+    let invitation = invite(
+        &old,
+        &admin,
+        "exodus",
+        "boston",
+        Role::Editor,
+        "ed@example.org",
+    )
+    .await
+    .unwrap();
+    accept(&old, &editor, &invitation.token).await.unwrap();
+    let water = publish(
+        &old,
+        "exodus",
+        "boston",
+        "Clean water",
+        "Water for all",
+        "en",
+    )
+    .await;
+    publish(
+        &old,
+        "exodus",
+        "boston",
+        "Agua limpia",
+        "Agua para todas",
+        "es",
+    )
+    .await;
+    let arts = publish(
+        &old,
+        "exodus",
+        "arts",
+        "Mural",
+        "Paint the rent strike",
+        "en",
+    )
+    .await;
+    old.content()
+        .edit_post(with_token(
+            EditPostRequest {
+                post_id: arts.clone(),
+                expected_version: 1,
+                title: "Mural day".into(),
+                body_markdown: "Paint the rent strike, Saturday".into(),
+                lang: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    old.sites()
+        .rename_site(with_token(
+            RenameSiteRequest {
+                site: Some(Scope {
+                    network_slug: "exodus".into(),
+                    site_slug: "arts".into(),
+                    site_id: String::new(),
+                }),
+                new_slug: "artes".into(),
+                new_name: "Artes".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    create_site(&old, "other", "elsewhere", "Elsewhere").await;
+    let other_post = publish(&old, "other", "elsewhere", "Far", "Not exported", "en").await;
+    eventually(
+        WAIT,
+        "every post in the old installation's feeds",
+        || async {
+            let feed = feed_ids(&old, "exodus", "").await;
+            let renamed = get_text(&old.http("/n/exodus/artes"))
+                .await
+                .1
+                .contains("Mural day");
+            (feed.len() == 3 && renamed && search_ids(&old, "saturday", "exodus").await.len() == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let before = view(&old, &water).await;
+
+    // Export needs its scope.
+    let token = old
+        .ops()
+        .create_token(authorized(CreateTokenRequest {
+            name: "reader".into(),
+            scopes: vec!["networks:read".into()],
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exodus.tar");
+    let denied = anp_archive::client::export(&mut old.ops(), &token, "exodus", &path).await;
+    assert!(
+        matches!(&denied, Err(anp_archive::ArchiveError::Grpc(status)) if status.code() == Code::PermissionDenied),
+        "{denied:?}"
+    );
+    assert!(!path.exists());
+    let missing = anp_archive::client::export(&mut old.ops(), OPS_TOKEN, "nowhere", &path).await;
+    assert!(
+        matches!(&missing, Err(anp_archive::ArchiveError::Grpc(status)) if status.code() == Code::NotFound),
+        "{missing:?}"
+    );
+
+    let manifest = anp_archive::client::export(&mut old.ops(), OPS_TOKEN, "exodus", &path)
+        .await
+        .expect("export");
+    assert_eq!(manifest.network_slug, "exodus");
+    assert_eq!(manifest.account_keys.lines, 2, "the admin and the editor");
+    let content = manifest
+        .services
+        .iter()
+        .find(|service| service.service == "content")
+        .expect("content in the manifest");
+    assert_eq!(content.file.lines, 4, "three posts and an edit");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the archive is its owner's alone");
+    }
+    // Only this network's data, and personal data sealed.
+    let bytes = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+    let other_id = old
+        .ops()
+        .get_network(authorized(GetNetworkRequest {
+            slug: "other".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .network
+        .unwrap()
+        .id;
+    assert!(!bytes.contains(&other_id), "another network's events");
+    assert!(!bytes.contains(&other_post));
+    assert!(!bytes.contains("ed@example.org"), "an email in clear");
+
+    // A damaged archive is refused before anything is sent.
+    let damaged = dir.path().join("damaged.tar");
+    std::fs::write(
+        &damaged,
+        bytes.replacen("PostPublished", "PostPublishee", 1),
+    )
+    .unwrap();
+    let new = Stack::start().await;
+    let refused = anp_archive::client::import(&mut new.ops(), OPS_TOKEN, &damaged).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|err| err.to_string().contains("SHA-256")),
+        "{refused:?}"
+    );
+    assert_eq!(count(&new, "SELECT count(*) FROM sites.networks").await, 0);
+
+    let imported = anp_archive::client::import(&mut new.ops(), OPS_TOKEN, &path)
+        .await
+        .expect("import");
+    assert_eq!(imported.network.unwrap().slug, "exodus");
+    assert_eq!(imported.accounts_imported, 2);
+    let content = imported
+        .services
+        .iter()
+        .find(|service| service.service == "content")
+        .unwrap();
+    assert_eq!((content.imported, content.skipped), (4, 0));
+
+    // The same pages, feeds and search results.
+    let after = eventually(WAIT, "the imported network projected", || async {
+        let after = view(&new, &water).await;
+        (after == before).then_some(after)
+    })
+    .await;
+    assert!(after.iter().any(|seen| seen.contains("Mural day")));
+    // Members sign in with their passwords and keep their roles.
+    let editor = sign_in(&new, "ed@example.org")
+        .await
+        .expect("editor signs in");
+    let access = new
+        .sites()
+        .get_access(with_token(
+            GetAccessRequest {
+                scope: crate::people::scope("exodus", "boston"),
+            },
+            &editor,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(access.role, Role::Editor as i32);
+    publish_as(&new, &editor, "exodus", "boston", "Written after the move")
+        .await
+        .expect("the editor publishes in the new installation");
+
+    // Importing again changes nothing.
+    let again = anp_archive::client::import(&mut new.ops(), OPS_TOKEN, &path)
+        .await
+        .expect("import again");
+    assert!(again.services.iter().all(|service| service.imported == 0));
+    assert_eq!(again.accounts_existing, 2);
+    eventually(WAIT, "the new post, and no duplicates", || async {
+        (feed_ids(&new, "exodus", "boston").await.len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(
+            &new,
+            "SELECT count(*) FROM content.events WHERE event_type = 'PostPublished'"
+        )
+        .await,
+        4
+    );
+    old.stop().await;
+    new.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offboarding_deletes_the_network_and_forgets_members_it_alone_had() {
+    let stack = Stack::start().await;
+    let leaving = stack.onboard("leaving", "Leaving").await;
+    stack.onboard("staying", "Staying").await;
+    let network_id = leaving.network.unwrap().id;
+    create_site(&stack, "leaving", "city", "City").await;
+    create_site(&stack, "staying", "town", "Town").await;
+    // One member of both networks, one of the leaving network only, and
+    // one who leaves after the export.
+    let mut tokens = Vec::new();
+    for (email, networks) in [
+        ("both@example.org", vec!["leaving", "staying"]),
+        ("only@example.org", vec!["leaving"]),
+        ("late@example.org", vec!["leaving"]),
+    ] {
+        let token = stack.sign_up(email).await;
+        for network in networks {
+            let site = if network == "leaving" { "city" } else { "town" };
+            let invitation = invite(
+                &stack,
+                &stack.admin(network),
+                network,
+                site,
+                Role::Editor,
+                email,
+            )
+            .await
+            .unwrap();
+            accept(&stack, &token, &invitation.token).await.unwrap();
+        }
+        tokens.push(token);
+    }
+    let gone = publish(&stack, "leaving", "city", "Farewell", "Goodbye post", "en").await;
+    let kept = publish(
+        &stack,
+        "staying",
+        "town",
+        "Still here",
+        "Goodbye post too",
+        "en",
+    )
+    .await;
+    eventually(WAIT, "both posts projected", || async {
+        let hits = search_ids(&stack, "goodbye", "").await;
+        (hits.contains(&gone) && hits.contains(&kept)).then_some(())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leaving.tar");
+
+    let offboard = |exported: Vec<anp_proto::archive::v1::ServiceTally>, confirm: &str| {
+        let request = OffboardNetworkRequest {
+            slug: "leaving".into(),
+            confirm_slug: confirm.into(),
+            exported,
+        };
+        let mut ops = stack.ops();
+        async move { ops.offboard_network(authorized(request)).await }
+    };
+    // Active networks are not offboarded; the slug must be repeated; the
+    // export's tallies are needed.
+    let manifest = anp_archive::client::export(&mut stack.ops(), OPS_TOKEN, "leaving", &path)
+        .await
+        .unwrap();
+    expect_error(
+        offboard(manifest.to_proto().services, "leaving").await,
+        Code::FailedPrecondition,
+        "suspend",
+    );
+    stack
+        .ops()
+        .suspend_network(authorized(SuspendNetworkRequest {
+            slug: "leaving".into(),
+            notice: "Moving out".into(),
+        }))
+        .await
+        .unwrap();
+    let manifest = anp_archive::client::export(&mut stack.ops(), OPS_TOKEN, "leaving", &path)
+        .await
+        .unwrap();
+    expect_error(
+        offboard(manifest.to_proto().services, "leavin").await,
+        Code::InvalidArgument,
+        "confirm_slug",
+    );
+    expect_error(
+        offboard(vec![], "leaving").await,
+        Code::InvalidArgument,
+        "exported",
+    );
+    // A change after the export (leaving goes on while suspended): export again.
+    stack
+        .sites()
+        .leave(with_token(
+            LeaveRequest {
+                scope: crate::people::scope("leaving", "city"),
+            },
+            &tokens[2],
+        ))
+        .await
+        .unwrap();
+    expect_error(
+        offboard(manifest.to_proto().services, "leaving").await,
+        Code::FailedPrecondition,
+        "export again",
+    );
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM content.events").await,
+        2
+    );
+
+    let manifest = anp_archive::client::export(&mut stack.ops(), OPS_TOKEN, "leaving", &path)
+        .await
+        .unwrap();
+    let reply = offboard(manifest.to_proto().services, "leaving")
+        .await
+        .expect("offboard")
+        .into_inner();
+    assert_eq!(reply.accounts_kept, 1, "the member of both networks");
+    assert_eq!(reply.accounts_forgotten, 3, "the admin, only@ and late@");
+
+    // The network and everything of it is gone...
+    expect_error(
+        stack
+            .ops()
+            .get_network(authorized(GetNetworkRequest {
+                slug: "leaving".into(),
+            }))
+            .await,
+        Code::NotFound,
+        "leaving",
+    );
+    let in_network =
+        |table: &str| format!("SELECT count(*) FROM {table} WHERE network_id = '{network_id}'");
+    assert_eq!(count(&stack, &in_network("content.events")).await, 0);
+    assert_eq!(
+        count(&stack, &in_network("sites.events")).await,
+        1,
+        "the end only"
+    );
+    assert_eq!(count(&stack, &in_network("sites.sites")).await, 0);
+    assert_eq!(count(&stack, &in_network("sites.memberships")).await, 0);
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM sites.account_keys").await,
+        2
+    );
+    eventually(
+        WAIT,
+        "the network gone from feeds, search and pages",
+        || async {
+            let hits = search_ids(&stack, "goodbye", "").await;
+            let umbrella = feed_ids(&stack, "", "").await;
+            let (status, _) = get_text(&stack.http("/n/leaving")).await;
+            (hits == vec![kept.clone()] && !umbrella.contains(&gone) && status == 404).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        count(&stack, &in_network("aggregator.feed_entries")).await,
+        0
+    );
+    eventually(WAIT, "the network's events gone from the bus", || async {
+        let stream = stack
+            .infra
+            .jetstream()
+            .await
+            .get_stream(&stack.infra.bus.stream_name)
+            .await
+            .unwrap();
+        let subject = stack
+            .infra
+            .bus
+            .subject("content", &network_id, "PostPublished");
+        stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    // ...members it alone had are forgotten; the member of both stays.
+    expect_error(
+        sign_in(&stack, "only@example.org").await,
+        Code::Unauthenticated,
+        "",
+    );
+    expect_error(
+        sign_in(&stack, "late@example.org").await,
+        Code::Unauthenticated,
+        "",
+    );
+    let both = sign_in(&stack, "both@example.org").await.expect("kept");
+    publish_as(&stack, &both, "staying", "town", "Still a member")
+        .await
+        .expect("still an editor in the other network");
+    // The audit log has it; the archive brings the network back elsewhere.
+    let audit = stack
+        .ops()
+        .list_audit(authorized(ListAuditRequest {
+            network_slug: "leaving".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        audit
+            .entries
+            .iter()
+            .any(|entry| entry.action == "OffboardNetwork" && entry.outcome == "ok")
+    );
+    let elsewhere = Stack::start().await;
+    anp_archive::client::import(&mut elsewhere.ops(), OPS_TOKEN, &path)
+        .await
+        .expect("import the offboarded network");
+    eventually(WAIT, "the post back in the other installation", || async {
+        (feed_ids(&elsewhere, "leaving", "city").await == vec![gone.clone()]).then_some(())
+    })
+    .await;
+    sign_in(&elsewhere, "only@example.org")
+        .await
+        .expect("a forgotten member signs in where the network went");
+    stack.stop().await;
+    elsewhere.stop().await;
+}
