@@ -191,3 +191,61 @@ async fn operators_onboard_publish_and_search_with_anpctl() {
     assert!(!ok && stderr.contains("sign in"), "{stderr}");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operators_offboard_a_network_and_import_it_elsewhere_with_anpctl() {
+    let stack = Stack::start().await;
+    stack.onboard("movers", "Movers").await;
+    crate::flow::create_site(&stack, "movers", "north", "North").await;
+    let post = crate::flow::publish(&stack, "movers", "north", "Packing", "Boxes", "en").await;
+    eventually(Duration::from_secs(15), "the post in the feed", || async {
+        (crate::flow::feed_ids(&stack, "movers", "").await == vec![post.clone()]).then_some(())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("movers.tar");
+    let archive_arg = archive.to_str().unwrap();
+    let offboard = |confirm: &str| {
+        anpctl(
+            &stack,
+            OPS_TOKEN,
+            &[
+                "network",
+                "offboard",
+                "movers",
+                "--archive",
+                archive_arg,
+                "--confirm",
+                confirm,
+            ],
+        )
+    };
+    let (ok, _, stderr) = offboard("mover");
+    assert!(!ok && stderr.contains("--confirm"), "{stderr}");
+    let (ok, stdout, stderr) = offboard("movers");
+    assert!(ok, "offboard: {stderr}");
+    assert!(stdout.contains("exported movers"), "{stdout}");
+    assert!(stdout.contains("content: 1 events deleted"), "{stdout}");
+    assert!(stdout.contains("accounts: 1 forgotten, 0 kept"), "{stdout}");
+    let (ok, _, stderr) = anpctl(&stack, OPS_TOKEN, &["network", "show", "movers"]);
+    assert!(!ok && stderr.contains("movers"), "{stderr}");
+
+    let elsewhere = Stack::start().await;
+    let (ok, stdout, stderr) = anpctl(&elsewhere, OPS_TOKEN, &["network", "import", archive_arg]);
+    assert!(ok, "import: {stderr}");
+    assert!(stdout.starts_with("imported movers"), "{stdout}");
+    assert!(stdout.contains("content: 1 events imported"), "{stdout}");
+    let (ok, stdout, _) = anpctl(&elsewhere, OPS_TOKEN, &["network", "show", "movers"]);
+    // It arrives as it left: suspended, until the cooperative resumes it.
+    assert!(ok && stdout.contains("suspended"), "{stdout}");
+    let garbage = dir.path().join("garbage.tar");
+    std::fs::write(&garbage, b"not an archive").unwrap();
+    let (ok, _, stderr) = anpctl(
+        &elsewhere,
+        OPS_TOKEN,
+        &["network", "import", garbage.to_str().unwrap()],
+    );
+    assert!(!ok && stderr.contains("manifest.json"), "{stderr}");
+    stack.stop().await;
+    elsewhere.stop().await;
+}

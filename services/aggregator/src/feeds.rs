@@ -148,23 +148,22 @@ impl Feeds {
                 name,
             } = &delivered.event
             {
-                tx.execute(
-                    "UPDATE site_names SET \
-                       slug = CASE WHEN $2 = '' THEN slug ELSE $2 END, \
-                       name = CASE WHEN $3 = '' THEN name ELSE $3 END \
-                     WHERE site_id = $1",
-                    &[site_id, slug, name],
-                )
-                .await?;
                 // Only what is shown changes: the timeline is keyed by id.
-                tx.execute(
-                    "UPDATE feed_entries SET \
-                       site_slug = CASE WHEN $2 = '' THEN site_slug ELSE $2 END, \
-                       site_name = CASE WHEN $3 = '' THEN site_name ELSE $3 END \
-                     WHERE site_id = $1",
-                    &[site_id, slug, name],
-                )
-                .await?;
+                for (table, slug_column, name_column) in [
+                    ("site_names", "slug", "name"),
+                    ("feed_entries", "site_slug", "site_name"),
+                ] {
+                    tx.execute(
+                        &format!(
+                            "UPDATE {table} SET \
+                               {slug_column} = CASE WHEN $2 = '' THEN {slug_column} ELSE $2 END, \
+                               {name_column} = CASE WHEN $3 = '' THEN {name_column} ELSE $3 END \
+                             WHERE site_id = $1"
+                        ),
+                        &[site_id, slug, name],
+                    )
+                    .await?;
+                }
                 continue;
             }
             let Projected::Post { state, version } = &delivered.event else {

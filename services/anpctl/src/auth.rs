@@ -68,14 +68,7 @@ pub fn forget_session() {
 }
 
 fn with_bearer<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .context("token is not valid in a header")?,
-    );
-    Ok(request)
+    anp_session::with_bearer(message, token).context("token")
 }
 
 /// A request with the ops token.

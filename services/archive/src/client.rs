@@ -12,12 +12,8 @@ use crate::ArchiveError;
 use crate::format::{self, ArchiveWriter, Manifest};
 
 fn authorized<T>(message: T, ops_token: &str) -> Result<tonic::Request<T>, ArchiveError> {
-    let mut request = tonic::Request::new(message);
-    let value = format!("Bearer {ops_token}")
-        .parse()
-        .map_err(|_| ArchiveError::Invalid("ops token: not a header value".into()))?;
-    request.metadata_mut().insert("authorization", value);
-    Ok(request)
+    anp_session::with_bearer(message, ops_token)
+        .map_err(|err| ArchiveError::Invalid(format!("ops token: {err}")))
 }
 
 const STOPPED: &str = "the server stopped reading";

@@ -354,6 +354,19 @@ fn private_file(path: &Path) -> Result<File, ArchiveError> {
 /// Reads the manifest and checks every file against it (line counts and
 /// SHA-256), reading the archive once; nothing is sent anywhere yet.
 pub fn open(path: &Path) -> Result<Manifest, ArchiveError> {
+    open_checked(path).map_err(|err| match err {
+        ArchiveError::Io(io) if io.kind() != std::io::ErrorKind::NotFound => {
+            ArchiveError::Invalid(format!(
+                "{}: not a readable network archive (a tar whose first file is \
+                 {MANIFEST_FILE}): {io}",
+                path.display()
+            ))
+        }
+        other => other,
+    })
+}
+
+fn open_checked(path: &Path) -> Result<Manifest, ArchiveError> {
     let mut manifest: Option<Manifest> = None;
     let mut seen: BTreeMap<String, FileEntry> = BTreeMap::new();
     let mut archive = tar::Archive::new(File::open(path)?);

@@ -251,11 +251,8 @@ impl Content {
     /// roles), with the caller's own token: editors and above may write, and
     /// only while the network is active and the site not archived.
     async fn authorize(&self, token: &str, scope: Scope) -> Result<Access, ContentError> {
-        let mut request = tonic::Request::new(GetAccessRequest { scope: Some(scope) });
-        let bearer = format!("Bearer {token}")
-            .parse()
+        let request = anp_session::with_bearer(GetAccessRequest { scope: Some(scope) }, token)
             .map_err(|_| ContentError::Invalid("authorization: malformed token".into()))?;
-        request.metadata_mut().insert("authorization", bearer);
         let access = self
             .sites
             .clone()

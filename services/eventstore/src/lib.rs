@@ -156,18 +156,26 @@ pub struct RecordedEvent {
 const EVENT_COLUMNS: &str = "tx_id::text, position, event_id, stream_id, version, event_type, \
      schema_version, network_id, site_id, actor, occurred_at, traceparent, payload";
 
+/// A global position from a row's `tx_id::text` and `position` columns.
+fn position_at(
+    row: &Row,
+    tx_column: usize,
+    position_column: usize,
+) -> Result<Position, StoreError> {
+    let tx_text: String = row.try_get(tx_column)?;
+    Ok(Position {
+        tx_id: tx_text
+            .parse()
+            .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?,
+        position: row.try_get(position_column)?,
+    })
+}
+
 fn recorded_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
-    let tx_text: String = row.try_get(0)?;
-    let tx_id = tx_text
-        .parse::<u64>()
-        .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?;
     let version: i64 = row.try_get(4)?;
     let schema_version: i32 = row.try_get(6)?;
     Ok(RecordedEvent {
-        global: Position {
-            tx_id,
-            position: row.try_get(1)?,
-        },
+        global: position_at(row, 0, 1)?,
         event_id: row.try_get(2)?,
         stream_id: row.try_get(3)?,
         version: u64::try_from(version)
@@ -373,16 +381,10 @@ pub async fn load_checkpoint_in<C: GenericClient>(
             &[&name],
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(Position::default());
-    };
-    let tx_text: String = row.try_get(0)?;
-    Ok(Position {
-        tx_id: tx_text
-            .parse()
-            .map_err(|err| StoreError::Corrupt(format!("checkpoint tx_id: {err}")))?,
-        position: row.try_get(1)?,
-    })
+    match row {
+        Some(row) => position_at(&row, 0, 1),
+        None => Ok(Position::default()),
+    }
 }
 
 /// The current version of a stream (0 when it has no events).
@@ -553,18 +555,12 @@ async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + S
     for row in &rows {
         let event_id: Uuid = row.try_get(0)?;
         let version: i64 = row.try_get(1)?;
-        let tx_text: String = row.try_get(2)?;
         let event = events
             .iter()
             .find(|event| event.event_id == event_id)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown event {event_id} returned")))?;
         recorded.push(RecordedEvent {
-            global: Position {
-                tx_id: tx_text
-                    .parse()
-                    .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?,
-                position: row.try_get(3)?,
-            },
+            global: position_at(row, 2, 3)?,
             event_id,
             stream_id: stream_id.to_owned(),
             version: u64::try_from(version)
@@ -644,16 +640,7 @@ pub async fn network_last_position_in<C: GenericClient>(
             &[&network_id],
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let tx_text: String = row.try_get(0)?;
-    Ok(Some(Position {
-        tx_id: tx_text
-            .parse()
-            .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?,
-        position: row.try_get(1)?,
-    }))
+    row.map(|row| position_at(&row, 0, 1)).transpose()
 }
 
 /// Deletes every event of one network (offboarding); returns how many.
@@ -711,14 +698,8 @@ pub async fn import_in<C: GenericClient>(
                 )
             })?;
         let Some(row) = row else { continue };
-        let tx_text: String = row.try_get(0)?;
         imported.push(RecordedEvent {
-            global: Position {
-                tx_id: tx_text
-                    .parse()
-                    .map_err(|err| StoreError::Corrupt(format!("tx_id {tx_text:?}: {err}")))?,
-                position: row.try_get(1)?,
-            },
+            global: position_at(&row, 0, 1)?,
             ..event.clone()
         });
     }

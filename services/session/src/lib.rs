@@ -217,6 +217,16 @@ impl Verifier {
     }
 }
 
+/// A gRPC request carrying `token` as `authorization: Bearer <token>`.
+pub fn with_bearer<T>(message: T, token: &str) -> Result<tonic::Request<T>, SessionError> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| SessionError::Invalid("not valid in a header".into()))?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
 /// The bearer token of a gRPC request, if any.
 pub fn bearer<T>(request: &tonic::Request<T>) -> Option<&str> {
     request

@@ -98,12 +98,8 @@ impl Sites {
             .signer
             .sign_grant(actor, action, network_id)
             .map_err(|err| SitesError::Internal(err.to_string()))?;
-        let mut request = tonic::Request::new(message);
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| SitesError::Internal("grant is not a header value".into()))?;
-        request.metadata_mut().insert("authorization", value);
-        Ok(request)
+        anp_session::with_bearer(message, &token)
+            .map_err(|err| SitesError::Internal(format!("grant: {err}")))
     }
 
     /// Streams the network's archive: account keys, the events of every
