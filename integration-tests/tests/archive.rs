@@ -501,6 +501,54 @@ async fn offboarding_deletes_the_network_and_forgets_members_it_alone_had() {
             .any(|entry| entry.action == "OffboardNetwork" && entry.outcome == "ok")
     );
     let elsewhere = Stack::start().await;
+    // Another network has the slug there: refused, nothing kept...
+    elsewhere
+        .ops()
+        .onboard_network(authorized(OnboardNetworkRequest {
+            slug: "leaving".into(),
+            name: "Squatter".into(),
+            admin_email: "squatter@example.org".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let taken = anp_archive::client::import(&mut elsewhere.ops(), OPS_TOKEN, &path).await;
+    assert!(
+        matches!(&taken, Err(anp_archive::ArchiveError::Grpc(status))
+            if status.code() == Code::AlreadyExists && status.message().contains("slug")),
+        "{taken:?}"
+    );
+    assert_eq!(
+        count(&elsewhere, "SELECT count(*) FROM sites.account_keys").await,
+        0
+    );
+    assert_eq!(
+        count(&elsewhere, "SELECT count(*) FROM content.events").await,
+        0
+    );
+    // ...until that one is offboarded (a network without posts).
+    elsewhere
+        .ops()
+        .suspend_network(authorized(SuspendNetworkRequest {
+            slug: "leaving".into(),
+            notice: String::new(),
+        }))
+        .await
+        .unwrap();
+    let squatter = dir.path().join("squatter.tar");
+    let manifest =
+        anp_archive::client::export(&mut elsewhere.ops(), OPS_TOKEN, "leaving", &squatter)
+            .await
+            .unwrap();
+    elsewhere
+        .ops()
+        .offboard_network(authorized(OffboardNetworkRequest {
+            slug: "leaving".into(),
+            confirm_slug: "leaving".into(),
+            exported: manifest.to_proto().services,
+        }))
+        .await
+        .expect("offboard a network without posts");
     anp_archive::client::import(&mut elsewhere.ops(), OPS_TOKEN, &path)
         .await
         .expect("import the offboarded network");
@@ -513,4 +561,360 @@ async fn offboarding_deletes_the_network_and_forgets_members_it_alone_had() {
         .expect("a forgotten member signs in where the network went");
     stack.stop().await;
     elsewhere.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn archive_peers_need_a_grant_for_the_action_and_the_network() {
+    use anp_proto::archive::v1::network_archive_client::NetworkArchiveClient;
+    use anp_proto::archive::v1::{ExportRequest, ImportItem, PurgeRequest, import_item};
+
+    let stack = Stack::start().await;
+    let private = stack
+        .onboard("private", "Private")
+        .await
+        .network
+        .unwrap()
+        .id;
+    let mine = stack.onboard("mine", "Mine").await.network.unwrap().id;
+    create_site(&stack, "private", "room", "Room").await;
+    let post = publish(&stack, "private", "room", "Secret plan", "Meet at 9", "en").await;
+    let peer = || {
+        NetworkArchiveClient::new(
+            tonic::transport::Channel::from_shared(format!("http://{}", stack.content_addr))
+                .unwrap()
+                .connect_lazy(),
+        )
+    };
+    let signer = crate::harness::signer();
+    let export = |token: Option<String>| {
+        let mut client = peer();
+        let network_id = private.clone();
+        async move {
+            let request = ExportRequest { network_id };
+            let request = match token {
+                Some(token) => with_token(request, &token),
+                None => tonic::Request::new(request),
+            };
+            client.export(request).await.map(|_| ())
+        }
+    };
+    let private_id: uuid::Uuid = private.parse().unwrap();
+    let mine_id: uuid::Uuid = mine.parse().unwrap();
+    let (other_key, _) = anp_session::Signer::generate().unwrap();
+    expect_error(export(None).await, Code::Unauthenticated, "grant");
+    // A member's session, a grant for another network or action, or one
+    // signed by another key: all refused.
+    expect_error(
+        export(Some(stack.admin("private"))).await,
+        Code::PermissionDenied,
+        "authorization",
+    );
+    for token in [
+        signer.sign_grant("ops:test", "export", mine_id).unwrap(),
+        signer.sign_grant("ops:test", "purge", private_id).unwrap(),
+        other_key
+            .sign_grant("ops:test", "export", private_id)
+            .unwrap(),
+    ] {
+        expect_error(
+            export(Some(token)).await,
+            Code::PermissionDenied,
+            "authorization",
+        );
+    }
+    // A grant for "mine" cannot purge or write into "private".
+    let purge = peer()
+        .purge(with_token(
+            PurgeRequest {
+                network_id: private.clone(),
+                expected_last_event_id: String::new(),
+            },
+            &signer.sign_grant("ops:test", "purge", mine_id).unwrap(),
+        ))
+        .await;
+    expect_error(purge, Code::PermissionDenied, "authorization");
+    let exported: Vec<_> = {
+        let mut stream = peer()
+            .export(with_token(
+                ExportRequest {
+                    network_id: private.clone(),
+                },
+                &signer.sign_grant("ops:test", "export", private_id).unwrap(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut events = Vec::new();
+        while let Some(event) = stream.message().await.unwrap() {
+            events.push(event);
+        }
+        events
+    };
+    assert_eq!(exported.len(), 1);
+    assert!(exported[0].stream_id.ends_with(&post));
+    let mut foreign = exported[0].clone();
+    foreign.event_id = uuid::Uuid::now_v7().to_string();
+    foreign.stream_id = format!("post-{}", uuid::Uuid::now_v7());
+    let items = vec![ImportItem {
+        item: Some(import_item::Item::Event(foreign)),
+    }];
+    let smuggled = peer()
+        .import(with_token(
+            tokio_stream::iter(items.clone()),
+            &signer.sign_grant("ops:test", "import", mine_id).unwrap(),
+        ))
+        .await;
+    expect_error(smuggled, Code::PermissionDenied, "network_id");
+    // An import that stops before `done` keeps nothing.
+    let unfinished = peer()
+        .import(with_token(
+            tokio_stream::iter(items),
+            &signer.sign_grant("ops:test", "import", private_id).unwrap(),
+        ))
+        .await;
+    expect_error(unfinished, Code::Aborted, "done");
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM content.events").await,
+        1
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_archives_are_refused_naming_what_is_wrong_and_change_nothing() {
+    use anp_proto::archive::v1::ServiceTally;
+    use anp_proto::events::v1::Envelope;
+    use anp_proto::ops::v1::archive_item::Item;
+
+    let stack = Stack::start().await;
+    let network_id = uuid::Uuid::now_v7().to_string();
+    let manifest = |services: Vec<ServiceTally>, keys: u64| ArchiveManifest {
+        format: anp_archive::format::FORMAT.into(),
+        network_id: network_id.clone(),
+        network_slug: "arrivals".into(),
+        network_name: "Arrivals".into(),
+        exported_at: None,
+        services,
+        account_keys: keys,
+    };
+    let tally = |service: &str, events: u64| ServiceTally {
+        service: service.into(),
+        events,
+        last_event_id: String::new(),
+    };
+    let event = Envelope {
+        event_id: "not-a-uuid".into(),
+        stream_id: format!("network-{network_id}"),
+        version: 1,
+        event_type: "NetworkOnboarded".into(),
+        schema_version: 1,
+        service: "sites".into(),
+        network_id: network_id.clone(),
+        actor: "operator:test".into(),
+        occurred_at: Some(anp_kit::timestamp(chrono::Utc::now())),
+        ..Default::default()
+    };
+    let stranger = uuid::Uuid::now_v7();
+    let registered = Envelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        stream_id: format!("account-{stranger}"),
+        event_type: "AccountRegistered".into(),
+        network_id: uuid::Uuid::nil().to_string(),
+        payload: prost::Message::encode_to_vec(&anp_proto::events::v1::AccountRegistered {
+            account_id: stranger.to_string(),
+            ..Default::default()
+        }),
+        ..event.clone()
+    };
+    let key = |bytes: usize| {
+        Item::AccountKey(AccountKey {
+            account_id: uuid::Uuid::now_v7().to_string(),
+            key: vec![7; bytes],
+        })
+    };
+    let cases: Vec<(Vec<Item>, Code, &str)> = vec![
+        (vec![], Code::InvalidArgument, "empty"),
+        (
+            vec![key(32)],
+            Code::InvalidArgument,
+            "manifest must come first",
+        ),
+        (
+            vec![Item::Manifest(ArchiveManifest {
+                format: "tarball/9".into(),
+                ..manifest(vec![], 0)
+            })],
+            Code::InvalidArgument,
+            "manifest.format",
+        ),
+        (
+            vec![Item::Manifest(ArchiveManifest {
+                network_id: "x".into(),
+                ..manifest(vec![], 0)
+            })],
+            Code::InvalidArgument,
+            "manifest.network_id",
+        ),
+        (
+            vec![Item::Manifest(ArchiveManifest {
+                network_slug: "Not A Slug".into(),
+                ..manifest(vec![], 0)
+            })],
+            Code::InvalidArgument,
+            "manifest.network_slug",
+        ),
+        (
+            vec![Item::Manifest(manifest(vec![tally("files", 1)], 0))],
+            Code::FailedPrecondition,
+            "\"files\"",
+        ),
+        (
+            vec![Item::Manifest(manifest(vec![tally("sites", 3)], 0))],
+            Code::InvalidArgument,
+            "the manifest says 3",
+        ),
+        (
+            vec![Item::Manifest(manifest(vec![], 1)), key(5)],
+            Code::InvalidArgument,
+            "key: must be 32 bytes",
+        ),
+        (
+            vec![
+                Item::Manifest(manifest(vec![tally("sites", 1)], 0)),
+                Item::Event(event.clone()),
+            ],
+            Code::InvalidArgument,
+            "event 0: event_id",
+        ),
+        (
+            vec![
+                Item::Manifest(manifest(vec![tally("sites", 1)], 0)),
+                Item::Event(Envelope {
+                    event_id: uuid::Uuid::now_v7().to_string(),
+                    payload: vec![0xff, 0xff],
+                    ..event.clone()
+                }),
+            ],
+            Code::InvalidArgument,
+            "does not decode",
+        ),
+        (
+            vec![
+                Item::Manifest(manifest(vec![tally("sites", 1)], 1)),
+                Item::Event(registered.clone()),
+                key(32),
+            ],
+            Code::InvalidArgument,
+            "account keys must come before the events",
+        ),
+    ];
+    // An archive that reaches into another network of this installation.
+    let home = stack.onboard("home", "Home").await;
+    create_site(&stack, "home", "kitchen", "Kitchen").await;
+    let kitchen = stack
+        .sites()
+        .get_site(with_token(
+            anp_proto::sites::v1::GetSiteRequest {
+                site_id: String::new(),
+                network_slug: "home".into(),
+                site_slug: "kitchen".into(),
+            },
+            &stack.admin("home"),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let intruder = uuid::Uuid::now_v7().to_string();
+    let onboarded = Envelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        payload: prost::Message::encode_to_vec(&anp_proto::events::v1::NetworkOnboarded {
+            network_id: network_id.clone(),
+            slug: "arrivals".into(),
+            name: "Arrivals".into(),
+            plan: "small".into(),
+            quotas: None,
+        }),
+        ..event.clone()
+    };
+    let joined = |site: &str, stream: String| Envelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        stream_id: stream,
+        version: 2,
+        event_type: "MemberJoined".into(),
+        payload: prost::Message::encode_to_vec(&anp_proto::events::v1::MemberJoined {
+            account_id: intruder.clone(),
+            network_id: network_id.clone(),
+            site_id: site.into(),
+            role: "site_admin".into(),
+            via: "invitation".into(),
+        }),
+        ..event.clone()
+    };
+    let home_stream = format!("network-{}", home.network.unwrap().id);
+    let cases: Vec<(Vec<Item>, Code, &str)> = cases
+        .into_iter()
+        .chain([
+            (
+                vec![
+                    Item::Manifest(manifest(vec![tally("sites", 2)], 0)),
+                    Item::Event(onboarded.clone()),
+                    Item::Event(joined(&kitchen, format!("network-{network_id}"))),
+                ],
+                Code::InvalidArgument,
+                "site_id is not of the manifest's network",
+            ),
+            (
+                vec![
+                    Item::Manifest(manifest(vec![tally("sites", 2)], 0)),
+                    Item::Event(onboarded.clone()),
+                    Item::Event(joined("", home_stream)),
+                ],
+                Code::InvalidArgument,
+                "stream_id is not of the manifest's network",
+            ),
+        ])
+        .collect();
+    let events_before = count(&stack, "SELECT count(*) FROM sites.events").await;
+    for (items, code, message) in cases {
+        let items: Vec<ArchiveItem> = items
+            .into_iter()
+            .map(|item| ArchiveItem { item: Some(item) })
+            .collect();
+        let result = stack
+            .ops()
+            .import_network(authorized(tokio_stream::iter(items)))
+            .await;
+        expect_error(result, code, message);
+    }
+    expect_error(
+        stack
+            .ops()
+            .export_network(authorized(ExportNetworkRequest {
+                slug: "Bad Slug".into(),
+            }))
+            .await,
+        Code::InvalidArgument,
+        "network_slug",
+    );
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM sites.events").await,
+        events_before
+    );
+    for table in ["sites.memberships WHERE role = 3", "content.events"] {
+        assert_eq!(
+            count(&stack, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        count(
+            &stack,
+            &format!("SELECT count(*) FROM sites.networks WHERE id = '{network_id}'")
+        )
+        .await,
+        0
+    );
+    stack.stop().await;
 }

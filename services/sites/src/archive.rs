@@ -434,6 +434,25 @@ impl Sites {
         existing: &HashSet<Uuid>,
         event: RecordedEvent,
     ) -> Result<bool, SitesError> {
+        let event_id = event.event_id;
+        self.import_sites_event_unchecked(client, network_id, existing, event)
+            .await
+            .map_err(|err| match err {
+                // An event that does not decode or names nothing valid.
+                SitesError::Internal(message) => {
+                    SitesError::Invalid(format!("event {event_id}: {message}"))
+                }
+                other => other,
+            })
+    }
+
+    async fn import_sites_event_unchecked<C: GenericClient>(
+        &self,
+        client: &C,
+        network_id: Uuid,
+        existing: &HashSet<Uuid>,
+        event: RecordedEvent,
+    ) -> Result<bool, SitesError> {
         if let Some(account) = event.stream_id.strip_prefix("account-") {
             let account_id: Uuid = account.parse().map_err(|_| {
                 SitesError::Invalid(format!(
@@ -451,12 +470,7 @@ impl Sites {
             state::apply(client, inserted.first().unwrap_or(&event)).await?;
             return Ok(fresh);
         }
-        if event.network_id != network_id {
-            return Err(SitesError::Invalid(format!(
-                "event {}: network_id: not the manifest's network",
-                event.event_id
-            )));
-        }
+        check_inside(client, network_id, &event).await?;
         let inserted = anp_eventstore::import_in(client, std::slice::from_ref(&event)).await?;
         for event in &inserted {
             state::apply(client, event).await?;
@@ -674,6 +688,59 @@ impl Sites {
             detail,
         ))
     }
+}
+
+/// An imported event must not name, touch or reach into another network:
+/// its envelope and its payload name the manifest's network, and every site,
+/// invitation and join request it names is the network's or new.
+async fn check_inside<C: GenericClient>(
+    client: &C,
+    network_id: Uuid,
+    event: &RecordedEvent,
+) -> Result<(), SitesError> {
+    let outside = |what: &str| {
+        SitesError::Invalid(format!(
+            "event {}: {what} is not of the manifest's network",
+            event.event_id
+        ))
+    };
+    let named = state::named(event)?;
+    if event.network_id != network_id || named.network_id != Some(network_id) {
+        return Err(outside("network_id"));
+    }
+    let own_stream = event.stream_id == network_stream(network_id)
+        || event
+            .stream_id
+            .strip_prefix("site-")
+            .and_then(|site| site.parse::<Uuid>().ok())
+            .is_some_and(|site| named.sites.contains(&site));
+    if !own_stream {
+        return Err(outside("stream_id"));
+    }
+    for site in &named.sites {
+        let row = client
+            .query_opt("SELECT network_id FROM sites WHERE id = $1", &[site])
+            .await?;
+        if row.is_some_and(|row| row.get::<_, Uuid>(0) != network_id) {
+            return Err(outside("site_id"));
+        }
+    }
+    for (table, id) in [
+        ("invitations", named.invitation),
+        ("join_requests", named.request),
+    ] {
+        let Some(id) = id else { continue };
+        let row = client
+            .query_opt(
+                &format!("SELECT network_id FROM {table} WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
+        if row.is_some_and(|row| row.get::<_, Uuid>(0) != network_id) {
+            return Err(outside(table));
+        }
+    }
+    Ok(())
 }
 
 fn changed_since(service: &str, now: &str, archived: &str) -> SitesError {

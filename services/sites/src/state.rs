@@ -59,6 +59,116 @@ fn scope_of(network_id: &str, site_id: &str) -> Result<Uuid, SitesError> {
     }
 }
 
+/// What a network's event names, so an import can check that it stays
+/// inside its network.
+#[derive(Debug, Default)]
+pub struct Named {
+    pub network_id: Option<Uuid>,
+    pub sites: Vec<Uuid>,
+    pub invitation: Option<Uuid>,
+    pub request: Option<Uuid>,
+}
+
+/// The network, sites, invitation and join request an event of a network
+/// names (account events name none).
+pub fn named(event: &RecordedEvent) -> Result<Named, SitesError> {
+    let network = |value: &str| uuid("network_id", value).map(Some);
+    let sites = |values: &[&str]| -> Result<Vec<Uuid>, SitesError> {
+        let mut ids = Vec::new();
+        for value in values {
+            ids.extend(optional_uuid("site_id", value)?);
+        }
+        Ok(ids)
+    };
+    let mut named = Named::default();
+    match event.event_type.as_str() {
+        "NetworkOnboarded" => {
+            named.network_id = network(&decode::<ev::NetworkOnboarded>(event)?.network_id)?
+        }
+        "NetworkPlanChanged" => {
+            named.network_id = network(&decode::<ev::NetworkPlanChanged>(event)?.network_id)?
+        }
+        "NetworkSuspended" => {
+            named.network_id = network(&decode::<ev::NetworkSuspended>(event)?.network_id)?
+        }
+        "NetworkResumed" => {
+            named.network_id = network(&decode::<ev::NetworkResumed>(event)?.network_id)?
+        }
+        "NetworkOffboarded" => {
+            named.network_id = network(&decode::<ev::NetworkOffboarded>(event)?.network_id)?
+        }
+        "SiteCreated" => {
+            let e: ev::SiteCreated = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id, &e.parent_site_id])?;
+        }
+        "SiteSettingsChanged" => {
+            let e: ev::SiteSettingsChanged = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+        }
+        "SiteRenamed" => {
+            let e: ev::SiteRenamed = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+        }
+        "SiteMoved" => {
+            let e: ev::SiteMoved = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id, &e.parent_site_id])?;
+        }
+        "SiteArchived" => {
+            let e: ev::SiteArchived = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+        }
+        "SiteRestored" => {
+            let e: ev::SiteRestored = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+        }
+        "MemberJoined" => {
+            let e: ev::MemberJoined = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+        }
+        "MemberRoleChanged" => {
+            let e: ev::MemberRoleChanged = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+        }
+        "MemberLeft" => {
+            let e: ev::MemberLeft = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+        }
+        "InvitationCreated" => {
+            let e: ev::InvitationCreated = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+            named.invitation = Some(uuid("invitation_id", &e.invitation_id)?);
+        }
+        "InvitationAccepted" => {
+            let e: ev::InvitationAccepted = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.invitation = Some(uuid("invitation_id", &e.invitation_id)?);
+        }
+        "JoinRequested" => {
+            let e: ev::JoinRequested = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.sites = sites(&[&e.site_id])?;
+            named.request = Some(uuid("request_id", &e.request_id)?);
+        }
+        "JoinRequestDecided" => {
+            let e: ev::JoinRequestDecided = decode(event)?;
+            named.network_id = network(&e.network_id)?;
+            named.request = Some(uuid("request_id", &e.request_id)?);
+        }
+        _ => {}
+    }
+    Ok(named)
+}
+
 /// Applies one event to the state tables, then the usage gauges.
 pub async fn apply<C: GenericClient>(client: &C, event: &RecordedEvent) -> Result<(), SitesError> {
     // Forgetting an account changes the member count of every network it was in.
