@@ -43,7 +43,7 @@ async fn no_role_in_one_network_reaches_another() {
 
     // Network beta: an invite-only site with a member, a pending join
     // request and a post.
-    stack.onboard("beta", "Beta").await;
+    let beta_id = stack.onboard("beta", "Beta").await.network.unwrap().id;
     let admin_b = stack.admin("beta");
     let b1 = create_site(&stack, &admin_b, "beta", "b1", "")
         .await
@@ -450,6 +450,39 @@ async fn no_role_in_one_network_reaches_another() {
             ops.unwrap_err().code(),
             Code::Unauthenticated,
             "{who} on the ops API"
+        );
+        // Nor the other network's archive: not from the ops API, nor from
+        // the content service's archive peer (which takes grants only).
+        let export = stack
+            .ops()
+            .export_network(with_token(
+                anp_proto::ops::v1::ExportNetworkRequest {
+                    slug: "beta".into(),
+                },
+                token,
+            ))
+            .await;
+        assert_eq!(
+            export.err().map(|status| status.code()),
+            Some(Code::Unauthenticated),
+            "{who} exporting"
+        );
+        let peer = anp_proto::archive::v1::network_archive_client::NetworkArchiveClient::new(
+            tonic::transport::Channel::from_shared(format!("http://{}", stack.content_addr))
+                .unwrap()
+                .connect_lazy(),
+        )
+        .export(with_token(
+            anp_proto::archive::v1::ExportRequest {
+                network_id: beta_id.clone(),
+            },
+            token,
+        ))
+        .await;
+        assert_eq!(
+            peer.err().map(|status| status.code()),
+            Some(Code::PermissionDenied),
+            "{who} on content's archive"
         );
     }
 
