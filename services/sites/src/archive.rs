@@ -340,10 +340,18 @@ impl Sites {
                     if service == SERVICE {
                         let event = from_envelope(index, &envelope)
                             .map_err(|err| SitesError::Invalid(err.to_string()))?;
-                        if self
+                        let event_id = event.event_id;
+                        let fresh = self
                             .import_sites_event(&*tx, network_id, &existing, event)
-                            .await?
-                        {
+                            .await
+                            .map_err(|err| match err {
+                                // It does not decode, or names nothing valid.
+                                SitesError::Internal(message) => {
+                                    SitesError::Invalid(format!("event {event_id}: {message}"))
+                                }
+                                other => other,
+                            })?;
+                        if fresh {
                             sites_imported += 1;
                         } else {
                             sites_skipped += 1;
@@ -428,25 +436,6 @@ impl Sites {
     /// Writes one archived sites event and applies it; false when it was
     /// already here.
     async fn import_sites_event<C: GenericClient>(
-        &self,
-        client: &C,
-        network_id: Uuid,
-        existing: &HashSet<Uuid>,
-        event: RecordedEvent,
-    ) -> Result<bool, SitesError> {
-        let event_id = event.event_id;
-        self.import_sites_event_unchecked(client, network_id, existing, event)
-            .await
-            .map_err(|err| match err {
-                // An event that does not decode or names nothing valid.
-                SitesError::Internal(message) => {
-                    SitesError::Invalid(format!("event {event_id}: {message}"))
-                }
-                other => other,
-            })
-    }
-
-    async fn import_sites_event_unchecked<C: GenericClient>(
         &self,
         client: &C,
         network_id: Uuid,

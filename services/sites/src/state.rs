@@ -72,7 +72,6 @@ pub struct Named {
 /// The network, sites, invitation and join request an event of a network
 /// names (account events name none).
 pub fn named(event: &RecordedEvent) -> Result<Named, SitesError> {
-    let network = |value: &str| uuid("network_id", value).map(Some);
     let sites = |values: &[&str]| -> Result<Vec<Uuid>, SitesError> {
         let mut ids = Vec::new();
         for value in values {
@@ -80,93 +79,63 @@ pub fn named(event: &RecordedEvent) -> Result<Named, SitesError> {
         }
         Ok(ids)
     };
-    let mut named = Named::default();
-    match event.event_type.as_str() {
-        "NetworkOnboarded" => {
-            named.network_id = network(&decode::<ev::NetworkOnboarded>(event)?.network_id)?
-        }
-        "NetworkPlanChanged" => {
-            named.network_id = network(&decode::<ev::NetworkPlanChanged>(event)?.network_id)?
-        }
-        "NetworkSuspended" => {
-            named.network_id = network(&decode::<ev::NetworkSuspended>(event)?.network_id)?
-        }
-        "NetworkResumed" => {
-            named.network_id = network(&decode::<ev::NetworkResumed>(event)?.network_id)?
-        }
-        "NetworkOffboarded" => {
-            named.network_id = network(&decode::<ev::NetworkOffboarded>(event)?.network_id)?
-        }
-        "SiteCreated" => {
-            let e: ev::SiteCreated = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id, &e.parent_site_id])?;
-        }
-        "SiteSettingsChanged" => {
-            let e: ev::SiteSettingsChanged = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-        }
-        "SiteRenamed" => {
-            let e: ev::SiteRenamed = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-        }
-        "SiteMoved" => {
-            let e: ev::SiteMoved = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id, &e.parent_site_id])?;
-        }
-        "SiteArchived" => {
-            let e: ev::SiteArchived = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-        }
-        "SiteRestored" => {
-            let e: ev::SiteRestored = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-        }
-        "MemberJoined" => {
-            let e: ev::MemberJoined = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-        }
-        "MemberRoleChanged" => {
-            let e: ev::MemberRoleChanged = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-        }
-        "MemberLeft" => {
-            let e: ev::MemberLeft = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-        }
+    // The message's network and the site fields listed.
+    macro_rules! of {
+        ($message:ty $(; $($site:ident),*)?) => {{
+            let e: $message = decode(event)?;
+            let named = Named {
+                network_id: Some(uuid("network_id", &e.network_id)?),
+                sites: sites(&[$($(e.$site.as_str()),*)?])?,
+                ..Default::default()
+            };
+            (named, e)
+        }};
+    }
+    Ok(match event.event_type.as_str() {
+        "NetworkOnboarded" => of!(ev::NetworkOnboarded).0,
+        "NetworkPlanChanged" => of!(ev::NetworkPlanChanged).0,
+        "NetworkSuspended" => of!(ev::NetworkSuspended).0,
+        "NetworkResumed" => of!(ev::NetworkResumed).0,
+        "NetworkOffboarded" => of!(ev::NetworkOffboarded).0,
+        "SiteCreated" => of!(ev::SiteCreated; site_id, parent_site_id).0,
+        "SiteSettingsChanged" => of!(ev::SiteSettingsChanged; site_id).0,
+        "SiteRenamed" => of!(ev::SiteRenamed; site_id).0,
+        "SiteMoved" => of!(ev::SiteMoved; site_id, parent_site_id).0,
+        "SiteArchived" => of!(ev::SiteArchived; site_id).0,
+        "SiteRestored" => of!(ev::SiteRestored; site_id).0,
+        "MemberJoined" => of!(ev::MemberJoined; site_id).0,
+        "MemberRoleChanged" => of!(ev::MemberRoleChanged; site_id).0,
+        "MemberLeft" => of!(ev::MemberLeft; site_id).0,
         "InvitationCreated" => {
-            let e: ev::InvitationCreated = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-            named.invitation = Some(uuid("invitation_id", &e.invitation_id)?);
+            let (named, e) = of!(ev::InvitationCreated; site_id);
+            Named {
+                invitation: Some(uuid("invitation_id", &e.invitation_id)?),
+                ..named
+            }
         }
         "InvitationAccepted" => {
-            let e: ev::InvitationAccepted = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.invitation = Some(uuid("invitation_id", &e.invitation_id)?);
+            let (named, e) = of!(ev::InvitationAccepted);
+            Named {
+                invitation: Some(uuid("invitation_id", &e.invitation_id)?),
+                ..named
+            }
         }
         "JoinRequested" => {
-            let e: ev::JoinRequested = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.sites = sites(&[&e.site_id])?;
-            named.request = Some(uuid("request_id", &e.request_id)?);
+            let (named, e) = of!(ev::JoinRequested; site_id);
+            Named {
+                request: Some(uuid("request_id", &e.request_id)?),
+                ..named
+            }
         }
         "JoinRequestDecided" => {
-            let e: ev::JoinRequestDecided = decode(event)?;
-            named.network_id = network(&e.network_id)?;
-            named.request = Some(uuid("request_id", &e.request_id)?);
+            let (named, e) = of!(ev::JoinRequestDecided);
+            Named {
+                request: Some(uuid("request_id", &e.request_id)?),
+                ..named
+            }
         }
-        _ => {}
-    }
-    Ok(named)
+        _ => Named::default(),
+    })
 }
 
 /// Applies one event to the state tables, then the usage gauges.
