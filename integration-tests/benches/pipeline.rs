@@ -198,7 +198,7 @@ async fn bench_relay(infra: &Infra) {
         let envelope = anp_bus::envelope("bench", recorded);
         let subject = baseline_bus.subject("bench", &envelope.network_id, &envelope.event_type);
         let publish = PublishMessage::build()
-            .message_id(recorded.event_id.to_string())
+            .message_id(anp_bus::message_id(recorded))
             .payload(envelope.encode_to_vec().into());
         jetstream
             .send_publish(subject, publish)

@@ -239,7 +239,8 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
             .unwrap()
             .as_str()
             .to_owned();
-        published.insert(id.parse::<Uuid>().unwrap());
+        let (event_id, _tx) = id.split_once(':').expect("event id:tx id");
+        published.insert(event_id.parse::<Uuid>().unwrap());
     }
     assert_eq!(published, written);
     infra.cleanup().await;

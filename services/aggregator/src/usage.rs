@@ -52,13 +52,7 @@ impl Usage {
             let Some(meta) = &delivered.meta else {
                 continue;
             };
-            if meta.network_id.is_nil() {
-                continue; // an account's event belongs to no network
-            }
             let day = meta.occurred_at.date_naive();
-            let posts: i64 = i64::from(meta.event_type == "PostPublished");
-            tx.execute(&count, &[&meta.event_id, &meta.network_id, &day, &posts])
-                .await?;
             if let Projected::NetworkOffboarded { network_id } = &delivered.event {
                 // It stores nothing any more; its counts stay for billing.
                 tx.execute(
@@ -68,6 +62,12 @@ impl Usage {
                 .await?;
                 resized.insert((*network_id, day));
             }
+            if meta.network_id.is_nil() {
+                continue; // an account's event (or a network's end) belongs to no network
+            }
+            let posts: i64 = i64::from(meta.event_type == "PostPublished");
+            tx.execute(&count, &[&meta.event_id, &meta.network_id, &day, &posts])
+                .await?;
             if let Projected::Post { state, version } = &delivered.event {
                 let bytes =
                     (state.title.len() + state.body_markdown.len() + state.body_html.len()) as i64;

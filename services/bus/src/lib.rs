@@ -119,6 +119,14 @@ pub fn envelope(service: &str, event: &RecordedEvent) -> Envelope {
     }
 }
 
+/// `Nats-Msg-Id` of a stored event: its id and the transaction that stored
+/// it. A publish retried by a relay (or by two relays at once) carries the
+/// same id and is dropped by JetStream; the same event stored again — a
+/// network imported back into the installation it left — is new on the bus.
+pub fn message_id(event: &RecordedEvent) -> String {
+    format!("{}:{}", event.event_id, event.global.tx_id)
+}
+
 /// The name under which a store's relay saves how far it has published to
 /// the stream: a service can tell whether an event is on the bus yet.
 pub fn relay_checkpoint(config: &BusConfig) -> String {
@@ -129,7 +137,7 @@ pub fn relay_checkpoint(config: &BusConfig) -> String {
 const IDLE_MIN: Duration = Duration::from_millis(5);
 
 /// Publishes committed events of one service's store to JetStream, in the
-/// store's global order, with `Nats-Msg-Id` = event id. Its position is saved
+/// store's global order, with `Nats-Msg-Id` = [`message_id`]. Its position is saved
 /// after every batch has been acknowledged by JetStream; after a crash it
 /// starts again from there and JetStream drops the republished duplicates.
 pub struct Relay {
@@ -270,7 +278,7 @@ impl Relay {
             // `message_id`, which adds `Nats-Msg-Id` to it.
             let publish = PublishMessage::build()
                 .headers(headers)
-                .message_id(event.event_id.to_string())
+                .message_id(message_id(event))
                 .payload(envelope.encode_to_vec().into());
             let ack = self
                 .jetstream

@@ -619,9 +619,12 @@ impl Sites {
                 last_event_id: String::new(),
             },
         );
+        // The end belongs to no network (like an account's events): it is
+        // never part of the network's events, so an export taken later, or
+        // the network imported here again, does not meet it.
         let offboarded = NewEvent::new(
             "NetworkOffboarded",
-            network.id,
+            Uuid::nil(),
             actor,
             ev::NetworkOffboarded {
                 network_id: network.id.to_string(),
@@ -632,7 +635,7 @@ impl Sites {
         .with_traceparent(traceparent.clone());
         state::commit(
             &*tx,
-            &network_stream(network.id),
+            &format!("offboarded-{}", network.id),
             ExpectedVersion::Any,
             vec![offboarded],
         )

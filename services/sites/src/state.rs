@@ -142,6 +142,10 @@ pub fn named(event: &RecordedEvent) -> Result<Named, SitesError> {
 pub async fn apply<C: GenericClient>(client: &C, event: &RecordedEvent) -> Result<(), SitesError> {
     // Forgetting an account changes the member count of every network it was in.
     let mut gauged: Vec<Uuid> = Vec::new();
+    if event.event_type == "NetworkOffboarded" {
+        let e: ev::NetworkOffboarded = decode(event)?;
+        gauged.push(uuid("network_id", &e.network_id)?);
+    }
     if event.event_type == "AccountForgotten" {
         let e: ev::AccountForgotten = decode(event)?;
         let rows = client
@@ -156,7 +160,6 @@ pub async fn apply<C: GenericClient>(client: &C, event: &RecordedEvent) -> Resul
     if matches!(
         event.event_type.as_str(),
         "NetworkOnboarded"
-            | "NetworkOffboarded"
             | "SiteCreated"
             | "SiteArchived"
             | "SiteRestored"
