@@ -505,6 +505,24 @@ async fn offboarding_deletes_the_network_and_forgets_members_it_alone_had() {
             .iter()
             .any(|entry| entry.action == "OffboardNetwork" && entry.outcome == "ok")
     );
+    // The month it left is still billed: its usage up to today stays.
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let usage = eventually(WAIT, "the post counted", || async {
+        let report = stack
+            .ops()
+            .get_usage(authorized(GetUsageRequest {
+                month: month.clone(),
+                network_slug: "leaving".into(),
+            }))
+            .await
+            .expect("usage of an offboarded network")
+            .into_inner();
+        let month = report.networks.first()?.month?;
+        (month.posts == 1).then_some(report)
+    })
+    .await;
+    let today = usage.networks[0].days.last().unwrap();
+    assert_eq!((today.sites, today.members), (0, 0), "nothing left today");
     // The network can come back here too, at once.
     let back = anp_archive::client::import(&mut stack.ops(), OPS_TOKEN, &path)
         .await

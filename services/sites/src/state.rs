@@ -189,6 +189,13 @@ async fn apply_state<C: GenericClient>(
         "NetworkOnboarded" => {
             let e: ev::NetworkOnboarded = decode(event)?;
             let quotas = e.quotas.unwrap_or_default();
+            // A network imported back: it is here again, not gone.
+            client
+                .execute(
+                    "DELETE FROM offboarded_networks WHERE id = $1",
+                    &[&uuid("network_id", &e.network_id)?],
+                )
+                .await?;
             client
                 .execute(
                     "INSERT INTO networks (id, slug, name, created_at, plan, quota_sites, \
@@ -247,6 +254,14 @@ async fn apply_state<C: GenericClient>(
         "NetworkOffboarded" => {
             let e: ev::NetworkOffboarded = decode(event)?;
             let network_id = uuid("network_id", &e.network_id)?;
+            client
+                .execute(
+                    "INSERT INTO offboarded_networks (id, slug, name, plan, created_at, offboarded_at) \
+                     SELECT id, slug, name, plan, created_at, $2 FROM networks WHERE id = $1 \
+                     ON CONFLICT (id) DO UPDATE SET offboarded_at = EXCLUDED.offboarded_at",
+                    &[&network_id, &at],
+                )
+                .await?;
             for statement in [
                 "DELETE FROM network_idempotency WHERE network_id = $1",
                 "DELETE FROM site_aliases WHERE network_id = $1",

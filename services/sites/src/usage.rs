@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use crate::Sites;
 use crate::error::SitesError;
-use crate::model::NetworkRow;
 
 /// How the usage share is weighed: each network's part of the installation's
 /// members, stored bytes, requests served and sites, in these proportions.
@@ -147,6 +146,16 @@ pub fn apportion(total: i64, weights: &[f64]) -> Vec<i64> {
     shares
 }
 
+/// A network in a usage report: here, or gone since `until`.
+struct Billed {
+    id: Uuid,
+    slug: String,
+    name: String,
+    plan: String,
+    created_at: chrono::DateTime<Utc>,
+    until: Option<NaiveDate>,
+}
+
 impl Sites {
     pub async fn usage_report(
         &self,
@@ -159,19 +168,30 @@ impl Sites {
             anp_kit::check_slug("network_slug", network_slug).map_err(SitesError::Invalid)?;
         }
         let client = self.pool.get().await?;
+        // Networks here, and those that left during or after the month (up
+        // to the day they left).
         let rows = client
             .query(
-                &format!(
-                    "SELECT {} FROM networks n WHERE n.created_at::date <= $1 AND ($2 = '' OR n.slug = $2) ORDER BY n.slug",
-                    crate::model::NETWORK_COLUMNS
-                ),
-                &[&last, &network_slug],
+                "SELECT id, slug, name, plan, created_at, NULL::date FROM networks \
+                   WHERE created_at::date <= $1 AND ($2 = '' OR slug = $2) \
+                 UNION ALL \
+                 SELECT id, slug, name, plan, created_at, offboarded_at::date FROM offboarded_networks \
+                   WHERE created_at::date <= $1 AND offboarded_at::date >= $3 AND ($2 = '' OR slug = $2) \
+                 ORDER BY 2",
+                &[&last, &network_slug, &first],
             )
             .await?;
-        let networks = rows
+        let networks: Vec<Billed> = rows
             .iter()
-            .map(NetworkRow::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|row| Billed {
+                id: row.get(0),
+                slug: row.get(1),
+                name: row.get(2),
+                plan: row.get(3),
+                created_at: row.get(4),
+                until: row.get(5),
+            })
+            .collect();
         if !network_slug.is_empty() && networks.is_empty() {
             return Err(SitesError::not_found(format!(
                 "network_slug: no network {network_slug:?} in {month}"
@@ -222,6 +242,7 @@ impl Sites {
         let mut report = Vec::new();
         for network in &networks {
             let start = first.max(network.created_at.date_naive());
+            let last = network.until.map_or(last, |until| until.min(last));
             let history = gauge_days.get(&network.id).cloned().unwrap_or_default();
             let mut days = Vec::new();
             let mut day = start;
