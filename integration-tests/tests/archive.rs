@@ -889,7 +889,22 @@ async fn bad_archives_are_refused_naming_what_is_wrong_and_change_nothing() {
         }),
         ..event.clone()
     };
-    let home_stream = format!("network-{}", home.network.unwrap().id);
+    let home_id = home.network.unwrap().id;
+    let home_stream = format!("network-{home_id}");
+    // Another archive of a network that is already here.
+    let twin = Envelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        stream_id: home_stream.clone(),
+        network_id: home_id.clone(),
+        payload: prost::Message::encode_to_vec(&anp_proto::events::v1::NetworkOnboarded {
+            network_id: home_id.clone(),
+            slug: "home".into(),
+            name: "Home".into(),
+            plan: "small".into(),
+            quotas: None,
+        }),
+        ..event.clone()
+    };
     let cases: Vec<(Vec<Item>, Code, &str)> = cases
         .into_iter()
         .chain([
@@ -910,6 +925,18 @@ async fn bad_archives_are_refused_naming_what_is_wrong_and_change_nothing() {
                 ],
                 Code::InvalidArgument,
                 "stream_id is not of the manifest's network",
+            ),
+            (
+                vec![
+                    Item::Manifest(ArchiveManifest {
+                        network_id: home_id.clone(),
+                        network_slug: "home".into(),
+                        ..manifest(vec![tally("sites", 1)], 0)
+                    }),
+                    Item::Event(twin),
+                ],
+                Code::AlreadyExists,
+                "stream_id",
             ),
         ])
         .collect();

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use anp_archive::convert::{from_envelope, to_envelope};
 use anp_archive::format::FORMAT;
-use anp_eventstore::{ExpectedVersion, NewEvent, Position, RecordedEvent};
+use anp_eventstore::{ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError};
 use anp_proto::archive::v1::network_archive_client::NetworkArchiveClient;
 use anp_proto::archive::v1::{
     ExportRequest, ImportItem, ImportReply, PurgeRequest, ServiceTally, TallyRequest, import_item,
@@ -348,6 +348,15 @@ impl Sites {
                                 // It does not decode, or names nothing valid.
                                 SitesError::Internal(message) => {
                                     SitesError::Invalid(format!("event {event_id}: {message}"))
+                                }
+                                SitesError::Store(StoreError::Conflict { stream_id, .. }) => {
+                                    SitesError::Taken {
+                                        field: "stream_id",
+                                        value: format!(
+                                            "{stream_id} (other events of it are here: the \
+                                             network, or part of it, already is)"
+                                        ),
+                                    }
                                 }
                                 other => other,
                             })?;
