@@ -276,6 +276,7 @@ async fn bench_visibility() {
                     title: format!("Post {word}"),
                     body_markdown: "Measuring how fast a post is found.".into(),
                     lang: "en".into(),
+                    ..Default::default()
                 },
                 &token,
             ))

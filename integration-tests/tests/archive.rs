@@ -113,6 +113,7 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
                 title: "Mural day".into(),
                 body_markdown: "Paint the rent strike, Saturday".into(),
                 lang: String::new(),
+                ..Default::default()
             },
             &admin,
         ))

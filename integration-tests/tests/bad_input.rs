@@ -158,6 +158,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         title: title.into(),
         body_markdown: body.into(),
         lang: lang.into(),
+        ..Default::default()
     };
     let ten_megabytes = "t".repeat(10 * 1024 * 1024);
     for (request, code, field) in [
@@ -219,6 +220,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
                     title: "New".into(),
                     body_markdown: "New".into(),
                     lang: String::new(),
+                    ..Default::default()
                 },
                 &admin,
             ))

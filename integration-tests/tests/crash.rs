@@ -38,6 +38,7 @@ async fn write_posts(stack: &Stack, acked: Arc<AtomicUsize>) -> Vec<String> {
                             title: format!("Zebra report {n}"),
                             body_markdown: "Nothing is lost.".into(),
                             lang: "en".into(),
+                            ..Default::default()
                         },
                         &token,
                     ))

@@ -49,6 +49,7 @@ pub async fn publish(
                 title: title.into(),
                 body_markdown: body.into(),
                 lang: lang.into(),
+                ..Default::default()
             },
             &stack.admin(network),
         ))
@@ -316,6 +317,7 @@ async fn post_reaches_every_feed_atom_and_search() {
                 title: "Picnic at City Hall".into(),
                 body_markdown: "A picnic instead of a march.".into(),
                 lang: String::new(),
+                ..Default::default()
             },
             &stack.admin("climate"),
         ))
@@ -443,6 +445,7 @@ async fn a_renamed_site_keeps_its_posts_and_its_old_links() {
                 title: "Rent strike, day two".into(),
                 body_markdown: "Friday".into(),
                 lang: String::new(),
+                ..Default::default()
             },
             &stack.admin("tenants"),
         ))

@@ -253,6 +253,7 @@ impl Stack {
         ));
 
         let content_config = anp_content::Config {
+            scheduler_interval: Duration::from_millis(100),
             database: database(&infra, "content"),
             bus: infra.bus.clone(),
             sessions: signer().verifier().clone(),

@@ -383,6 +383,7 @@ async fn no_role_in_one_network_reaches_another() {
                             title: "Intrusion".into(),
                             body_markdown: "x".into(),
                             lang: "en".into(),
+                            ..Default::default()
                         },
                         &t,
                     ))
@@ -403,6 +404,7 @@ async fn no_role_in_one_network_reaches_another() {
                             title: "Defaced".into(),
                             body_markdown: "x".into(),
                             lang: String::new(),
+                            ..Default::default()
                         },
                         &t,
                     ))

@@ -121,6 +121,7 @@ pub async fn publish_as(
                 title: title.into(),
                 body_markdown: "Body".into(),
                 lang: "en".into(),
+                ..Default::default()
             },
             token,
         ))

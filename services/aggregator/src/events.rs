@@ -1,10 +1,17 @@
 //! Decoding envelopes from the bus into what the projections apply.
 
 use anp_proto::events::v1::{
-    Envelope, NetworkOffboarded, PostEdited, PostPublished, PostState, SiteCreated, SiteRenamed,
-    SiteSettingsChanged,
+    Envelope, NetworkOffboarded, PostDrafted, PostEdited, PostPublished, PostRetracted,
+    PostScheduled, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
 };
 use prost::Message;
+
+/// Whether a post belongs in public feeds and search: published and public
+/// (older events, without status or visibility, are both).
+pub fn publicly_visible(state: &PostState) -> bool {
+    matches!(state.status.as_str(), "" | "published")
+        && matches!(state.visibility.as_str(), "" | "public")
+}
 
 /// An event the read side cares about.
 #[derive(Debug, Clone)]
@@ -83,6 +90,27 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
         },
         "PostEdited" => Projected::Post {
             state: PostEdited::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .post
+                .ok_or_else(missing)?,
+            version: envelope.version,
+        },
+        "PostDrafted" => Projected::Post {
+            state: PostDrafted::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .post
+                .ok_or_else(missing)?,
+            version: envelope.version,
+        },
+        "PostScheduled" => Projected::Post {
+            state: PostScheduled::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .post
+                .ok_or_else(missing)?,
+            version: envelope.version,
+        },
+        "PostRetracted" => Projected::Post {
+            state: PostRetracted::decode(envelope.payload.as_slice())
                 .map_err(fail)?
                 .post
                 .ok_or_else(missing)?,

@@ -123,6 +123,7 @@ impl Feeds {
                 for statement in [
                     "DELETE FROM feed_entries WHERE network_id = $1",
                     "DELETE FROM site_names WHERE network_id = $1",
+                    "DELETE FROM post_versions WHERE network_id = $1",
                 ] {
                     tx.execute(statement, &[network_id]).await?;
                 }
@@ -177,10 +178,29 @@ impl Feeds {
                 tracing::warn!(post_id = %state.post_id, "post event with a bad id skipped");
                 continue;
             };
+            let version = *version as i64;
+            // Only a newer version of a post changes anything, even one that
+            // takes it out of the timelines.
+            let newer = tx
+                .query_opt(
+                    "INSERT INTO post_versions (post_id, version, network_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT (post_id) DO UPDATE SET version = EXCLUDED.version \
+                     WHERE post_versions.version < EXCLUDED.version RETURNING 1",
+                    &[&post_id, &version, &network_id],
+                )
+                .await?
+                .is_some();
+            if !newer {
+                continue;
+            }
+            if !crate::events::publicly_visible(state) {
+                tx.execute("DELETE FROM feed_entries WHERE post_id = $1", &[&post_id])
+                    .await?;
+                continue;
+            }
             let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
             let updated_at = anp_kit::from_timestamp(state.updated_at.as_ref());
             let summary = summarize(&state.body_html);
-            let version = *version as i64;
             for scope in scopes_of(state, site_id) {
                 tx.execute(
                     &upsert,

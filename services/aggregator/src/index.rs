@@ -24,6 +24,8 @@ use crate::AggregatorError;
 use crate::events::{Delivered, Projected};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// The kind of a document that only remembers a post's version.
+const TOMBSTONE: &str = "tombstone";
 
 #[derive(Clone, Copy)]
 struct Fields {
@@ -196,6 +198,19 @@ impl SearchIndex {
                         continue;
                     }
                     pending_versions.insert(id.clone(), *version);
+                    writer.delete_term(Term::from_field_text(fields.id, &id));
+                    if !crate::events::publicly_visible(state) {
+                        // Out of search (a draft, retracted, members only):
+                        // a document without text keeps the version, so an
+                        // older event seen later cannot bring it back.
+                        writer.add_document(doc!(
+                            fields.id => id,
+                            fields.kind => TOMBSTONE,
+                            fields.network_id => state.network_id.clone(),
+                            fields.version => *version,
+                        ))?;
+                        continue;
+                    }
                     let published = anp_kit::from_timestamp(state.published_at.as_ref());
                     let (title_field, body_field) = if state.lang == "es" {
                         (fields.title_es, fields.body_es)
@@ -205,7 +220,6 @@ impl SearchIndex {
                     let body_text = ammonia::Builder::empty()
                         .clean(&state.body_html)
                         .to_string();
-                    writer.delete_term(Term::from_field_text(fields.id, &id));
                     writer.add_document(doc!(
                         fields.id => id,
                         fields.kind => "post",
@@ -255,19 +269,26 @@ impl SearchIndex {
         parser.set_field_boost(fields.title_en, 2.0);
         parser.set_field_boost(fields.title_es, 2.0);
         let (text_query, _errors) = parser.parse_query_lenient(query_text);
-        let query: Box<dyn Query> = match network_slug {
-            Some(slug) => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, text_query.box_clone()),
-                (
-                    Occur::Must,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(fields.network_slug, slug),
-                        IndexRecordOption::Basic,
-                    )),
-                ),
-            ])),
-            None => text_query.box_clone(),
-        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, text_query.box_clone()),
+            (
+                Occur::MustNot,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(fields.kind, TOMBSTONE),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+        ];
+        if let Some(slug) = network_slug {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(fields.network_slug, slug),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        let query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
         let (top, total) = searcher.search(&query, &(TopDocs::with_limit(limit), Count))?;
         let mut generators = Vec::new();
         for field in [

@@ -81,6 +81,15 @@ pub fn session<T>(message: T) -> anyhow::Result<tonic::Request<T>> {
     with_bearer(message, &session_token()?)
 }
 
+/// A request with the session token if there is one (reads: signed-in
+/// people may see more).
+pub fn maybe_session<T>(message: T) -> anyhow::Result<tonic::Request<T>> {
+    match session_token() {
+        Ok(token) => with_bearer(message, &token),
+        Err(_) => Ok(tonic::Request::new(message)),
+    }
+}
+
 /// The password: one line from standard input with `--password-stdin`,
 /// else `ANP_PASSWORD`.
 pub fn password(from_stdin: bool) -> anyhow::Result<String> {

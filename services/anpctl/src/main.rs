@@ -7,6 +7,7 @@
 mod auth;
 mod member;
 mod ops;
+mod posts;
 mod read;
 mod usage;
 
@@ -76,7 +77,7 @@ enum Command {
     Member(member::MemberCommand),
     /// Blog posts.
     #[command(subcommand)]
-    Post(read::PostCommand),
+    Post(posts::PostCommand),
     /// Newest posts of the umbrella, a network or a site.
     Feed(read::FeedArgs),
     /// Search across all movements.
@@ -137,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Account(command) => member::account(&cli.sites_url, command).await,
         Command::Site(command) => member::site(&cli.sites_url, command).await,
         Command::Member(command) => member::member(&cli.sites_url, command).await,
-        Command::Post(command) => read::post(&cli.content_url, command).await,
+        Command::Post(command) => posts::post(&cli.content_url, command).await,
         Command::Feed(args) => read::feed(&cli.aggregator_url, args).await,
         Command::Search(args) => read::search(&cli.aggregator_url, args).await,
     }

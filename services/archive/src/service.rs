@@ -24,6 +24,24 @@ const PAGE: i64 = 1000;
 /// How long a purge waits for the relay to publish the network's last event.
 const PURGE_WAIT: Duration = Duration::from_secs(30);
 
+/// What a service keeps beside its events (state tables written in the
+/// same transaction): an import applies each event written, a purge
+/// removes the network's rows.
+#[tonic::async_trait]
+pub trait StateTables: Send + Sync + 'static {
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &anp_eventstore::RecordedEvent,
+    ) -> Result<(), String>;
+
+    async fn purge(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        network_id: Uuid,
+    ) -> Result<(), String>;
+}
+
 /// Serves one service's store.
 #[derive(Clone)]
 pub struct ArchiveService {
@@ -31,6 +49,7 @@ pub struct ArchiveService {
     store: EventStore,
     grants: Verifier,
     relay_checkpoint: String,
+    tables: Option<std::sync::Arc<dyn StateTables>>,
 }
 
 impl ArchiveService {
@@ -47,7 +66,14 @@ impl ArchiveService {
             store,
             grants,
             relay_checkpoint,
+            tables: None,
         }
+    }
+
+    /// The service's state tables, kept in step on import and purge.
+    pub fn with_tables(mut self, tables: std::sync::Arc<dyn StateTables>) -> Self {
+        self.tables = Some(tables);
+        self
     }
 
     pub fn into_server(self) -> NetworkArchiveServer<ArchiveService> {
@@ -157,10 +183,20 @@ impl NetworkArchive for ArchiveService {
                         )));
                     }
                     received += 1;
-                    imported += anp_eventstore::import_in(&*tx, std::slice::from_ref(&event))
+                    let written = anp_eventstore::import_in(&*tx, std::slice::from_ref(&event))
                         .await
-                        .map_err(store_error)?
-                        .len() as u64;
+                        .map_err(store_error)?;
+                    if let Some(tables) = &self.tables {
+                        for event in &written {
+                            tables.apply(&tx, event).await.map_err(|message| {
+                                Status::invalid_argument(format!(
+                                    "event {}: {message}",
+                                    received - 1
+                                ))
+                            })?;
+                        }
+                    }
+                    imported += written.len() as u64;
                 }
                 Some(import_item::Item::Done(count)) => {
                     if count != received {
@@ -238,6 +274,9 @@ impl NetworkArchive for ArchiveService {
                 let deleted = anp_eventstore::delete_network_events_in(&*tx, network)
                     .await
                     .map_err(store_error)?;
+                if let Some(tables) = &self.tables {
+                    tables.purge(&tx, network).await.map_err(internal)?;
+                }
                 tx.commit().await.map_err(internal)?;
                 info!(%network, deleted, by = %grant.subject, service = self.service, "network purged");
                 return Ok(Response::new(PurgeReply { deleted }));

@@ -2,7 +2,7 @@
 
 use anp_kit::{Caller, ServiceError};
 use anp_proto::content::v1::content_service_server::{ContentService, ContentServiceServer};
-use anp_proto::content::v1::{EditPostRequest, GetPostRequest, Post, PublishPostRequest};
+use anp_proto::content::v1::*;
 use anp_session::Verifier;
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
@@ -33,6 +33,18 @@ impl Api {
         let token = anp_session::bearer(request).unwrap_or_default().to_owned();
         Ok((Caller::of(request, &session.account_id.to_string()), token))
     }
+
+    /// The token of a read, if the reader signed in (checked here first, so
+    /// a bad token is UNAUTHENTICATED rather than "not found").
+    fn reader<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
+        match anp_session::bearer(request) {
+            None => Ok(None),
+            Some(token) => {
+                self.sessions.session_of(request)?;
+                Ok(Some(token.to_owned()))
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -60,12 +72,65 @@ impl ContentService for Api {
         Ok(Response::new(post))
     }
 
-    async fn get_post(&self, request: Request<GetPostRequest>) -> Result<Response<Post>, Status> {
+    async fn publish_draft(
+        &self,
+        request: Request<PublishDraftRequest>,
+    ) -> Result<Response<Post>, Status> {
+        let (caller, token) = self.caller(&request)?;
         let post = self
             .content
-            .get_post(&request.into_inner().post_id)
+            .publish_draft(request.get_ref(), caller, &token)
             .await
             .map_err(|err| err.to_status())?;
         Ok(Response::new(post))
+    }
+
+    async fn retract_post(
+        &self,
+        request: Request<RetractPostRequest>,
+    ) -> Result<Response<Post>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let post = self
+            .content
+            .retract_post(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(post))
+    }
+
+    async fn get_post(&self, request: Request<GetPostRequest>) -> Result<Response<Post>, Status> {
+        let token = self.reader(&request)?;
+        let post = self
+            .content
+            .get_post(&request.get_ref().post_id, token.as_deref())
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(post))
+    }
+
+    async fn get_post_history(
+        &self,
+        request: Request<GetPostHistoryRequest>,
+    ) -> Result<Response<PostHistory>, Status> {
+        let (_, token) = self.caller(&request)?;
+        let history = self
+            .content
+            .post_history(&request.get_ref().post_id, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(history))
+    }
+
+    async fn list_posts(
+        &self,
+        request: Request<ListPostsRequest>,
+    ) -> Result<Response<ListPostsResponse>, Status> {
+        let token = self.reader(&request)?;
+        let posts = self
+            .content
+            .list_posts(request.get_ref(), token.as_deref())
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(posts))
     }
 }

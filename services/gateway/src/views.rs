@@ -377,6 +377,17 @@ pub async fn post(
             Redirect::permanent(&post_path(&network_slug, &site.slug, &post_id)).into_response(),
         );
     }
+    if post.status == "retracted" {
+        let reason = if post.retraction_reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", post.retraction_reason)
+        };
+        return Err(PageError::new(
+            StatusCode::GONE,
+            format!("This post was retracted by its site{reason}"),
+        ));
+    }
     let network = fetch_network(&state, &network_slug).await?;
     let published = anp_kit::from_timestamp(post.published_at.as_ref());
     render(
@@ -400,6 +411,7 @@ pub async fn post(
                 site_href => format!("/n/{network_slug}/{site_slug}"),
                 published_iso => published.to_rfc3339(),
                 published_human => published.format("%Y-%m-%d %H:%M UTC").to_string(),
+                tags => post.tags,
             },
         },
     )

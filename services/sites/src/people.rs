@@ -847,9 +847,18 @@ impl Sites {
     ) -> Result<Access, SitesError> {
         let client = self.pool.get().await?;
         let target = resolve(&**client, "scope", scope, false).await?;
-        let role = match principal {
-            Some(principal) => role_in(&**client, principal.account_id, &target).await?,
-            None => Role::Unspecified,
+        let (role, network_member) = match principal {
+            Some(principal) => (
+                role_in(&**client, principal.account_id, &target).await?,
+                client
+                    .query_opt(
+                        "SELECT 1 FROM memberships WHERE network_id = $1 AND account_id = $2 LIMIT 1",
+                        &[&target.network.id, &principal.account_id],
+                    )
+                    .await?
+                    .is_some(),
+            ),
+            None => (Role::Unspecified, false),
         };
         let writable = !target.network.suspended()
             && target
@@ -864,6 +873,7 @@ impl Sites {
                 .unwrap_or_default(),
             role: role as i32,
             writable,
+            network_member,
         })
     }
 }

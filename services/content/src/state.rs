@@ -1,0 +1,137 @@
+//! The `posts` table: each post as its events leave it, written in the
+//! same transaction as the events (and by an import), so listing a site's
+//! posts and finding scheduled posts due never fold event streams.
+
+use anp_eventstore::RecordedEvent;
+use anp_proto::events::v1::PostState;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::ContentError;
+use crate::posts::{fold, status_of, visibility_of};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Creates or updates the table; fills it from the events the first time
+/// (posts written before the table existed).
+pub async fn migrate(store: &anp_eventstore::EventStore) -> Result<(), ContentError> {
+    anp_eventstore::run_migrations(
+        store.pool(),
+        "anp_content_migrations",
+        embedded::migrations::runner(),
+    )
+    .await?;
+    let client = store
+        .pool()
+        .get()
+        .await
+        .map_err(anp_eventstore::StoreError::from)?;
+    let empty = client
+        .query_one("SELECT NOT EXISTS (SELECT 1 FROM posts)", &[])
+        .await
+        .map_err(anp_eventstore::StoreError::from)?
+        .get::<_, bool>(0);
+    if !empty {
+        return Ok(());
+    }
+    let streams = client
+        .query(
+            "SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'post-%'",
+            &[],
+        )
+        .await
+        .map_err(anp_eventstore::StoreError::from)?;
+    for row in &streams {
+        let stream: String = row.get(0);
+        let events = anp_eventstore::load_stream_in(&**client, &stream).await?;
+        if let Some(post) = fold(&events)? {
+            write(&**client, &post.state, post.version).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a post's state at `version`; an older version changes nothing.
+pub async fn write<C: GenericClient>(
+    client: &C,
+    state: &PostState,
+    version: u64,
+) -> Result<(), ContentError> {
+    let corrupt = |what: &str| ContentError::Corrupt {
+        event_id: Uuid::nil(),
+        message: format!("post state: {what}"),
+    };
+    let post_id: Uuid = state.post_id.parse().map_err(|_| corrupt("post_id"))?;
+    let network_id: Uuid = state
+        .network_id
+        .parse()
+        .map_err(|_| corrupt("network_id"))?;
+    let site_id: Uuid = state.site_id.parse().map_err(|_| corrupt("site_id"))?;
+    let status = status_of(state);
+    let sort_at = if status == "published" {
+        anp_kit::from_timestamp(state.published_at.as_ref())
+    } else {
+        anp_kit::from_timestamp(state.updated_at.as_ref())
+    };
+    let publish_at = state
+        .publish_at
+        .as_ref()
+        .map(|at| anp_kit::from_timestamp(Some(at)));
+    client
+        .execute(
+            "INSERT INTO posts (post_id, network_id, site_id, status, visibility, version, \
+               sort_at, publish_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (post_id) DO UPDATE SET status = EXCLUDED.status, \
+               visibility = EXCLUDED.visibility, version = EXCLUDED.version, \
+               sort_at = EXCLUDED.sort_at, publish_at = EXCLUDED.publish_at \
+             WHERE posts.version < EXCLUDED.version",
+            &[
+                &post_id,
+                &network_id,
+                &site_id,
+                &status,
+                &visibility_of(state),
+                &(version as i64),
+                &sort_at,
+                &publish_at,
+            ],
+        )
+        .await
+        .map_err(anp_eventstore::StoreError::from)?;
+    Ok(())
+}
+
+/// The table's side of importing and purging a network's events.
+pub struct Tables;
+
+#[tonic::async_trait]
+impl anp_archive::service::StateTables for Tables {
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), String> {
+        if !event.stream_id.starts_with("post-") {
+            return Ok(());
+        }
+        let post = fold(std::slice::from_ref(event))
+            .map_err(|err| err.to_string())?
+            .ok_or("no post")?;
+        write(tx, &post.state, event.version)
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    async fn purge(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        network_id: Uuid,
+    ) -> Result<(), String> {
+        tx.execute("DELETE FROM posts WHERE network_id = $1", &[&network_id])
+            .await
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    }
+}
