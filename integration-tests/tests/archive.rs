@@ -267,6 +267,18 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
         .await
         .expect("the editor publishes in the new installation");
 
+    // The content service's own tables came along: the site's list.
+    let listed = new
+        .content()
+        .list_posts(anp_proto::content::v1::ListPostsRequest {
+            network_slug: "exodus".into(),
+            site_slug: "boston".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.posts.len(), 3, "two imported, one written after");
     // Importing again changes nothing.
     let again = anp_archive::client::import(&mut new.ops(), OPS_TOKEN, &path)
         .await

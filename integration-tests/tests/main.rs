@@ -13,4 +13,5 @@ mod harness;
 mod isolation;
 mod ops;
 mod people;
+mod posts;
 mod usage;
