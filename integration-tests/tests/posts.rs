@@ -541,3 +541,177 @@ async fn scheduled_posts_wait_while_their_network_is_suspended() {
     .await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_site_has_pages_in_a_menu_its_editors_keep() {
+    let stack = Stack::start().await;
+    stack.onboard("press", "Press").await;
+    let admin = stack.admin("press");
+    create_site(&stack, &admin, "press", "desk", "")
+        .await
+        .unwrap();
+    let member = stack.sign_up("reader@example.org").await;
+    let invitation = invite(&stack, &admin, "press", "desk", Role::Member, "")
+        .await
+        .unwrap();
+    accept(&stack, &member, &invitation.token).await.unwrap();
+    let create = |token: String, slug: &str, title: &str, body: &str| {
+        let mut content = stack.content();
+        let request = CreatePageRequest {
+            network_slug: "press".into(),
+            site_slug: "desk".into(),
+            slug: slug.into(),
+            title: title.into(),
+            body_markdown: body.into(),
+            lang: String::new(),
+        };
+        async move {
+            content
+                .create_page(with_token(request, &token))
+                .await
+                .map(|response| response.into_inner())
+        }
+    };
+    let about = create(
+        admin.clone(),
+        "about",
+        "About us",
+        "We are a *cooperative* newsroom",
+    )
+    .await
+    .unwrap();
+    let contact = create(admin.clone(), "contact", "Contact", "Write to the desk")
+        .await
+        .unwrap();
+    let join = create(admin.clone(), "join", "Join", "Come to a meeting")
+        .await
+        .unwrap();
+    assert_eq!((about.position, contact.position, join.position), (1, 2, 3));
+    expect_error(
+        create(admin.clone(), "about", "Again", "x").await,
+        Code::AlreadyExists,
+        "slug",
+    );
+    expect_error(
+        create(member.clone(), "mine", "Mine", "x").await,
+        Code::PermissionDenied,
+        "editor",
+    );
+    expect_error(
+        create(admin.clone(), "Bad Slug", "x", "x").await,
+        Code::InvalidArgument,
+        "slug",
+    );
+    let menu = |stack: &Stack| {
+        let mut content = stack.content();
+        async move {
+            content
+                .list_pages(ListPagesRequest {
+                    network_slug: "press".into(),
+                    site_slug: "desk".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .pages
+                .into_iter()
+                .map(|page| page.slug)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(menu(&stack).await, vec!["about", "contact", "join"]);
+    let reorder = |ids: Vec<String>| {
+        let mut content = stack.content();
+        let token = admin.clone();
+        async move {
+            content
+                .reorder_pages(with_token(
+                    ReorderPagesRequest {
+                        network_slug: "press".into(),
+                        site_slug: "desk".into(),
+                        page_ids: ids,
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    expect_error(
+        reorder(vec![join.id.clone(), about.id.clone()]).await,
+        Code::InvalidArgument,
+        "page_ids",
+    );
+    expect_error(
+        reorder(vec![join.id.clone(), join.id.clone(), about.id.clone()]).await,
+        Code::InvalidArgument,
+        "page_ids",
+    );
+    reorder(vec![join.id.clone(), about.id.clone(), contact.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(menu(&stack).await, vec!["join", "about", "contact"]);
+
+    // On the web: the menu on the site's page, each page at its slug, and
+    // found by search (the link by id leads to the slug).
+    let (status, site_page) = get_text(&stack.http("/n/press/desk")).await;
+    assert_eq!(status, 200);
+    let site_page = site_page.replace("&#x2f;", "/");
+    let join_at = site_page.find("/n/press/desk/pages/join").expect("menu");
+    let about_at = site_page.find("/n/press/desk/pages/about").expect("menu");
+    assert!(join_at < about_at, "menu order");
+    let (status, about_page) = get_text(&stack.http("/n/press/desk/pages/about")).await;
+    assert_eq!(status, 200);
+    assert!(about_page.contains("<em>cooperative</em>"), "{about_page}");
+    eventually(WAIT, "the page found by search", || async {
+        (search_ids(&stack, "cooperative newsroom", "press").await == vec![about.id.clone()])
+            .then_some(())
+    })
+    .await;
+    let by_id = reqwest::get(stack.http(&format!("/n/press/desk/pages/{}", about.id)))
+        .await
+        .unwrap();
+    assert_eq!(by_id.status(), 200);
+    assert_eq!(by_id.url().path(), "/n/press/desk/pages/about");
+
+    // Renamed, then deleted: gone from the menu, the web and search.
+    stack
+        .content()
+        .edit_page(with_token(
+            EditPageRequest {
+                page_id: about.id.clone(),
+                title: "About the desk".into(),
+                body_markdown: "A cooperative newsroom since 2019".into(),
+                slug: "who-we-are".into(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(menu(&stack).await, vec!["join", "who-we-are", "contact"]);
+    stack
+        .content()
+        .delete_page(with_token(
+            DeletePageRequest {
+                page_id: about.id.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(menu(&stack).await, vec!["join", "contact"]);
+    let (status, _) = get_text(&stack.http("/n/press/desk/pages/who-we-are")).await;
+    assert_eq!(status, 404);
+    eventually(WAIT, "the deleted page out of search", || async {
+        search_ids(&stack, "cooperative newsroom", "press")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    // Its slug is free again.
+    create(admin.clone(), "who-we-are", "Who we are", "New text")
+        .await
+        .unwrap();
+    stack.stop().await;
+}

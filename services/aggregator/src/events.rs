@@ -1,8 +1,8 @@
 //! Decoding envelopes from the bus into what the projections apply.
 
 use anp_proto::events::v1::{
-    Envelope, NetworkOffboarded, PostDrafted, PostEdited, PostPublished, PostRetracted,
-    PostScheduled, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
+    Envelope, NetworkOffboarded, PageCreated, PageState, PostDrafted, PostEdited, PostPublished,
+    PostRetracted, PostScheduled, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
 };
 use prost::Message;
 
@@ -26,6 +26,11 @@ pub enum Projected {
         site_id: uuid::Uuid,
         slug: String,
         name: String,
+    },
+    /// A site's static page as it is after the event.
+    Page {
+        state: PageState,
+        version: u64,
     },
     /// The network left the installation: drop everything of it.
     NetworkOffboarded {
@@ -95,6 +100,17 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
                 .ok_or_else(missing)?,
             version: envelope.version,
         },
+        "PageCreated" | "PageEdited" | "PageDeleted" => {
+            // Every page event has the page as its first field.
+            let page = PageCreated::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .page
+                .ok_or_else(missing)?;
+            Projected::Page {
+                state: page,
+                version: envelope.version,
+            }
+        }
         "PostDrafted" => Projected::Post {
             state: PostDrafted::decode(envelope.payload.as_slice())
                 .map_err(fail)?

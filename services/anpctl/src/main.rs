@@ -7,6 +7,7 @@
 mod auth;
 mod member;
 mod ops;
+mod pages;
 mod posts;
 mod read;
 mod usage;
@@ -78,6 +79,9 @@ enum Command {
     /// Blog posts.
     #[command(subcommand)]
     Post(posts::PostCommand),
+    /// A site's static pages and their menu.
+    #[command(subcommand)]
+    Page(pages::PageCommand),
     /// Newest posts of the umbrella, a network or a site.
     Feed(read::FeedArgs),
     /// Search across all movements.
@@ -139,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Site(command) => member::site(&cli.sites_url, command).await,
         Command::Member(command) => member::member(&cli.sites_url, command).await,
         Command::Post(command) => posts::post(&cli.content_url, command).await,
+        Command::Page(command) => pages::page(&cli.content_url, command).await,
         Command::Feed(args) => read::feed(&cli.aggregator_url, args).await,
         Command::Search(args) => read::search(&cli.aggregator_url, args).await,
     }

@@ -133,4 +133,74 @@ impl ContentService for Api {
             .map_err(|err| err.to_status())?;
         Ok(Response::new(posts))
     }
+
+    async fn create_page(
+        &self,
+        request: Request<CreatePageRequest>,
+    ) -> Result<Response<Page>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let page = self
+            .content
+            .create_page(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(page))
+    }
+
+    async fn edit_page(&self, request: Request<EditPageRequest>) -> Result<Response<Page>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let page = self
+            .content
+            .edit_page(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(page))
+    }
+
+    async fn delete_page(
+        &self,
+        request: Request<DeletePageRequest>,
+    ) -> Result<Response<Page>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let page = self
+            .content
+            .delete_page(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(page))
+    }
+
+    async fn get_page(&self, request: Request<GetPageRequest>) -> Result<Response<Page>, Status> {
+        let page = self
+            .content
+            .get_page(request.get_ref())
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(page))
+    }
+
+    async fn list_pages(
+        &self,
+        request: Request<ListPagesRequest>,
+    ) -> Result<Response<ListPagesResponse>, Status> {
+        let pages = self
+            .content
+            .list_pages(request.get_ref())
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(pages))
+    }
+
+    async fn reorder_pages(
+        &self,
+        request: Request<ReorderPagesRequest>,
+    ) -> Result<Response<ListPagesResponse>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let pages = self
+            .content
+            .reorder_pages(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(pages))
+    }
 }

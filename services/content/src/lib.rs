@@ -2,6 +2,7 @@
 //! to HTML and sanitized before anything is stored.
 
 pub mod grpc;
+pub mod pages;
 pub mod posts;
 pub mod render;
 pub mod scheduler;
@@ -40,6 +41,10 @@ pub enum ContentError {
     Denied(String),
     #[error("{0}")]
     Precondition(String),
+    #[error("{0}")]
+    Taken(String),
+    #[error("{0}")]
+    Exhausted(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("corrupt event {event_id}: {message}")]
@@ -55,6 +60,8 @@ impl ServiceError for ContentError {
             ContentError::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
             ContentError::Denied(_) => ErrorKind::PermissionDenied,
             ContentError::Precondition(_) => ErrorKind::FailedPrecondition,
+            ContentError::Taken(_) => ErrorKind::AlreadyExists,
+            ContentError::Exhausted(_) => ErrorKind::ResourceExhausted,
             ContentError::Sites(status) => match ErrorKind::from_grpc(status.code()) {
                 kind @ (ErrorKind::NotFound
                 | ErrorKind::InvalidArgument

@@ -272,7 +272,11 @@ impl Content {
 
     /// Editors and above may write, only while the network is active and
     /// the site not archived.
-    async fn authorize(&self, token: &str, scope: Scope) -> Result<Access, ContentError> {
+    pub(crate) async fn authorize(
+        &self,
+        token: &str,
+        scope: Scope,
+    ) -> Result<Access, ContentError> {
         let access = self.access(Some(token), scope).await?;
         let role = Role::try_from(access.role).unwrap_or(Role::Unspecified);
         let network = access.network.clone().unwrap_or_default();

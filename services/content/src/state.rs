@@ -3,7 +3,7 @@
 //! posts and finding scheduled posts due never fold event streams.
 
 use anp_eventstore::RecordedEvent;
-use anp_proto::events::v1::PostState;
+use anp_proto::events::v1::{PageState, PostState};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -103,6 +103,49 @@ pub async fn write<C: GenericClient>(
     Ok(())
 }
 
+/// Records a page's state at `version`; an older version changes nothing.
+/// Another page of the site with the slug is `ALREADY_EXISTS`.
+pub async fn write_page<C: GenericClient>(
+    client: &C,
+    page: &PageState,
+    version: u64,
+) -> Result<(), ContentError> {
+    let corrupt = |what: &str| ContentError::Corrupt {
+        event_id: Uuid::nil(),
+        message: format!("page state: {what}"),
+    };
+    let page_id: Uuid = page.page_id.parse().map_err(|_| corrupt("page_id"))?;
+    let network_id: Uuid = page.network_id.parse().map_err(|_| corrupt("network_id"))?;
+    let site_id: Uuid = page.site_id.parse().map_err(|_| corrupt("site_id"))?;
+    client
+        .execute(
+            "INSERT INTO pages (page_id, network_id, site_id, slug, title, position, version, deleted) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (page_id) DO UPDATE SET slug = EXCLUDED.slug, title = EXCLUDED.title, \
+               position = EXCLUDED.position, version = EXCLUDED.version, deleted = EXCLUDED.deleted \
+             WHERE pages.version < EXCLUDED.version",
+            &[
+                &page_id,
+                &network_id,
+                &site_id,
+                &page.slug,
+                &page.title,
+                &page.position,
+                &(version as i64),
+                &page.deleted,
+            ],
+        )
+        .await
+        .map_err(|err| {
+            if anp_eventstore::unique_violation(&err).is_some() {
+                ContentError::Taken(format!("slug: {:?} is already taken in this site", page.slug))
+            } else {
+                ContentError::Store(anp_eventstore::StoreError::from(err))
+            }
+        })?;
+    Ok(())
+}
+
 /// The table's side of importing and purging a network's events.
 pub struct Tables;
 
@@ -113,6 +156,14 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         event: &RecordedEvent,
     ) -> Result<(), String> {
+        if event.stream_id.starts_with("page-") {
+            let page = crate::pages::fold_page(std::slice::from_ref(event))
+                .map_err(|err| err.to_string())?
+                .ok_or("no page")?;
+            return write_page(tx, &page.state, event.version)
+                .await
+                .map_err(|err| err.to_string());
+        }
         if !event.stream_id.starts_with("post-") {
             return Ok(());
         }
@@ -129,9 +180,14 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         network_id: Uuid,
     ) -> Result<(), String> {
-        tx.execute("DELETE FROM posts WHERE network_id = $1", &[&network_id])
+        for table in ["posts", "pages"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE network_id = $1"),
+                &[&network_id],
+            )
             .await
-            .map(|_| ())
-            .map_err(|err| err.to_string())
+            .map_err(|err| err.to_string())?;
+        }
+        Ok(())
     }
 }

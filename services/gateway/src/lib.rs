@@ -88,6 +88,7 @@ fn load_templates() -> Environment<'static> {
         ("feed.html", include_str!("../templates/feed.html")),
         ("search.html", include_str!("../templates/search.html")),
         ("post.html", include_str!("../templates/post.html")),
+        ("page.html", include_str!("../templates/page.html")),
         ("error.html", include_str!("../templates/error.html")),
         (
             "directory.html",
@@ -132,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/n/{network}/{site}", get(views::site))
         .route("/n/{network}/{site}/feed.atom", get(views::site_atom))
         .route("/n/{network}/{site}/posts/{post_id}", get(views::post))
+        .route("/n/{network}/{site}/pages/{slug}", get(views::page))
         .fallback(views::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(meter, meter::count))

@@ -1,7 +1,7 @@
 //! Page and feed handlers.
 
 use anp_proto::aggregator::v1::{FeedEntry, FeedScope, GetFeedRequest, SearchRequest};
-use anp_proto::content::v1::GetPostRequest;
+use anp_proto::content::v1::{GetPageRequest, GetPostRequest, ListPagesRequest};
 use anp_proto::sites::v1::{
     GetNetworkRequest, GetSiteRequest, ListNetworksRequest, ListSitesRequest, Network, Site,
 };
@@ -174,6 +174,8 @@ struct FeedPage {
     crumbs: Vec<Crumb>,
     sites_heading: String,
     sites: Vec<SiteLink>,
+    /// A site's pages, in its menu.
+    menu: Vec<SiteLink>,
     search_network: String,
     entries: Vec<FeedEntry>,
     next_cursor: String,
@@ -201,6 +203,7 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
             crumbs => page.crumbs,
             sites_heading => page.sites_heading,
             sites => page.sites,
+            menu => page.menu,
             entries => entries,
             next_href => next_href,
             atom_url => format!("{base}/feed.atom"),
@@ -227,6 +230,7 @@ pub async fn umbrella(
             path: "/".into(),
             crumbs: vec![],
             sites_heading: "Movements".into(),
+            menu: vec![],
             sites: networks
                 .into_iter()
                 .map(|network| SiteLink {
@@ -278,6 +282,7 @@ pub async fn network(
             }],
             path,
             sites_heading: "Sites".into(),
+            menu: vec![],
             sites: sites
                 .into_iter()
                 .map(|site| SiteLink {
@@ -311,6 +316,23 @@ pub async fn site(
     };
     let (entries, next_cursor) = feed_page(&state, scope, query.cursor, FEED_PAGE).await?;
     let path = format!("/n/{network_slug}/{site_slug}");
+    let menu = state
+        .content
+        .clone()
+        .list_pages(ListPagesRequest {
+            network_slug: network_slug.clone(),
+            site_slug: site_slug.clone(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner()
+        .pages
+        .into_iter()
+        .map(|page| SiteLink {
+            href: format!("{path}/pages/{}", page.slug),
+            name: page.title,
+        })
+        .collect();
     render_feed(
         &state,
         FeedPage {
@@ -335,6 +357,7 @@ pub async fn site(
             path,
             sites_heading: String::new(),
             sites: vec![],
+            menu,
             search_network: network_slug,
             entries,
             next_cursor,
@@ -417,6 +440,55 @@ pub async fn post(
     )
 }
 
+/// A site's static page; `/pages/<id>` (search links) redirects to its slug.
+pub async fn page(
+    State(state): State<AppState>,
+    Path((network_slug, site_slug, slug)): Path<(String, String, String)>,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    require_slug(&site_slug)?;
+    let site = fetch_site(&state, &network_slug, &site_slug).await?;
+    let page = state
+        .content
+        .clone()
+        .get_page(GetPageRequest {
+            network_slug: network_slug.clone(),
+            site_slug: site.slug.clone(),
+            slug: slug.clone(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    if site.slug != site_slug || page.slug != slug {
+        return Ok(Redirect::permanent(&format!(
+            "/n/{network_slug}/{}/pages/{}",
+            site.slug, page.slug
+        ))
+        .into_response());
+    }
+    let network = fetch_network(&state, &network_slug).await?;
+    render(
+        &state,
+        "page.html",
+        context! {
+            notice => network.notice,
+            title => page.title.clone(),
+            lang => page.lang.clone(),
+            umbrella_name => state.umbrella_name.clone(),
+            crumbs => vec![
+                Crumb { label: network_slug.clone(), href: format!("/n/{network_slug}") },
+                Crumb { label: site.name.clone(), href: format!("/n/{network_slug}/{site_slug}") },
+            ],
+            search_network => network_slug.clone(),
+            page => context! {
+                title => page.title,
+                lang => page.lang,
+                body_html => page.body_html,
+            },
+        },
+    )
+}
+
 fn uuid_like(text: &str) -> Option<()> {
     (text.len() == 36 && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-')).then_some(())
 }
@@ -480,10 +552,10 @@ pub async fn search(
     let hits: Vec<HitView> = hits
         .into_iter()
         .map(|hit| HitView {
-            href: if hit.kind == "post" {
-                post_path(&hit.network_slug, &hit.site_slug, &hit.id)
-            } else {
-                format!("/n/{}/{}", hit.network_slug, hit.site_slug)
+            href: match hit.kind.as_str() {
+                "post" => post_path(&hit.network_slug, &hit.site_slug, &hit.id),
+                "page" => format!("/n/{}/{}/pages/{}", hit.network_slug, hit.site_slug, hit.id),
+                _ => format!("/n/{}/{}", hit.network_slug, hit.site_slug),
             },
             kind: hit.kind,
             title: hit.title,
