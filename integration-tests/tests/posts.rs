@@ -715,3 +715,253 @@ async fn a_site_has_pages_in_a_menu_its_editors_keep() {
         .unwrap();
     stack.stop().await;
 }
+
+/// The titles of a timeline (`network`, or `network` and `site`).
+async fn titles(stack: &Stack, network: &str, site: &str) -> Vec<String> {
+    stack
+        .aggregator()
+        .get_feed(anp_proto::aggregator::v1::GetFeedRequest {
+            scope: Some(anp_proto::aggregator::v1::FeedScope {
+                network_slug: network.into(),
+                site_slug: site.into(),
+                site_id: String::new(),
+            }),
+            cursor: String::new(),
+            limit: 100,
+        })
+        .await
+        .expect("feed")
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|entry| {
+            format!(
+                "{} ({}/{})",
+                entry.title, entry.network_slug, entry.site_slug
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_post_shared_into_three_sites_is_edited_and_retracted_everywhere_at_once() {
+    let stack = Stack::start().await;
+    for network in ["alpha", "beta", "gamma"] {
+        stack.onboard(network, network).await;
+    }
+    let (alpha, beta, gamma) = (
+        stack.admin("alpha"),
+        stack.admin("beta"),
+        stack.admin("gamma"),
+    );
+    for (token, network, site) in [
+        (&alpha, "alpha", "a1"),
+        (&alpha, "alpha", "a2"),
+        (&beta, "beta", "b1"),
+        (&gamma, "gamma", "g1"),
+    ] {
+        create_site(&stack, token, network, site, "").await.unwrap();
+    }
+    let reader = stack.sign_up("reader@beta.example.org").await;
+    let invitation = invite(&stack, &beta, "beta", "b1", Role::Member, "")
+        .await
+        .unwrap();
+    accept(&stack, &reader, &invitation.token).await.unwrap();
+    let post = publish(
+        &stack,
+        &alpha,
+        PublishPostRequest {
+            network_slug: "alpha".into(),
+            site_slug: "a1".into(),
+            ..request("Water march", "Saturday at noon")
+        },
+    )
+    .await;
+    let share = |token: &str, site: &str| {
+        let (network, site) = site.split_once('/').unwrap();
+        let message = SharePostRequest {
+            post_id: post.id.clone(),
+            network_slug: network.into(),
+            site_slug: site.into(),
+        };
+        let request = with_token(message, token);
+        let mut content = stack.content();
+        async move { content.share_post(request).await.map(|r| r.into_inner()) }
+    };
+    let decide = |token: &str, site: &str, accept: bool| {
+        let (network, site) = site.split_once('/').unwrap();
+        let message = DecideShareRequest {
+            post_id: post.id.clone(),
+            network_slug: network.into(),
+            site_slug: site.into(),
+            accept,
+        };
+        let request = with_token(message, token);
+        let mut content = stack.content();
+        async move { content.decide_share(request).await.map(|r| r.into_inner()) }
+    };
+    // Into a site its author edits too: at once. Into another network's
+    // site: offered, and that site's editors decide.
+    let shared = share(&alpha, "alpha/a2").await.unwrap();
+    assert_eq!(shared.shares[0].status, "accepted");
+    let offered = share(&alpha, "beta/b1").await.unwrap();
+    assert_eq!(offered.shares[1].status, "pending");
+    expect_error(
+        share(&alpha, "alpha/a1").await,
+        Code::InvalidArgument,
+        "own site",
+    );
+    expect_error(
+        share(&reader, "gamma/g1").await,
+        Code::PermissionDenied,
+        "editor",
+    );
+    expect_error(
+        decide(&reader, "beta/b1", true).await,
+        Code::PermissionDenied,
+        "editor",
+    );
+    let offers = stack
+        .content()
+        .list_share_requests(with_token(
+            ListShareRequestsRequest {
+                network_slug: "beta".into(),
+                site_slug: "b1".into(),
+            },
+            &beta,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(offers.posts.len(), 1);
+    decide(&beta, "beta/b1", true).await.unwrap();
+    expect_error(
+        decide(&beta, "beta/b1", true).await,
+        Code::FailedPrecondition,
+        "not offered",
+    );
+    // Offered to gamma and declined; then gamma's editor takes it in.
+    share(&alpha, "gamma/g1").await.unwrap();
+    let declined = decide(&gamma, "gamma/g1", false).await.unwrap();
+    assert_eq!(declined.shares.len(), 2);
+    let taken = share(&gamma, "gamma/g1").await.unwrap();
+    assert!(taken.shares.iter().all(|share| share.status == "accepted"));
+
+    // One source, shown with its own site in every timeline it is in.
+    let source = "Water march (alpha/a1)".to_owned();
+    let everywhere = [
+        ("alpha", "a1"),
+        ("alpha", "a2"),
+        ("beta", "b1"),
+        ("gamma", "g1"),
+        ("alpha", ""),
+        ("beta", ""),
+        ("gamma", ""),
+        ("", ""),
+    ];
+    eventually(WAIT, "the post in every timeline", || async {
+        for (network, site) in everywhere {
+            if titles(&stack, network, site).await != vec![source.clone()] {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
+    // Edited once: changed everywhere.
+    stack
+        .content()
+        .edit_post(with_token(
+            EditPostRequest {
+                post_id: post.id.clone(),
+                title: "Water march, new route".into(),
+                body_markdown: "Saturday at noon, from the river".into(),
+                ..Default::default()
+            },
+            &alpha,
+        ))
+        .await
+        .unwrap();
+    let edited = "Water march, new route (alpha/a1)".to_owned();
+    eventually(WAIT, "the edit in every timeline", || async {
+        for (network, site) in everywhere {
+            if titles(&stack, network, site).await != vec![edited.clone()] {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
+    // Withdrawn from one site by that site's editor: gone there only.
+    stack
+        .content()
+        .unshare_post(with_token(
+            SharePostRequest {
+                post_id: post.id.clone(),
+                network_slug: "gamma".into(),
+                site_slug: "g1".into(),
+            },
+            &gamma,
+        ))
+        .await
+        .unwrap();
+    eventually(WAIT, "the post out of gamma only", || async {
+        let gone = titles(&stack, "gamma", "g1").await.is_empty()
+            && titles(&stack, "gamma", "").await.is_empty();
+        let kept = titles(&stack, "beta", "b1").await == vec![edited.clone()];
+        (gone && kept).then_some(())
+    })
+    .await;
+
+    // Retracted: gone from every timeline at once.
+    stack
+        .content()
+        .retract_post(with_token(
+            RetractPostRequest {
+                post_id: post.id.clone(),
+                reason: String::new(),
+            },
+            &alpha,
+        ))
+        .await
+        .unwrap();
+    eventually(WAIT, "the post out of every timeline", || async {
+        for (network, site) in everywhere {
+            if !titles(&stack, network, site).await.is_empty() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    // Only public, published posts travel.
+    let draft = publish(
+        &stack,
+        &alpha,
+        PublishPostRequest {
+            network_slug: "alpha".into(),
+            site_slug: "a1".into(),
+            draft: true,
+            ..request("Draft", "Not yet")
+        },
+    )
+    .await;
+    expect_error(
+        stack
+            .content()
+            .share_post(with_token(
+                SharePostRequest {
+                    post_id: draft.id,
+                    network_slug: "beta".into(),
+                    site_slug: "b1".into(),
+                },
+                &alpha,
+            ))
+            .await,
+        Code::FailedPrecondition,
+        "public",
+    );
+    stack.stop().await;
+}

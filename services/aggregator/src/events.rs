@@ -35,6 +35,7 @@ pub enum Projected {
     /// The network left the installation: drop everything of it.
     NetworkOffboarded {
         network_id: uuid::Uuid,
+        slug: String,
     },
     /// Any other event: nothing to project, but its sequence still counts.
     Ignored,
@@ -111,6 +112,14 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
                 version: envelope.version,
             }
         }
+        // Every post event has the whole post as its first field.
+        "PostShareRequested" | "PostShareDecided" | "PostUnshared" => Projected::Post {
+            state: PostPublished::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .post
+                .ok_or_else(missing)?,
+            version: envelope.version,
+        },
         "PostDrafted" => Projected::Post {
             state: PostDrafted::decode(envelope.payload.as_slice())
                 .map_err(fail)?
@@ -147,7 +156,10 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
             let offboarded =
                 NetworkOffboarded::decode(envelope.payload.as_slice()).map_err(fail)?;
             match offboarded.network_id.parse() {
-                Ok(network_id) => Projected::NetworkOffboarded { network_id },
+                Ok(network_id) => Projected::NetworkOffboarded {
+                    network_id,
+                    slug: offboarded.slug,
+                },
                 Err(_) => Projected::Ignored,
             }
         }

@@ -119,7 +119,21 @@ impl Feeds {
             )
             .await?;
         for delivered in batch {
-            if let Projected::NetworkOffboarded { network_id } = &delivered.event {
+            if let Projected::NetworkOffboarded { network_id, slug } = &delivered.event {
+                // Posts of other networks shared into this one's sites.
+                tx.execute(
+                    "DELETE FROM feed_entries WHERE scope IN \
+                       (SELECT 's:' || site_id FROM site_names WHERE network_id = $1)",
+                    &[network_id],
+                )
+                .await?;
+                if !slug.is_empty() {
+                    tx.execute(
+                        "DELETE FROM feed_entries WHERE scope = $1",
+                        &[&Scope::Network(slug.clone()).key()],
+                    )
+                    .await?;
+                }
                 for statement in [
                     "DELETE FROM feed_entries WHERE network_id = $1",
                     "DELETE FROM site_names WHERE network_id = $1",
@@ -135,9 +149,9 @@ impl Feeds {
                     site.network_id.parse::<Uuid>(),
                 ) {
                     tx.execute(
-                        "INSERT INTO site_names (site_id, network_id, slug, name) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (site_id) DO NOTHING",
-                        &[&site_id, &network_id, &site.slug, &site.name],
+                        "INSERT INTO site_names (site_id, network_id, slug, name, network_slug) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site_id) DO NOTHING",
+                        &[&site_id, &network_id, &site.slug, &site.name, &site.network_slug],
                     )
                     .await?;
                 }
@@ -201,7 +215,15 @@ impl Feeds {
             let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
             let updated_at = anp_kit::from_timestamp(state.updated_at.as_ref());
             let summary = summarize(&state.body_html);
-            for scope in scopes_of(state, site_id) {
+            let scopes = scopes_of(state, site_id);
+            // Timelines it left (a share withdrawn).
+            let keys: Vec<String> = scopes.iter().map(Scope::key).collect();
+            tx.execute(
+                "DELETE FROM feed_entries WHERE post_id = $1 AND scope <> ALL($2)",
+                &[&post_id, &keys],
+            )
+            .await?;
+            for scope in scopes {
                 tx.execute(
                     &upsert,
                     &[
@@ -243,6 +265,16 @@ impl Feeds {
         site_slug: &str,
     ) -> Result<Option<Uuid>, AggregatorError> {
         let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT site_id FROM site_names WHERE network_slug = $1 AND slug = $2 LIMIT 1",
+                &[&network_slug, &site_slug],
+            )
+            .await?;
+        if let Some(row) = row {
+            return Ok(Some(row.get(0)));
+        }
+        // Sites seen before their names were kept by network slug.
         let row = client
             .query_opt(
                 "SELECT site_id FROM feed_entries WHERE scope = $1 AND site_slug = $2 LIMIT 1",
@@ -321,12 +353,32 @@ impl Feeds {
     }
 }
 
-fn scopes_of(state: &PostState, site_id: Uuid) -> [Scope; 3] {
-    [
+/// Every timeline a post is in: the umbrella, its network and site, and
+/// each site it is shared into (with that site's network).
+fn scopes_of(state: &PostState, site_id: Uuid) -> Vec<Scope> {
+    let mut scopes = vec![
         Scope::Umbrella,
         Scope::Network(state.network_slug.clone()),
         Scope::Site(site_id),
-    ]
+    ];
+    for share in state
+        .shares
+        .iter()
+        .filter(|share| share.status == "accepted")
+    {
+        let Ok(shared_site) = share.site_id.parse::<Uuid>() else {
+            continue;
+        };
+        for scope in [
+            Scope::Network(share.network_slug.clone()),
+            Scope::Site(shared_site),
+        ] {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+    }
+    scopes
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ impl SearchIndex {
         let mut pending_versions: HashMap<String, u64> = HashMap::new();
         for delivered in batch {
             match &delivered.event {
-                Projected::NetworkOffboarded { network_id } => {
+                Projected::NetworkOffboarded { network_id, .. } => {
                     // Deletes every document of the network added before it.
                     writer.delete_term(Term::from_field_text(
                         fields.network_id,

@@ -243,7 +243,7 @@ async fn consume_once(
         let offboarded: Vec<uuid::Uuid> = batch
             .iter()
             .filter_map(|delivered| match delivered.event {
-                events::Projected::NetworkOffboarded { network_id } => Some(network_id),
+                events::Projected::NetworkOffboarded { network_id, .. } => Some(network_id),
                 _ => None,
             })
             .collect();

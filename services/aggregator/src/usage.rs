@@ -53,7 +53,7 @@ impl Usage {
                 continue;
             };
             let day = meta.occurred_at.date_naive();
-            if let Projected::NetworkOffboarded { network_id } = &delivered.event {
+            if let Projected::NetworkOffboarded { network_id, .. } = &delivered.event {
                 // It stores nothing any more; its counts stay for billing.
                 tx.execute(
                     "DELETE FROM usage_post_bytes WHERE network_id = $1",

@@ -65,6 +65,24 @@ pub enum PostCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Show the post in another site too: offered (you edit the post's site;
+    /// that site's editors decide) or taken in at once (you edit that site).
+    Share {
+        post_id: String,
+        /// `<network>/<site>` it should appear in.
+        site: String,
+    },
+    /// Accept a post offered to your site.
+    Accept { post_id: String, site: String },
+    /// Decline a post offered to your site.
+    Decline { post_id: String, site: String },
+    /// The post leaves a site it was shared into.
+    Unshare { post_id: String, site: String },
+    /// Posts offered to a site, waiting for its editors.
+    Offers {
+        /// `<network>/<site>`
+        site: String,
+    },
     /// Show a post.
     Get { post_id: String },
     /// Every version of a post (the site's editors).
@@ -121,6 +139,37 @@ fn print_post(post: &Post) {
         post.visibility,
         post.title
     );
+}
+
+async fn decide(
+    content: &mut ContentServiceClient<tonic::transport::Channel>,
+    post_id: String,
+    site: &str,
+    accept: bool,
+) -> anyhow::Result<()> {
+    let (network_slug, site_slug) = split_site(site)?;
+    let post = content
+        .decide_share(auth::session(DecideShareRequest {
+            post_id,
+            network_slug,
+            site_slug,
+            accept,
+        })?)
+        .await
+        .map_err(grpc_error)?
+        .into_inner();
+    print_post(&post);
+    print_shares(&post);
+    Ok(())
+}
+
+fn print_shares(post: &Post) {
+    for share in &post.shares {
+        println!(
+            "  {} in {}/{} ({})",
+            share.status, share.network_slug, share.site_slug, share.site_name
+        );
+    }
 }
 
 pub async fn post(url: &str, command: PostCommand) -> anyhow::Result<()> {
@@ -199,6 +248,52 @@ pub async fn post(url: &str, command: PostCommand) -> anyhow::Result<()> {
                 .map_err(grpc_error)?
                 .into_inner();
             print_post(&post);
+        }
+        PostCommand::Share { post_id, site } => {
+            let (network_slug, site_slug) = split_site(&site)?;
+            let post = content
+                .share_post(auth::session(SharePostRequest {
+                    post_id,
+                    network_slug,
+                    site_slug,
+                })?)
+                .await
+                .map_err(grpc_error)?
+                .into_inner();
+            print_post(&post);
+            print_shares(&post);
+        }
+        PostCommand::Unshare { post_id, site } => {
+            let (network_slug, site_slug) = split_site(&site)?;
+            let post = content
+                .unshare_post(auth::session(SharePostRequest {
+                    post_id,
+                    network_slug,
+                    site_slug,
+                })?)
+                .await
+                .map_err(grpc_error)?
+                .into_inner();
+            print_post(&post);
+            print_shares(&post);
+        }
+        PostCommand::Accept { post_id, site } => decide(&mut content, post_id, &site, true).await?,
+        PostCommand::Decline { post_id, site } => {
+            decide(&mut content, post_id, &site, false).await?
+        }
+        PostCommand::Offers { site } => {
+            let (network_slug, site_slug) = split_site(&site)?;
+            let offers = content
+                .list_share_requests(auth::session(ListShareRequestsRequest {
+                    network_slug,
+                    site_slug,
+                })?)
+                .await
+                .map_err(grpc_error)?
+                .into_inner();
+            for post in &offers.posts {
+                print_post(post);
+            }
         }
         PostCommand::Get { post_id } => {
             let post = content

@@ -203,4 +203,56 @@ impl ContentService for Api {
             .map_err(|err| err.to_status())?;
         Ok(Response::new(pages))
     }
+
+    async fn share_post(
+        &self,
+        request: Request<SharePostRequest>,
+    ) -> Result<Response<Post>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let post = self
+            .content
+            .share_post(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(post))
+    }
+
+    async fn decide_share(
+        &self,
+        request: Request<DecideShareRequest>,
+    ) -> Result<Response<Post>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let post = self
+            .content
+            .decide_share(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(post))
+    }
+
+    async fn unshare_post(
+        &self,
+        request: Request<SharePostRequest>,
+    ) -> Result<Response<Post>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let post = self
+            .content
+            .unshare_post(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(post))
+    }
+
+    async fn list_share_requests(
+        &self,
+        request: Request<ListShareRequestsRequest>,
+    ) -> Result<Response<ListPostsResponse>, Status> {
+        let (_, token) = self.caller(&request)?;
+        let posts = self
+            .content
+            .list_share_requests(request.get_ref(), &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(posts))
+    }
 }

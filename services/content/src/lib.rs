@@ -6,6 +6,7 @@ pub mod pages;
 pub mod posts;
 pub mod render;
 pub mod scheduler;
+pub mod shares;
 pub mod state;
 
 use std::sync::Arc;

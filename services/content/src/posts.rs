@@ -78,6 +78,10 @@ pub fn fold(events: &[RecordedEvent]) -> Result<Option<PostAggregate>, ContentEr
             "PostDrafted" => PostDrafted::decode(payload).map(|e| e.post),
             "PostScheduled" => PostScheduled::decode(payload).map(|e| e.post),
             "PostRetracted" => PostRetracted::decode(payload).map(|e| e.post),
+            // The whole post is the first field of every post event.
+            "PostShareRequested" | "PostShareDecided" | "PostUnshared" => {
+                PostPublished::decode(payload).map(|e| e.post)
+            }
             other => return Err(corrupt(format!("unknown event type {other}"))),
         }
         .map_err(|err| corrupt(err.to_string()))?
@@ -122,6 +126,16 @@ pub fn to_post(aggregate: &PostAggregate) -> Post {
         publish_at: state.publish_at,
         author: state.author.clone(),
         retraction_reason: state.retraction_reason.clone(),
+        shares: state
+            .shares
+            .iter()
+            .map(|share| anp_proto::content::v1::Share {
+                network_slug: share.network_slug.clone(),
+                site_slug: share.site_slug.clone(),
+                site_name: share.site_name.clone(),
+                status: share.status.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -210,7 +224,7 @@ fn check_publish_at(
     Ok(Some(at))
 }
 
-fn parse_post_id(post_id: &str) -> Result<Uuid, ContentError> {
+pub(crate) fn parse_post_id(post_id: &str) -> Result<Uuid, ContentError> {
     post_id
         .parse()
         .map_err(|_| invalid(format!("post_id: {post_id:?} is not a UUID")))
@@ -318,12 +332,31 @@ impl Content {
         expected: ExpectedVersion,
         caller: &Caller,
     ) -> Result<PostAggregate, ContentError> {
+        self.save_encoded(
+            event_type,
+            encode(event_type, state),
+            state,
+            expected,
+            caller,
+        )
+        .await
+    }
+
+    /// [`Self::save`] with the event's payload made by the caller.
+    pub(crate) async fn save_encoded(
+        &self,
+        event_type: &str,
+        payload: Vec<u8>,
+        state: &PostState,
+        expected: ExpectedVersion,
+        caller: &Caller,
+    ) -> Result<PostAggregate, ContentError> {
         let post_id = parse_uuid("post_id", &state.post_id)?;
         let event = NewEvent::new(
             event_type,
             parse_uuid("network_id", &state.network_id)?,
             &caller.actor,
-            encode(event_type, state),
+            payload,
         )
         .with_site(parse_uuid("site_id", &state.site_id)?)
         .with_traceparent(caller.traceparent.clone());
@@ -419,6 +452,7 @@ impl Content {
             tags,
             publish_at: publish_at.map(anp_kit::timestamp),
             retraction_reason: String::new(),
+            shares: vec![],
         };
         let saved = self
             .save(event_type, &state, ExpectedVersion::NoStream, &caller)

@@ -79,7 +79,7 @@ pub async fn write<C: GenericClient>(
         .publish_at
         .as_ref()
         .map(|at| anp_kit::from_timestamp(Some(at)));
-    client
+    let written = client
         .execute(
             "INSERT INTO posts (post_id, network_id, site_id, status, visibility, version, \
                sort_at, publish_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -100,6 +100,28 @@ pub async fn write<C: GenericClient>(
         )
         .await
         .map_err(anp_eventstore::StoreError::from)?;
+    if written == 0 {
+        return Ok(()); // an older version
+    }
+    client
+        .execute("DELETE FROM post_shares WHERE post_id = $1", &[&post_id])
+        .await
+        .map_err(anp_eventstore::StoreError::from)?;
+    for share in &state.shares {
+        let site_id: Uuid = share
+            .site_id
+            .parse()
+            .map_err(|_| corrupt("share site_id"))?;
+        client
+            .execute(
+                "INSERT INTO post_shares (post_id, network_id, site_id, status) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (post_id, site_id) DO UPDATE \
+                 SET status = EXCLUDED.status",
+                &[&post_id, &network_id, &site_id, &share.status],
+            )
+            .await
+            .map_err(anp_eventstore::StoreError::from)?;
+    }
     Ok(())
 }
 
@@ -180,7 +202,7 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         network_id: Uuid,
     ) -> Result<(), String> {
-        for table in ["posts", "pages"] {
+        for table in ["posts", "pages", "post_shares"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE network_id = $1"),
                 &[&network_id],
