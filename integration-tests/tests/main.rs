@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod directory;
+mod discussions;
 mod eventstore;
 mod flow;
 mod harness;

@@ -3,6 +3,7 @@
 use anp_proto::events::v1::{
     Envelope, NetworkOffboarded, PageCreated, PageState, PostDrafted, PostEdited, PostPublished,
     PostRetracted, PostScheduled, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
+    ThreadStarted, ThreadState,
 };
 use prost::Message;
 
@@ -26,6 +27,12 @@ pub enum Projected {
         site_id: uuid::Uuid,
         slug: String,
         name: String,
+    },
+    /// A discussion thread as it is after the event (search holds public,
+    /// unhidden threads).
+    Thread {
+        state: ThreadState,
+        version: u64,
     },
     /// A site's static page as it is after the event.
     Page {
@@ -101,6 +108,18 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
                 .ok_or_else(missing)?,
             version: envelope.version,
         },
+        "ThreadStarted" | "ThreadEdited" | "ThreadModerated" | "ReplyPosted" | "ReplyEdited"
+        | "ReplyModerated" | "DiscussionReported" => {
+            // Every discussion event has the thread as its first field.
+            let thread = ThreadStarted::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .thread
+                .ok_or_else(missing)?;
+            Projected::Thread {
+                state: thread,
+                version: envelope.version,
+            }
+        }
         "PageCreated" | "PageEdited" | "PageDeleted" => {
             // Every page event has the page as its first field.
             let page = PageCreated::decode(envelope.payload.as_slice())

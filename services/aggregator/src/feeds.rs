@@ -151,7 +151,13 @@ impl Feeds {
                     tx.execute(
                         "INSERT INTO site_names (site_id, network_id, slug, name, network_slug) \
                          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site_id) DO NOTHING",
-                        &[&site_id, &network_id, &site.slug, &site.name, &site.network_slug],
+                        &[
+                            &site_id,
+                            &network_id,
+                            &site.slug,
+                            &site.name,
+                            &site.network_slug,
+                        ],
                     )
                     .await?;
                 }

@@ -234,6 +234,48 @@ impl SearchIndex {
                         fields.version => *version,
                     ))?;
                 }
+                Projected::Thread { state, version } => {
+                    let id = format!("thread:{}", state.thread_id);
+                    let known = match pending_versions.get(&id) {
+                        Some(version) => Some(*version),
+                        None => self.stored_version(&id)?,
+                    };
+                    if known.is_some_and(|known| known >= *version) {
+                        continue;
+                    }
+                    pending_versions.insert(id.clone(), *version);
+                    writer.delete_term(Term::from_field_text(fields.id, &id));
+                    if state.visibility != "public" || state.hidden {
+                        writer.add_document(doc!(
+                            fields.id => id,
+                            fields.kind => TOMBSTONE,
+                            fields.network_id => state.network_id.clone(),
+                            fields.version => *version,
+                        ))?;
+                        continue;
+                    }
+                    let (title_field, body_field) = if state.lang == "es" {
+                        (fields.title_es, fields.body_es)
+                    } else {
+                        (fields.title_en, fields.body_en)
+                    };
+                    let body_text = ammonia::Builder::empty()
+                        .clean(&state.body_html)
+                        .to_string();
+                    let created = anp_kit::from_timestamp(state.created_at.as_ref());
+                    writer.add_document(doc!(
+                        fields.id => id,
+                        fields.kind => "thread",
+                        fields.network_id => state.network_id.clone(),
+                        fields.network_slug => state.network_slug.clone(),
+                        fields.site_slug => state.site_slug.clone(),
+                        fields.lang => state.lang.clone(),
+                        title_field => state.title.clone(),
+                        body_field => html_unescape(&body_text),
+                        fields.published_at => tantivy::DateTime::from_timestamp_micros(created.timestamp_micros()),
+                        fields.version => *version,
+                    ))?;
+                }
                 Projected::Page { state, version } => {
                     let id = format!("page:{}", state.page_id);
                     let known = match pending_versions.get(&id) {

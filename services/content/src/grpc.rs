@@ -255,4 +255,131 @@ impl ContentService for Api {
             .map_err(|err| err.to_status())?;
         Ok(Response::new(posts))
     }
+
+    async fn start_thread(
+        &self,
+        request: Request<StartThreadRequest>,
+    ) -> Result<Response<Thread>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let reply = self
+            .content
+            .start_thread(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(reply))
+    }
+
+    async fn reply(&self, request: Request<ReplyRequest>) -> Result<Response<ThreadReply>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let reply = self
+            .content
+            .reply(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(reply))
+    }
+
+    async fn edit_thread(
+        &self,
+        request: Request<EditThreadRequest>,
+    ) -> Result<Response<Thread>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let reply = self
+            .content
+            .edit_thread(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(reply))
+    }
+
+    async fn edit_reply(
+        &self,
+        request: Request<EditReplyRequest>,
+    ) -> Result<Response<ThreadReply>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let reply = self
+            .content
+            .edit_reply(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(reply))
+    }
+
+    async fn moderate_thread(
+        &self,
+        request: Request<ModerateThreadRequest>,
+    ) -> Result<Response<Thread>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let reply = self
+            .content
+            .moderate_thread(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(reply))
+    }
+
+    async fn moderate_reply(
+        &self,
+        request: Request<ModerateReplyRequest>,
+    ) -> Result<Response<ThreadReply>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let reply = self
+            .content
+            .moderate_reply(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(reply))
+    }
+
+    async fn report(
+        &self,
+        request: Request<ReportRequest>,
+    ) -> Result<Response<ReportResponse>, Status> {
+        let (caller, token) = self.caller(&request)?;
+        let reply = self
+            .content
+            .report(request.get_ref(), caller, &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(reply))
+    }
+
+    async fn list_reports(
+        &self,
+        request: Request<ListThreadsRequest>,
+    ) -> Result<Response<ListReportsResponse>, Status> {
+        let (_, token) = self.caller(&request)?;
+        let reports = self
+            .content
+            .list_reports(request.get_ref(), &token)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(reports))
+    }
+
+    async fn list_threads(
+        &self,
+        request: Request<ListThreadsRequest>,
+    ) -> Result<Response<ListThreadsResponse>, Status> {
+        let token = self.reader(&request)?;
+        let threads = self
+            .content
+            .list_threads(request.get_ref(), token.as_deref())
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(threads))
+    }
+
+    async fn get_thread(
+        &self,
+        request: Request<GetThreadRequest>,
+    ) -> Result<Response<ThreadWithReplies>, Status> {
+        let token = self.reader(&request)?;
+        let thread = self
+            .content
+            .get_thread(request.get_ref(), token.as_deref())
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(thread))
+    }
 }

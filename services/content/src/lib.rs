@@ -1,6 +1,7 @@
 //! The content service: posts, event-sourced. Markdown bodies are rendered
 //! to HTML and sanitized before anything is stored.
 
+pub mod discussions;
 pub mod grpc;
 pub mod pages;
 pub mod posts;

@@ -178,6 +178,11 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         event: &RecordedEvent,
     ) -> Result<(), String> {
+        if event.stream_id.starts_with("thread-") {
+            return crate::discussions::write_tables(tx, event)
+                .await
+                .map_err(|err| err.to_string());
+        }
         if event.stream_id.starts_with("page-") {
             let page = crate::pages::fold_page(std::slice::from_ref(event))
                 .map_err(|err| err.to_string())?
@@ -202,7 +207,14 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         network_id: Uuid,
     ) -> Result<(), String> {
-        for table in ["posts", "pages", "post_shares"] {
+        for table in [
+            "posts",
+            "pages",
+            "post_shares",
+            "threads",
+            "replies",
+            "discussion_reports",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE network_id = $1"),
                 &[&network_id],

@@ -89,6 +89,7 @@ fn load_templates() -> Environment<'static> {
         ("search.html", include_str!("../templates/search.html")),
         ("post.html", include_str!("../templates/post.html")),
         ("page.html", include_str!("../templates/page.html")),
+        ("thread.html", include_str!("../templates/thread.html")),
         ("error.html", include_str!("../templates/error.html")),
         (
             "directory.html",
@@ -134,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/n/{network}/{site}/feed.atom", get(views::site_atom))
         .route("/n/{network}/{site}/posts/{post_id}", get(views::post))
         .route("/n/{network}/{site}/pages/{slug}", get(views::page))
+        .route("/n/{network}/threads/{thread_id}", get(views::thread))
         .fallback(views::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(meter, meter::count))

@@ -1,7 +1,7 @@
 //! Page and feed handlers.
 
 use anp_proto::aggregator::v1::{FeedEntry, FeedScope, GetFeedRequest, SearchRequest};
-use anp_proto::content::v1::{GetPageRequest, GetPostRequest, ListPagesRequest};
+use anp_proto::content::v1::{GetPageRequest, GetPostRequest, GetThreadRequest, ListPagesRequest};
 use anp_proto::sites::v1::{
     GetNetworkRequest, GetSiteRequest, ListNetworksRequest, ListSitesRequest, Network, Site,
 };
@@ -489,6 +489,83 @@ pub async fn page(
     )
 }
 
+/// A public discussion thread with its first replies.
+pub async fn thread(
+    State(state): State<AppState>,
+    Path((network_slug, thread_id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    if uuid_like(&thread_id).is_none() {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "There is no such thread.",
+        ));
+    }
+    let found = state
+        .content
+        .clone()
+        .get_thread(GetThreadRequest {
+            thread_id,
+            limit: 200,
+            cursor: String::new(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    let thread = found.thread.unwrap_or_default();
+    if thread.network_slug != network_slug {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "There is no such thread.",
+        ));
+    }
+    let network = fetch_network(&state, &network_slug).await?;
+    let replies: Vec<minijinja::Value> = found
+        .replies
+        .iter()
+        .map(|reply| {
+            let at = anp_kit::from_timestamp(reply.created_at.as_ref());
+            context! {
+                hidden => reply.hidden,
+                body_html => reply.body_html.clone(),
+                at_iso => at.to_rfc3339(),
+                at_human => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            }
+        })
+        .collect();
+    let place = if thread.site_slug.is_empty() {
+        Crumb {
+            label: "board".into(),
+            href: format!("/n/{network_slug}"),
+        }
+    } else {
+        Crumb {
+            label: thread.site_slug.clone(),
+            href: format!("/n/{network_slug}/{}", thread.site_slug),
+        }
+    };
+    render(
+        &state,
+        "thread.html",
+        context! {
+            notice => network.notice,
+            title => thread.title.clone(),
+            umbrella_name => state.umbrella_name.clone(),
+            crumbs => vec![
+                Crumb { label: network_slug.clone(), href: format!("/n/{network_slug}") },
+                place,
+            ],
+            search_network => network_slug.clone(),
+            thread => context! {
+                title => thread.title,
+                body_html => thread.body_html,
+                locked => thread.locked,
+                replies => replies,
+            },
+        },
+    )
+}
+
 fn uuid_like(text: &str) -> Option<()> {
     (text.len() == 36 && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-')).then_some(())
 }
@@ -555,6 +632,7 @@ pub async fn search(
             href: match hit.kind.as_str() {
                 "post" => post_path(&hit.network_slug, &hit.site_slug, &hit.id),
                 "page" => format!("/n/{}/{}/pages/{}", hit.network_slug, hit.site_slug, hit.id),
+                "thread" => format!("/n/{}/threads/{}", hit.network_slug, hit.id),
                 _ => format!("/n/{}/{}", hit.network_slug, hit.site_slug),
             },
             kind: hit.kind,
