@@ -10,6 +10,7 @@ mod ops;
 mod pages;
 mod posts;
 mod read;
+mod threads;
 mod usage;
 
 use anyhow::{Context, bail};
@@ -82,6 +83,9 @@ enum Command {
     /// A site's static pages and their menu.
     #[command(subcommand)]
     Page(pages::PageCommand),
+    /// Discussions of a site or of a network's board.
+    #[command(subcommand)]
+    Thread(threads::ThreadCommand),
     /// Newest posts of the umbrella, a network or a site.
     Feed(read::FeedArgs),
     /// Search across all movements.
@@ -144,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Member(command) => member::member(&cli.sites_url, command).await,
         Command::Post(command) => posts::post(&cli.content_url, command).await,
         Command::Page(command) => pages::page(&cli.content_url, command).await,
+        Command::Thread(command) => threads::thread(&cli.content_url, command).await,
         Command::Feed(args) => read::feed(&cli.aggregator_url, args).await,
         Command::Search(args) => read::search(&cli.aggregator_url, args).await,
     }
