@@ -254,6 +254,15 @@ impl Stack {
 
         let content_config = anp_content::Config {
             scheduler_interval: Duration::from_millis(100),
+            // Fixture feed servers run on loopback.
+            feeds: anp_content::feeds::FeedsConfig {
+                interval: Duration::from_secs(1),
+                tick: Duration::from_millis(100),
+                sync: Duration::from_millis(500),
+                timeout: Duration::from_millis(1000),
+                max_bytes: 1024 * 1024,
+                allow_private: true,
+            },
             database: database(&infra, "content"),
             bus: infra.bus.clone(),
             sessions: signer().verifier().clone(),

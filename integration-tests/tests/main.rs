@@ -15,4 +15,5 @@ mod isolation;
 mod ops;
 mod people;
 mod posts;
+mod social;
 mod usage;

@@ -382,4 +382,28 @@ impl ContentService for Api {
             .map_err(|err| err.to_status())?;
         Ok(Response::new(thread))
     }
+
+    async fn list_feed_items(
+        &self,
+        request: Request<ListFeedItemsRequest>,
+    ) -> Result<Response<ListFeedItemsResponse>, Status> {
+        let items = self
+            .content
+            .list_feed_items(request.get_ref())
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(items))
+    }
+
+    async fn list_site_feeds(
+        &self,
+        request: Request<ListFeedItemsRequest>,
+    ) -> Result<Response<ListSiteFeedsResponse>, Status> {
+        let feeds = self
+            .content
+            .list_site_feeds(request.get_ref())
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(feeds))
+    }
 }

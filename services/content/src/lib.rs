@@ -2,6 +2,7 @@
 //! to HTML and sanitized before anything is stored.
 
 pub mod discussions;
+pub mod feeds;
 pub mod grpc;
 pub mod pages;
 pub mod posts;
@@ -104,6 +105,8 @@ pub struct Config {
     pub embedded_relay: bool,
     /// How often scheduled posts due are published.
     pub scheduler_interval: Duration,
+    /// Polling sites' linked feeds.
+    pub feeds: feeds::FeedsConfig,
 }
 
 impl Config {
@@ -121,8 +124,35 @@ impl Config {
                     .parse()
                     .map_err(|_| anyhow::anyhow!("ANP_SCHEDULER_INTERVAL_MS: not a number"))?,
             ),
+            feeds: feeds_from_env()?,
         })
     }
+}
+
+fn feeds_from_env() -> anyhow::Result<feeds::FeedsConfig> {
+    let defaults = feeds::FeedsConfig::default();
+    let number = |name: &str, default: u64| -> anyhow::Result<u64> {
+        anp_kit::env_or(name, &default.to_string())
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}: not a number"))
+    };
+    Ok(feeds::FeedsConfig {
+        interval: Duration::from_secs(number(
+            "ANP_FEEDS_INTERVAL_SECS",
+            defaults.interval.as_secs(),
+        )?),
+        tick: Duration::from_millis(number(
+            "ANP_FEEDS_TICK_MS",
+            defaults.tick.as_millis() as u64,
+        )?),
+        sync: Duration::from_secs(number("ANP_FEEDS_SYNC_SECS", defaults.sync.as_secs())?),
+        timeout: Duration::from_millis(number(
+            "ANP_FEEDS_TIMEOUT_MS",
+            defaults.timeout.as_millis() as u64,
+        )?),
+        max_bytes: number("ANP_FEEDS_MAX_BYTES", defaults.max_bytes as u64)? as usize,
+        allow_private: anp_kit::env_or("ANP_FEEDS_ALLOW_PRIVATE", "false") == "true",
+    })
 }
 
 /// Starts the service on `listener` and runs until `shutdown`.
@@ -158,6 +188,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             .clone()
             .run_scheduler(config.scheduler_interval, shutdown.clone()),
     );
+    let feed_reader = tokio::spawn(
+        content
+            .clone()
+            .run_feeds(config.feeds.clone(), shutdown.clone()),
+    );
     info!("content service ready");
     anp_kit::serve_grpc(
         listener,
@@ -170,6 +205,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     )
     .await?;
     let _ = scheduler.await;
+    let _ = feed_reader.await;
     if let Some(task) = relay_task {
         let _ = task.await;
     }

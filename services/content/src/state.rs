@@ -168,6 +168,45 @@ pub async fn write_page<C: GenericClient>(
     Ok(())
 }
 
+/// An imported feed item: recorded as seen, to show and not to take twice.
+async fn write_feed_item(
+    tx: &tokio_postgres::Transaction<'_>,
+    event: &RecordedEvent,
+) -> Result<(), ContentError> {
+    use prost::Message;
+    let item = anp_proto::events::v1::ExternalItemIngested::decode(event.payload.as_slice())
+        .map_err(|err| ContentError::Corrupt {
+            event_id: event.event_id,
+            message: err.to_string(),
+        })?;
+    let corrupt = |what: &str| ContentError::Corrupt {
+        event_id: event.event_id,
+        message: what.to_owned(),
+    };
+    let feed_id: Uuid = item.feed_id.parse().map_err(|_| corrupt("feed_id"))?;
+    let site_id: Uuid = item.site_id.parse().map_err(|_| corrupt("site_id"))?;
+    tx.execute(
+        "INSERT INTO feed_items (feed_id, item_key, site_id, network_id, feed_url, title, link, \
+           summary_html, author, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (feed_id, item_key) DO NOTHING",
+        &[
+            &feed_id,
+            &item.item_key,
+            &site_id,
+            &event.network_id,
+            &item.feed_url,
+            &item.title,
+            &item.link,
+            &item.summary_html,
+            &item.author,
+            &anp_kit::from_timestamp(item.published_at.as_ref()),
+        ],
+    )
+    .await
+    .map_err(anp_eventstore::StoreError::from)?;
+    Ok(())
+}
+
 /// The table's side of importing and purging a network's events.
 pub struct Tables;
 
@@ -178,6 +217,11 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         event: &RecordedEvent,
     ) -> Result<(), String> {
+        if event.stream_id.starts_with("feed-") {
+            return write_feed_item(tx, event)
+                .await
+                .map_err(|err| err.to_string());
+        }
         if event.stream_id.starts_with("thread-") {
             return crate::discussions::write_tables(tx, event)
                 .await
@@ -214,6 +258,8 @@ impl anp_archive::service::StateTables for Tables {
             "threads",
             "replies",
             "discussion_reports",
+            "feed_items",
+            "feed_sources",
         ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE network_id = $1"),

@@ -1,7 +1,9 @@
 //! Page and feed handlers.
 
 use anp_proto::aggregator::v1::{FeedEntry, FeedScope, GetFeedRequest, SearchRequest};
-use anp_proto::content::v1::{GetPageRequest, GetPostRequest, GetThreadRequest, ListPagesRequest};
+use anp_proto::content::v1::{
+    GetPageRequest, GetPostRequest, GetThreadRequest, ListFeedItemsRequest, ListPagesRequest,
+};
 use anp_proto::sites::v1::{
     GetNetworkRequest, GetSiteRequest, ListNetworksRequest, ListSitesRequest, Network, Site,
 };
@@ -52,6 +54,14 @@ struct EntryView {
 struct SiteLink {
     name: String,
     href: String,
+}
+
+/// An item of a linked feed; its title is already escaped text.
+#[derive(Serialize)]
+struct SocialItem {
+    title_html: String,
+    href: String,
+    published_human: String,
 }
 
 fn post_path(network: &str, site: &str, post_id: &str) -> String {
@@ -176,6 +186,8 @@ struct FeedPage {
     sites: Vec<SiteLink>,
     /// A site's pages, in its menu.
     menu: Vec<SiteLink>,
+    /// The newest items of a site's linked social feeds.
+    social: Vec<SocialItem>,
     search_network: String,
     entries: Vec<FeedEntry>,
     next_cursor: String,
@@ -204,6 +216,7 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
             sites_heading => page.sites_heading,
             sites => page.sites,
             menu => page.menu,
+            social => page.social,
             entries => entries,
             next_href => next_href,
             atom_url => format!("{base}/feed.atom"),
@@ -231,6 +244,7 @@ pub async fn umbrella(
             crumbs: vec![],
             sites_heading: "Movements".into(),
             menu: vec![],
+            social: vec![],
             sites: networks
                 .into_iter()
                 .map(|network| SiteLink {
@@ -283,6 +297,7 @@ pub async fn network(
             path,
             sites_heading: "Sites".into(),
             menu: vec![],
+            social: vec![],
             sites: sites
                 .into_iter()
                 .map(|site| SiteLink {
@@ -333,6 +348,27 @@ pub async fn site(
             name: page.title,
         })
         .collect();
+    let social = state
+        .content
+        .clone()
+        .list_feed_items(ListFeedItemsRequest {
+            network_slug: network_slug.clone(),
+            site_slug: site_slug.clone(),
+            limit: 5,
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner()
+        .items
+        .into_iter()
+        .map(|item| SocialItem {
+            title_html: item.title,
+            href: item.link,
+            published_human: anp_kit::from_timestamp(item.published_at.as_ref())
+                .format("%Y-%m-%d")
+                .to_string(),
+        })
+        .collect();
     render_feed(
         &state,
         FeedPage {
@@ -358,6 +394,7 @@ pub async fn site(
             sites_heading: String::new(),
             sites: vec![],
             menu,
+            social,
             search_network: network_slug,
             entries,
             next_cursor,
