@@ -90,6 +90,8 @@ enum Command {
     Feed(read::FeedArgs),
     /// Search across all movements.
     Search(read::SearchArgs),
+    /// The newest items of a site's linked social feeds (--status: each feed's health).
+    Social(read::SocialArgs),
 }
 
 /// Quotas given on the command line (unset: the plan's).
@@ -151,5 +153,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Thread(command) => threads::thread(&cli.content_url, command).await,
         Command::Feed(args) => read::feed(&cli.aggregator_url, args).await,
         Command::Search(args) => read::search(&cli.aggregator_url, args).await,
+        Command::Social(args) => read::social(&cli.content_url, args).await,
     }
 }

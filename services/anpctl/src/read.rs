@@ -88,3 +88,64 @@ pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct SocialArgs {
+    /// `<network>/<site>`
+    site: String,
+    /// How each linked feed fares instead of its items.
+    #[arg(long)]
+    status: bool,
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+}
+
+/// The newest items of a site's linked social feeds, or how each feed fares.
+pub async fn social(url: &str, args: SocialArgs) -> anyhow::Result<()> {
+    use anp_proto::content::v1::ListFeedItemsRequest;
+    use anp_proto::content::v1::content_service_client::ContentServiceClient;
+    let (network_slug, site_slug) = crate::split_site(&args.site)?;
+    let mut content = ContentServiceClient::new(channel(url).await?);
+    let request = ListFeedItemsRequest {
+        network_slug,
+        site_slug,
+        limit: args.limit,
+    };
+    if args.status {
+        let feeds = content
+            .list_site_feeds(request)
+            .await
+            .map_err(grpc_error)?
+            .into_inner()
+            .feeds;
+        for feed in &feeds {
+            let state = if feed.last_error.is_empty() {
+                "ok".to_owned()
+            } else {
+                format!("failing ({}×): {}", feed.failures, feed.last_error)
+            };
+            println!(
+                "{}	{} items	polled {}	{state}",
+                feed.url,
+                feed.items,
+                time(feed.last_polled_at.as_ref())
+            );
+        }
+        return Ok(());
+    }
+    let items = content
+        .list_feed_items(request)
+        .await
+        .map_err(grpc_error)?
+        .into_inner()
+        .items;
+    for item in &items {
+        println!(
+            "{}	{}	{}",
+            time(item.published_at.as_ref()),
+            item.title,
+            item.link
+        );
+    }
+    Ok(())
+}
