@@ -27,6 +27,22 @@ const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 /// The kind of a document that only remembers a post's version.
 const TOMBSTONE: &str = "tombstone";
 
+/// A post, page or discussion thread as the index holds it.
+struct TextDoc<'a> {
+    id: String,
+    kind: &'static str,
+    visible: bool,
+    network_id: &'a str,
+    network_slug: &'a str,
+    site_slug: &'a str,
+    site_name: &'a str,
+    lang: &'a str,
+    title: &'a str,
+    body_html: &'a str,
+    /// Shown as the hit's date.
+    at: Option<&'a prost_types::Timestamp>,
+}
+
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
@@ -148,6 +164,59 @@ impl SearchIndex {
             .and_then(|value| value.as_u64()))
     }
 
+    /// Puts a post, page or thread in the index at `version`, unless a
+    /// version as new is there already. One that is not (or no longer)
+    /// visible leaves a document without text that keeps its version, so an
+    /// older event seen later cannot bring it back.
+    fn put_text(
+        &self,
+        writer: &mut IndexWriter,
+        pending: &mut HashMap<String, u64>,
+        doc: TextDoc<'_>,
+        version: u64,
+    ) -> Result<(), AggregatorError> {
+        let fields = self.fields;
+        let known = match pending.get(&doc.id) {
+            Some(version) => Some(*version),
+            None => self.stored_version(&doc.id)?,
+        };
+        if known.is_some_and(|known| known >= version) {
+            return Ok(());
+        }
+        pending.insert(doc.id.clone(), version);
+        writer.delete_term(Term::from_field_text(fields.id, &doc.id));
+        if !doc.visible {
+            writer.add_document(doc!(
+                fields.id => doc.id,
+                fields.kind => TOMBSTONE,
+                fields.network_id => doc.network_id.to_owned(),
+                fields.version => version,
+            ))?;
+            return Ok(());
+        }
+        let (title_field, body_field) = if doc.lang == "es" {
+            (fields.title_es, fields.body_es)
+        } else {
+            (fields.title_en, fields.body_en)
+        };
+        let body_text = ammonia::Builder::empty().clean(doc.body_html).to_string();
+        let at = anp_kit::from_timestamp(doc.at);
+        writer.add_document(doc!(
+            fields.id => doc.id,
+            fields.kind => doc.kind,
+            fields.network_id => doc.network_id.to_owned(),
+            fields.network_slug => doc.network_slug.to_owned(),
+            fields.site_slug => doc.site_slug.to_owned(),
+            fields.site_name => doc.site_name.to_owned(),
+            fields.lang => doc.lang.to_owned(),
+            title_field => doc.title.to_owned(),
+            body_field => html_unescape(&body_text),
+            fields.published_at => tantivy::DateTime::from_timestamp_micros(at.timestamp_micros()),
+            fields.version => version,
+        ))?;
+        Ok(())
+    }
+
     /// Applies a batch and commits it, with the highest sequence seen as the
     /// commit payload. A post is only replaced by a higher version, so a
     /// redelivered or reordered event changes nothing. Blocking: call it from
@@ -189,134 +258,52 @@ impl SearchIndex {
                     ))?;
                 }
                 Projected::Post { state, version } => {
-                    let id = format!("post:{}", state.post_id);
-                    let known = match pending_versions.get(&id) {
-                        Some(version) => Some(*version),
-                        None => self.stored_version(&id)?,
+                    let doc = TextDoc {
+                        id: format!("post:{}", state.post_id),
+                        kind: "post",
+                        visible: crate::events::publicly_visible(state),
+                        network_id: &state.network_id,
+                        network_slug: &state.network_slug,
+                        site_slug: &state.site_slug,
+                        site_name: &state.site_name,
+                        lang: &state.lang,
+                        title: &state.title,
+                        body_html: &state.body_html,
+                        at: state.published_at.as_ref(),
                     };
-                    if known.is_some_and(|known| known >= *version) {
-                        continue;
-                    }
-                    pending_versions.insert(id.clone(), *version);
-                    writer.delete_term(Term::from_field_text(fields.id, &id));
-                    if !crate::events::publicly_visible(state) {
-                        // Out of search (a draft, retracted, members only):
-                        // a document without text keeps the version, so an
-                        // older event seen later cannot bring it back.
-                        writer.add_document(doc!(
-                            fields.id => id,
-                            fields.kind => TOMBSTONE,
-                            fields.network_id => state.network_id.clone(),
-                            fields.version => *version,
-                        ))?;
-                        continue;
-                    }
-                    let published = anp_kit::from_timestamp(state.published_at.as_ref());
-                    let (title_field, body_field) = if state.lang == "es" {
-                        (fields.title_es, fields.body_es)
-                    } else {
-                        (fields.title_en, fields.body_en)
-                    };
-                    let body_text = ammonia::Builder::empty()
-                        .clean(&state.body_html)
-                        .to_string();
-                    writer.add_document(doc!(
-                        fields.id => id,
-                        fields.kind => "post",
-                        fields.network_id => state.network_id.clone(),
-                        fields.network_slug => state.network_slug.clone(),
-                        fields.site_slug => state.site_slug.clone(),
-                        fields.site_name => state.site_name.clone(),
-                        fields.lang => state.lang.clone(),
-                        title_field => state.title.clone(),
-                        body_field => html_unescape(&body_text),
-                        fields.published_at => tantivy::DateTime::from_timestamp_micros(published.timestamp_micros()),
-                        fields.version => *version,
-                    ))?;
+                    self.put_text(&mut writer, &mut pending_versions, doc, *version)?;
                 }
                 Projected::Thread { state, version } => {
-                    let id = format!("thread:{}", state.thread_id);
-                    let known = match pending_versions.get(&id) {
-                        Some(version) => Some(*version),
-                        None => self.stored_version(&id)?,
+                    let doc = TextDoc {
+                        id: format!("thread:{}", state.thread_id),
+                        kind: "thread",
+                        visible: state.visibility == "public" && !state.hidden,
+                        network_id: &state.network_id,
+                        network_slug: &state.network_slug,
+                        site_slug: &state.site_slug,
+                        site_name: "",
+                        lang: &state.lang,
+                        title: &state.title,
+                        body_html: &state.body_html,
+                        at: state.created_at.as_ref(),
                     };
-                    if known.is_some_and(|known| known >= *version) {
-                        continue;
-                    }
-                    pending_versions.insert(id.clone(), *version);
-                    writer.delete_term(Term::from_field_text(fields.id, &id));
-                    if state.visibility != "public" || state.hidden {
-                        writer.add_document(doc!(
-                            fields.id => id,
-                            fields.kind => TOMBSTONE,
-                            fields.network_id => state.network_id.clone(),
-                            fields.version => *version,
-                        ))?;
-                        continue;
-                    }
-                    let (title_field, body_field) = if state.lang == "es" {
-                        (fields.title_es, fields.body_es)
-                    } else {
-                        (fields.title_en, fields.body_en)
-                    };
-                    let body_text = ammonia::Builder::empty()
-                        .clean(&state.body_html)
-                        .to_string();
-                    let created = anp_kit::from_timestamp(state.created_at.as_ref());
-                    writer.add_document(doc!(
-                        fields.id => id,
-                        fields.kind => "thread",
-                        fields.network_id => state.network_id.clone(),
-                        fields.network_slug => state.network_slug.clone(),
-                        fields.site_slug => state.site_slug.clone(),
-                        fields.lang => state.lang.clone(),
-                        title_field => state.title.clone(),
-                        body_field => html_unescape(&body_text),
-                        fields.published_at => tantivy::DateTime::from_timestamp_micros(created.timestamp_micros()),
-                        fields.version => *version,
-                    ))?;
+                    self.put_text(&mut writer, &mut pending_versions, doc, *version)?;
                 }
                 Projected::Page { state, version } => {
-                    let id = format!("page:{}", state.page_id);
-                    let known = match pending_versions.get(&id) {
-                        Some(version) => Some(*version),
-                        None => self.stored_version(&id)?,
+                    let doc = TextDoc {
+                        id: format!("page:{}", state.page_id),
+                        kind: "page",
+                        visible: !state.deleted,
+                        network_id: &state.network_id,
+                        network_slug: &state.network_slug,
+                        site_slug: &state.site_slug,
+                        site_name: "",
+                        lang: &state.lang,
+                        title: &state.title,
+                        body_html: &state.body_html,
+                        at: state.updated_at.as_ref(),
                     };
-                    if known.is_some_and(|known| known >= *version) {
-                        continue;
-                    }
-                    pending_versions.insert(id.clone(), *version);
-                    writer.delete_term(Term::from_field_text(fields.id, &id));
-                    if state.deleted {
-                        writer.add_document(doc!(
-                            fields.id => id,
-                            fields.kind => TOMBSTONE,
-                            fields.network_id => state.network_id.clone(),
-                            fields.version => *version,
-                        ))?;
-                        continue;
-                    }
-                    let (title_field, body_field) = if state.lang == "es" {
-                        (fields.title_es, fields.body_es)
-                    } else {
-                        (fields.title_en, fields.body_en)
-                    };
-                    let body_text = ammonia::Builder::empty()
-                        .clean(&state.body_html)
-                        .to_string();
-                    let updated = anp_kit::from_timestamp(state.updated_at.as_ref());
-                    writer.add_document(doc!(
-                        fields.id => id,
-                        fields.kind => "page",
-                        fields.network_id => state.network_id.clone(),
-                        fields.network_slug => state.network_slug.clone(),
-                        fields.site_slug => state.site_slug.clone(),
-                        fields.lang => state.lang.clone(),
-                        title_field => state.title.clone(),
-                        body_field => html_unescape(&body_text),
-                        fields.published_at => tantivy::DateTime::from_timestamp_micros(updated.timestamp_micros()),
-                        fields.version => *version,
-                    ))?;
+                    self.put_text(&mut writer, &mut pending_versions, doc, *version)?;
                 }
                 // Site hits keep the slug they were indexed with; old slugs still
                 // lead to the site.

@@ -126,6 +126,16 @@ pub fn split_site(path: &str) -> anyhow::Result<(String, String)> {
     }
 }
 
+/// A Markdown body from its argument, or from standard input for `-`.
+pub fn read_body(body: String) -> anyhow::Result<String> {
+    if body == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        return Ok(text);
+    }
+    Ok(body)
+}
+
 pub fn grpc_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }

@@ -4,7 +4,7 @@ use anp_proto::content::v1::content_service_client::ContentServiceClient;
 use anp_proto::content::v1::*;
 use clap::Subcommand;
 
-use crate::{auth, channel, grpc_error, split_site, time};
+use crate::{auth, channel, grpc_error, read_body, split_site, time};
 
 #[derive(Subcommand)]
 pub enum PageCommand {
@@ -53,15 +53,6 @@ pub enum PageCommand {
         site: String,
         page_ids: Vec<String>,
     },
-}
-
-fn read_body(body: String) -> anyhow::Result<String> {
-    if body == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
-        return Ok(text);
-    }
-    Ok(body)
 }
 
 fn print_menu(pages: &[Page]) {

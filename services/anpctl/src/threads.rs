@@ -5,7 +5,7 @@ use anp_proto::content::v1::content_service_client::ContentServiceClient;
 use anp_proto::content::v1::*;
 use clap::Subcommand;
 
-use crate::{auth, channel, grpc_error, time};
+use crate::{auth, channel, grpc_error, read_body, time};
 
 #[derive(Subcommand)]
 pub enum ThreadCommand {
@@ -61,15 +61,6 @@ fn place(place: &str) -> (String, String) {
         Some((network, site)) => (network.to_owned(), site.to_owned()),
         None => (place.to_owned(), String::new()),
     }
-}
-
-fn read_body(body: String) -> anyhow::Result<String> {
-    if body == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
-        return Ok(text);
-    }
-    Ok(body)
 }
 
 fn print_thread(thread: &Thread) {

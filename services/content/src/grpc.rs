@@ -34,6 +34,38 @@ impl Api {
         Ok((Caller::of(request, &session.account_id.to_string()), token))
     }
 
+    /// A write: the signed-in caller and their token go to `call`.
+    async fn write<T, R, Fut>(
+        &self,
+        request: Request<T>,
+        call: impl FnOnce(Content, T, Caller, String) -> Fut,
+    ) -> Result<Response<R>, Status>
+    where
+        Fut: std::future::Future<Output = Result<R, crate::ContentError>>,
+    {
+        let (caller, token) = self.caller(&request)?;
+        call(self.content.clone(), request.into_inner(), caller, token)
+            .await
+            .map(Response::new)
+            .map_err(|err| err.to_status())
+    }
+
+    /// A read: the reader's token, if they signed in, goes to `call`.
+    async fn read<T, R, Fut>(
+        &self,
+        request: Request<T>,
+        call: impl FnOnce(Content, T, Option<String>) -> Fut,
+    ) -> Result<Response<R>, Status>
+    where
+        Fut: std::future::Future<Output = Result<R, crate::ContentError>>,
+    {
+        let token = self.reader(&request)?;
+        call(self.content.clone(), request.into_inner(), token)
+            .await
+            .map(Response::new)
+            .map_err(|err| err.to_status())
+    }
+
     /// The token of a read, if the reader signed in (checked here first, so
     /// a bad token is UNAUTHENTICATED rather than "not found").
     fn reader<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
@@ -53,49 +85,37 @@ impl ContentService for Api {
         &self,
         request: Request<PublishPostRequest>,
     ) -> Result<Response<Post>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let post = self
-            .content
-            .publish_post(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(post))
+        self.write(request, |content, r, caller, token| async move {
+            content.publish_post(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn edit_post(&self, request: Request<EditPostRequest>) -> Result<Response<Post>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let post = self
-            .content
-            .edit_post(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(post))
+        self.write(request, |content, r, caller, token| async move {
+            content.edit_post(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn publish_draft(
         &self,
         request: Request<PublishDraftRequest>,
     ) -> Result<Response<Post>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let post = self
-            .content
-            .publish_draft(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(post))
+        self.write(request, |content, r, caller, token| async move {
+            content.publish_draft(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn retract_post(
         &self,
         request: Request<RetractPostRequest>,
     ) -> Result<Response<Post>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let post = self
-            .content
-            .retract_post(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(post))
+        self.write(request, |content, r, caller, token| async move {
+            content.retract_post(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn get_post(&self, request: Request<GetPostRequest>) -> Result<Response<Post>, Status> {
@@ -125,49 +145,37 @@ impl ContentService for Api {
         &self,
         request: Request<ListPostsRequest>,
     ) -> Result<Response<ListPostsResponse>, Status> {
-        let token = self.reader(&request)?;
-        let posts = self
-            .content
-            .list_posts(request.get_ref(), token.as_deref())
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(posts))
+        self.read(request, |content, r, token| async move {
+            content.list_posts(&r, token.as_deref()).await
+        })
+        .await
     }
 
     async fn create_page(
         &self,
         request: Request<CreatePageRequest>,
     ) -> Result<Response<Page>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let page = self
-            .content
-            .create_page(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(page))
+        self.write(request, |content, r, caller, token| async move {
+            content.create_page(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn edit_page(&self, request: Request<EditPageRequest>) -> Result<Response<Page>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let page = self
-            .content
-            .edit_page(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(page))
+        self.write(request, |content, r, caller, token| async move {
+            content.edit_page(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn delete_page(
         &self,
         request: Request<DeletePageRequest>,
     ) -> Result<Response<Page>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let page = self
-            .content
-            .delete_page(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(page))
+        self.write(request, |content, r, caller, token| async move {
+            content.delete_page(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn get_page(&self, request: Request<GetPageRequest>) -> Result<Response<Page>, Status> {
@@ -195,52 +203,40 @@ impl ContentService for Api {
         &self,
         request: Request<ReorderPagesRequest>,
     ) -> Result<Response<ListPagesResponse>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let pages = self
-            .content
-            .reorder_pages(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(pages))
+        self.write(request, |content, r, caller, token| async move {
+            content.reorder_pages(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn share_post(
         &self,
         request: Request<SharePostRequest>,
     ) -> Result<Response<Post>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let post = self
-            .content
-            .share_post(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(post))
+        self.write(request, |content, r, caller, token| async move {
+            content.share_post(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn decide_share(
         &self,
         request: Request<DecideShareRequest>,
     ) -> Result<Response<Post>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let post = self
-            .content
-            .decide_share(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(post))
+        self.write(request, |content, r, caller, token| async move {
+            content.decide_share(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn unshare_post(
         &self,
         request: Request<SharePostRequest>,
     ) -> Result<Response<Post>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let post = self
-            .content
-            .unshare_post(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(post))
+        self.write(request, |content, r, caller, token| async move {
+            content.unshare_post(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn list_share_requests(
@@ -260,88 +256,67 @@ impl ContentService for Api {
         &self,
         request: Request<StartThreadRequest>,
     ) -> Result<Response<Thread>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let reply = self
-            .content
-            .start_thread(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(reply))
+        self.write(request, |content, r, caller, token| async move {
+            content.start_thread(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn reply(&self, request: Request<ReplyRequest>) -> Result<Response<ThreadReply>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let reply = self
-            .content
-            .reply(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(reply))
+        self.write(request, |content, r, caller, token| async move {
+            content.reply(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn edit_thread(
         &self,
         request: Request<EditThreadRequest>,
     ) -> Result<Response<Thread>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let reply = self
-            .content
-            .edit_thread(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(reply))
+        self.write(request, |content, r, caller, token| async move {
+            content.edit_thread(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn edit_reply(
         &self,
         request: Request<EditReplyRequest>,
     ) -> Result<Response<ThreadReply>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let reply = self
-            .content
-            .edit_reply(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(reply))
+        self.write(request, |content, r, caller, token| async move {
+            content.edit_reply(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn moderate_thread(
         &self,
         request: Request<ModerateThreadRequest>,
     ) -> Result<Response<Thread>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let reply = self
-            .content
-            .moderate_thread(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(reply))
+        self.write(request, |content, r, caller, token| async move {
+            content.moderate_thread(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn moderate_reply(
         &self,
         request: Request<ModerateReplyRequest>,
     ) -> Result<Response<ThreadReply>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let reply = self
-            .content
-            .moderate_reply(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(reply))
+        self.write(request, |content, r, caller, token| async move {
+            content.moderate_reply(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn report(
         &self,
         request: Request<ReportRequest>,
     ) -> Result<Response<ReportResponse>, Status> {
-        let (caller, token) = self.caller(&request)?;
-        let reply = self
-            .content
-            .report(request.get_ref(), caller, &token)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(reply))
+        self.write(request, |content, r, caller, token| async move {
+            content.report(&r, caller, &token).await
+        })
+        .await
     }
 
     async fn list_reports(
@@ -361,26 +336,20 @@ impl ContentService for Api {
         &self,
         request: Request<ListThreadsRequest>,
     ) -> Result<Response<ListThreadsResponse>, Status> {
-        let token = self.reader(&request)?;
-        let threads = self
-            .content
-            .list_threads(request.get_ref(), token.as_deref())
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(threads))
+        self.read(request, |content, r, token| async move {
+            content.list_threads(&r, token.as_deref()).await
+        })
+        .await
     }
 
     async fn get_thread(
         &self,
         request: Request<GetThreadRequest>,
     ) -> Result<Response<ThreadWithReplies>, Status> {
-        let token = self.reader(&request)?;
-        let thread = self
-            .content
-            .get_thread(request.get_ref(), token.as_deref())
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(thread))
+        self.read(request, |content, r, token| async move {
+            content.get_thread(&r, token.as_deref()).await
+        })
+        .await
     }
 
     async fn list_feed_items(

@@ -240,14 +240,19 @@ impl Content {
         Ok(to_page(&saved))
     }
 
-    pub async fn edit_page(
+    /// Loads a live page, checks the caller edits its site, lets `change`
+    /// change it, and saves it as `event_type`.
+    async fn change_page(
         &self,
-        request: &EditPageRequest,
+        page_id: &str,
+        expected_version: u64,
+        event_type: &str,
         caller: Caller,
         token: &str,
+        change: impl FnOnce(&mut PageState, &anp_proto::sites::v1::Access) -> Result<(), ContentError>,
     ) -> Result<Page, ContentError> {
-        let page_id = parse_page_id("page_id", &request.page_id)?;
-        let current = self.load_page(page_id).await?;
+        let id = parse_page_id("page_id", page_id)?;
+        let current = self.load_page(id).await?;
         let access = self
             .authorize(
                 token,
@@ -257,31 +262,15 @@ impl Content {
                 },
             )
             .await?;
-        if request.expected_version != 0 && request.expected_version != current.version {
+        if expected_version != 0 && expected_version != current.version {
             return Err(ContentError::VersionMismatch {
-                post_id: request.page_id.clone(),
-                expected: request.expected_version,
+                post_id: page_id.to_owned(),
+                expected: expected_version,
                 actual: current.version,
             });
         }
-        let lang = if request.lang.is_empty() {
-            current.state.lang.as_str()
-        } else {
-            request.lang.as_str()
-        };
-        check_page(&request.title, &request.body_markdown, lang)?;
         let mut page = current.state.clone();
-        if !request.slug.is_empty() {
-            check_slug("slug", &request.slug).map_err(ContentError::Invalid)?;
-            page.slug = request.slug.clone();
-        }
-        if let Some(site) = &access.site {
-            page.site_slug = site.slug.clone();
-        }
-        page.title = request.title.trim().to_owned();
-        page.body_markdown = request.body_markdown.clone();
-        page.body_html = render::markdown_to_safe_html(&request.body_markdown);
-        page.lang = lang.to_owned();
+        change(&mut page, &access)?;
         page.updated_at = stamp();
         let mut client = self.pool().await?;
         let tx = client
@@ -290,7 +279,7 @@ impl Content {
             .map_err(anp_eventstore::StoreError::from)?;
         let saved = Self::save_page(
             &*tx,
-            "PageEdited",
+            event_type,
             &page,
             ExpectedVersion::Exact(current.version),
             &caller,
@@ -302,42 +291,60 @@ impl Content {
         Ok(to_page(&saved))
     }
 
+    pub async fn edit_page(
+        &self,
+        request: &EditPageRequest,
+        caller: Caller,
+        token: &str,
+    ) -> Result<Page, ContentError> {
+        self.change_page(
+            &request.page_id,
+            request.expected_version,
+            "PageEdited",
+            caller,
+            token,
+            |page, access| {
+                let lang = if request.lang.is_empty() {
+                    page.lang.clone()
+                } else {
+                    request.lang.clone()
+                };
+                check_page(&request.title, &request.body_markdown, &lang)?;
+                if !request.slug.is_empty() {
+                    check_slug("slug", &request.slug).map_err(ContentError::Invalid)?;
+                    page.slug = request.slug.clone();
+                }
+                if let Some(site) = &access.site {
+                    page.site_slug = site.slug.clone();
+                }
+                page.title = request.title.trim().to_owned();
+                page.body_markdown = request.body_markdown.clone();
+                page.body_html = render::markdown_to_safe_html(&request.body_markdown);
+                page.lang = lang;
+                Ok(())
+            },
+        )
+        .await
+    }
+
     pub async fn delete_page(
         &self,
         request: &DeletePageRequest,
         caller: Caller,
         token: &str,
     ) -> Result<Page, ContentError> {
-        let page_id = parse_page_id("page_id", &request.page_id)?;
-        let current = self.load_page(page_id).await?;
-        self.authorize(
+        self.change_page(
+            &request.page_id,
+            0,
+            "PageDeleted",
+            caller,
             token,
-            Scope {
-                site_id: current.state.site_id.clone(),
-                ..Default::default()
+            |page, _| {
+                page.deleted = true;
+                Ok(())
             },
         )
-        .await?;
-        let mut page = current.state.clone();
-        page.deleted = true;
-        page.updated_at = stamp();
-        let mut client = self.pool().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(anp_eventstore::StoreError::from)?;
-        let saved = Self::save_page(
-            &*tx,
-            "PageDeleted",
-            &page,
-            ExpectedVersion::Exact(current.version),
-            &caller,
-        )
-        .await?;
-        tx.commit()
-            .await
-            .map_err(anp_eventstore::StoreError::from)?;
-        Ok(to_page(&saved))
+        .await
     }
 
     /// The site's id, from the sites service (public).
