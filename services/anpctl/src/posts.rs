@@ -132,6 +132,15 @@ fn print_post(post: &Post) {
     );
 }
 
+fn share_request(post_id: String, site: &str) -> anyhow::Result<tonic::Request<SharePostRequest>> {
+    let (network_slug, site_slug) = split_site(site)?;
+    auth::session(SharePostRequest {
+        post_id,
+        network_slug,
+        site_slug,
+    })
+}
+
 async fn decide(
     content: &mut ContentServiceClient<tonic::transport::Channel>,
     post_id: String,
@@ -241,13 +250,8 @@ pub async fn post(url: &str, command: PostCommand) -> anyhow::Result<()> {
             print_post(&post);
         }
         PostCommand::Share { post_id, site } => {
-            let (network_slug, site_slug) = split_site(&site)?;
             let post = content
-                .share_post(auth::session(SharePostRequest {
-                    post_id,
-                    network_slug,
-                    site_slug,
-                })?)
+                .share_post(share_request(post_id, &site)?)
                 .await
                 .map_err(grpc_error)?
                 .into_inner();
@@ -255,13 +259,8 @@ pub async fn post(url: &str, command: PostCommand) -> anyhow::Result<()> {
             print_shares(&post);
         }
         PostCommand::Unshare { post_id, site } => {
-            let (network_slug, site_slug) = split_site(&site)?;
             let post = content
-                .unshare_post(auth::session(SharePostRequest {
-                    post_id,
-                    network_slug,
-                    site_slug,
-                })?)
+                .unshare_post(share_request(post_id, &site)?)
                 .await
                 .map_err(grpc_error)?
                 .into_inner();

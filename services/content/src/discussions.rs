@@ -159,6 +159,16 @@ impl Standing {
         thread.visibility == "public" || self.member()
     }
 
+    fn require_moderator(&self) -> Result<(), ContentError> {
+        if self.moderator() {
+            Ok(())
+        } else {
+            Err(ContentError::Denied(
+                "permission: moderating needs the editor role (network admin for a board)".into(),
+            ))
+        }
+    }
+
     fn writable(&self) -> Result<(), ContentError> {
         if self.access.writable {
             return Ok(());
@@ -396,6 +406,40 @@ impl Content {
         })
     }
 
+    /// A thread and the caller's standing in its place; `NOT_FOUND` when
+    /// they may not read it.
+    async fn open_thread(
+        &self,
+        thread_id: &str,
+        token: Option<&str>,
+    ) -> Result<(ThreadAggregate, Standing), ContentError> {
+        let current = self.load_thread(parse_id("thread_id", thread_id)?).await?;
+        let standing = self.standing_in(token, &current.thread).await?;
+        if !standing.may_read(&current.thread) {
+            return Err(ContentError::NotFound(format!(
+                "thread_id: no thread {thread_id}"
+            )));
+        }
+        Ok((current, standing))
+    }
+
+    /// A reply, its thread and the caller's standing; `NOT_FOUND` when they
+    /// may not read it.
+    async fn open_reply(
+        &self,
+        reply_id: &str,
+        token: &str,
+    ) -> Result<(ThreadAggregate, ReplyState, Standing), ContentError> {
+        let (current, reply) = self.load_reply(reply_id).await?;
+        let standing = self.standing_in(Some(token), &current.thread).await?;
+        if !standing.may_read(&current.thread) {
+            return Err(ContentError::NotFound(format!(
+                "reply_id: no reply {reply_id}"
+            )));
+        }
+        Ok((current, reply, standing))
+    }
+
     async fn load_thread(&self, thread_id: Uuid) -> Result<ThreadAggregate, ContentError> {
         let events = self.store.load_stream(&thread_stream(thread_id)).await?;
         fold_thread(&events)?
@@ -522,16 +566,7 @@ impl Content {
         token: &str,
     ) -> Result<ThreadReply, ContentError> {
         check_body(&request.body_markdown)?;
-        let current = self
-            .load_thread(parse_id("thread_id", &request.thread_id)?)
-            .await?;
-        let standing = self.standing_in(Some(token), &current.thread).await?;
-        if !standing.may_read(&current.thread) {
-            return Err(ContentError::NotFound(format!(
-                "thread_id: no thread {}",
-                request.thread_id
-            )));
-        }
+        let (current, standing) = self.open_thread(&request.thread_id, Some(token)).await?;
         if !standing.member() {
             return Err(ContentError::Denied(
                 "permission: replies are for members".into(),
@@ -585,16 +620,7 @@ impl Content {
     ) -> Result<Thread, ContentError> {
         check_text("title", &request.title, TITLE_MAX_CHARS).map_err(ContentError::Invalid)?;
         check_body(&request.body_markdown)?;
-        let current = self
-            .load_thread(parse_id("thread_id", &request.thread_id)?)
-            .await?;
-        let standing = self.standing_in(Some(token), &current.thread).await?;
-        if !standing.may_read(&current.thread) {
-            return Err(ContentError::NotFound(format!(
-                "thread_id: no thread {}",
-                request.thread_id
-            )));
-        }
+        let (current, standing) = self.open_thread(&request.thread_id, Some(token)).await?;
         if current.thread.author != caller.actor {
             return Err(ContentError::Denied(
                 "permission: only its author edits a thread".into(),
@@ -662,14 +688,7 @@ impl Content {
         token: &str,
     ) -> Result<ThreadReply, ContentError> {
         check_body(&request.body_markdown)?;
-        let (current, mut reply) = self.load_reply(&request.reply_id).await?;
-        let standing = self.standing_in(Some(token), &current.thread).await?;
-        if !standing.may_read(&current.thread) {
-            return Err(ContentError::NotFound(format!(
-                "reply_id: no reply {}",
-                request.reply_id
-            )));
-        }
+        let (current, mut reply, standing) = self.open_reply(&request.reply_id, token).await?;
         if reply.author != caller.actor {
             return Err(ContentError::Denied(
                 "permission: only its author edits a reply".into(),
@@ -701,15 +720,8 @@ impl Content {
         caller: Caller,
         token: &str,
     ) -> Result<Thread, ContentError> {
-        let current = self
-            .load_thread(parse_id("thread_id", &request.thread_id)?)
-            .await?;
-        let standing = self.standing_in(Some(token), &current.thread).await?;
-        if !standing.moderator() {
-            return Err(ContentError::Denied(
-                "permission: moderating needs the editor role (network admin for a board)".into(),
-            ));
-        }
+        let (current, standing) = self.open_thread(&request.thread_id, Some(token)).await?;
+        standing.require_moderator()?;
         let mut thread = current.thread.clone();
         match request.action.as_str() {
             "hide" => thread.hidden = true,
@@ -755,13 +767,8 @@ impl Content {
             "unhide" => false,
             other => return Err(invalid(format!("action: {other:?} is not hide or unhide"))),
         };
-        let (current, mut reply) = self.load_reply(&request.reply_id).await?;
-        let standing = self.standing_in(Some(token), &current.thread).await?;
-        if !standing.moderator() {
-            return Err(ContentError::Denied(
-                "permission: moderating needs the editor role (network admin for a board)".into(),
-            ));
-        }
+        let (current, mut reply, standing) = self.open_reply(&request.reply_id, token).await?;
+        standing.require_moderator()?;
         reply.hidden = hidden;
         let payload = ReplyModerated {
             thread: Some(current.thread.clone()),
@@ -787,16 +794,7 @@ impl Content {
         token: &str,
     ) -> Result<ReportResponse, ContentError> {
         check_text("reason", &request.reason, REASON_MAX_CHARS).map_err(ContentError::Invalid)?;
-        let current = self
-            .load_thread(parse_id("thread_id", &request.thread_id)?)
-            .await?;
-        let standing = self.standing_in(Some(token), &current.thread).await?;
-        if !standing.may_read(&current.thread) {
-            return Err(ContentError::NotFound(format!(
-                "thread_id: no thread {}",
-                request.thread_id
-            )));
-        }
+        let (current, _) = self.open_thread(&request.thread_id, Some(token)).await?;
         if !request.reply_id.is_empty()
             && !current
                 .replies
@@ -950,16 +948,7 @@ impl Content {
         } else {
             Some(parse_id("cursor", &request.cursor)?)
         };
-        let current = self
-            .load_thread(parse_id("thread_id", &request.thread_id)?)
-            .await?;
-        let standing = self.standing_in(token, &current.thread).await?;
-        if !standing.may_read(&current.thread) {
-            return Err(ContentError::NotFound(format!(
-                "thread_id: no thread {}",
-                request.thread_id
-            )));
-        }
+        let (current, standing) = self.open_thread(&request.thread_id, token).await?;
         let start = match after {
             None => 0,
             Some(after) => current
