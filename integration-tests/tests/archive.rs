@@ -50,6 +50,7 @@ async fn view(stack: &Stack, post: &str) -> Vec<String> {
         format!("/n/exodus/boston/posts/{post}"),
         "/n/exodus/artes".to_owned(),
         "/n/exodus/arts".to_owned(), // the old slug still leads there
+        "/n/exodus/boston/pages/about".to_owned(),
     ] {
         let (status, body) = get_text(&stack.http(&path)).await;
         let body = body.replace(&stack.gateway_addr, "HOST");
@@ -134,6 +135,47 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
         ))
         .await
         .unwrap();
+    // A page in the menu and a public discussion with a reply.
+    old.content()
+        .create_page(with_token(
+            anp_proto::content::v1::CreatePageRequest {
+                network_slug: "exodus".into(),
+                site_slug: "boston".into(),
+                slug: "about".into(),
+                title: "About Boston".into(),
+                body_markdown: "We meet on Mondays".into(),
+                lang: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let thread = old
+        .content()
+        .start_thread(with_token(
+            anp_proto::content::v1::StartThreadRequest {
+                network_slug: "exodus".into(),
+                site_slug: "boston".into(),
+                title: "Carpools to the march".into(),
+                body_markdown: "Who drives?".into(),
+                visibility: "public".into(),
+                lang: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    old.content()
+        .reply(with_token(
+            anp_proto::content::v1::ReplyRequest {
+                thread_id: thread.id.clone(),
+                body_markdown: "I do, three seats".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
     create_site(&old, "other", "elsewhere", "Elsewhere").await;
     let other_post = publish(&old, "other", "elsewhere", "Far", "Not exported", "en").await;
     eventually(
@@ -187,7 +229,10 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
         .iter()
         .find(|service| service.service == "content")
         .expect("content in the manifest");
-    assert_eq!(content.file.lines, 4, "three posts and an edit");
+    assert_eq!(
+        content.file.lines, 7,
+        "three posts, an edit, a page, a thread and its reply"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -238,7 +283,7 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
         .iter()
         .find(|service| service.service == "content")
         .unwrap();
-    assert_eq!((content.imported, content.skipped), (4, 0));
+    assert_eq!((content.imported, content.skipped), (7, 0));
 
     // The same pages, feeds and search results.
     let after = eventually(WAIT, "the imported network projected", || async {
@@ -279,6 +324,40 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.posts.len(), 3, "two imported, one written after");
+    let menu = new
+        .content()
+        .list_pages(anp_proto::content::v1::ListPagesRequest {
+            network_slug: "exodus".into(),
+            site_slug: "boston".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pages;
+    assert_eq!(menu.len(), 1);
+    assert_eq!(menu[0].slug, "about");
+    let discussion = new
+        .content()
+        .get_thread(anp_proto::content::v1::GetThreadRequest {
+            thread_id: thread.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(discussion.replies.len(), 1);
+    let threads = new
+        .content()
+        .list_threads(anp_proto::content::v1::ListThreadsRequest {
+            network_slug: "exodus".into(),
+            site_slug: "boston".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .threads;
+    assert_eq!(threads.len(), 1, "the threads table came along");
     // Importing again changes nothing.
     let again = anp_archive::client::import(&mut new.ops(), OPS_TOKEN, &path)
         .await
