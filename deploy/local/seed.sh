@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A small demo: two networks, each with its admin account, a few sites with
-# places and tags, posts in English and Spanish. Runs once per database:
+# places and tags, posts in English and Spanish, a page, a public discussion
+# and a post shared from one network into the other. Runs once per database:
 # nothing is added to a network that already exists.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -36,8 +37,9 @@ if [ "$(onboard climate-justice 'Climate Justice')" = new ]; then
   site climate-justice/madrid --name "Madrid" --tags climate --languages es,en --city Madrid --country ES --lat 40.42 --lon -3.70
   ctl post publish climate-justice/new-york --title "Rally for a Green New Deal at City Hall" \
     --body $'We gather **Saturday at noon** on the steps of City Hall.\n\nBring signs, water and a friend. Organizers from New Mexico join us by video.' >/dev/null
-  ctl post publish climate-justice/new-mexico --title "Water protectors meet in Albuquerque" \
-    --body $'Our monthly meeting is about the new pipeline permits.\n\n- carpools from Santa Fe\n- childcare on site' >/dev/null
+  ctl post publish climate-justice/new-mexico --title "Water protectors meet in Albuquerque" --tag water \
+    --body $'Our monthly meeting is about the new pipeline permits.\n\n- carpools from Santa Fe\n- childcare on site' \
+    | cut -f1 >"$ANP_HOME/demo/water-post"
   ctl post publish climate-justice/madrid --lang es --title "Marcha por el clima en Madrid" \
     --body $'Las organizaciones vecinales convocan una **marcha** el domingo desde Atocha.\n\nTraed pancartas y agua.' >/dev/null
   echo "seeded climate-justice"
@@ -53,5 +55,13 @@ if [ "$(onboard migrant-rights 'Migrant Rights')" = new ]; then
     --body $'Abogadas voluntarias explican qué hacer si agentes de inmigración llegan a tu puerta.' >/dev/null
   ctl post publish migrant-rights/arts --title "Murals of welcome: call for artists" \
     --body $'We are painting three murals this spring. Sketches are due by the end of the month.' >/dev/null
+  ctl page create migrant-rights/boston --slug about --title "About us" \
+    --body $'We are neighbours, workers and families defending the rights of migrants in Boston.\n\nWe meet every Monday.' >/dev/null
+  ctl thread start migrant-rights/boston --public --title "Rides to the workshop" \
+    --body "Who can offer a ride on Thursday? Reply here." >/dev/null
+  # Publish once, appear everywhere: the water meeting also in Arts.
+  if [ -s "$ANP_HOME/demo/water-post" ]; then
+    ctl post share "$(cat "$ANP_HOME/demo/water-post")" migrant-rights/arts >/dev/null
+  fi
   echo "seeded migrant-rights"
 fi
