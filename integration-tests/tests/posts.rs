@@ -936,6 +936,46 @@ async fn a_post_shared_into_three_sites_is_edited_and_retracted_everywhere_at_on
         Some(())
     })
     .await;
+    // A network that took the post in leaves: the share is withdrawn from
+    // the post, so its timelines (and any later network of that name) never
+    // show it again.
+    stack
+        .ops()
+        .suspend_network(crate::harness::authorized(
+            anp_proto::ops::v1::SuspendNetworkRequest {
+                slug: "beta".into(),
+                notice: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = anp_archive::client::export(
+        &mut stack.ops(),
+        crate::harness::OPS_TOKEN,
+        "beta",
+        &dir.path().join("beta.tar"),
+    )
+    .await
+    .unwrap();
+    stack
+        .ops()
+        .offboard_network(crate::harness::authorized(
+            anp_proto::ops::v1::OffboardNetworkRequest {
+                slug: "beta".into(),
+                confirm_slug: "beta".into(),
+                exported: manifest.to_proto().services,
+            },
+        ))
+        .await
+        .unwrap();
+    let after = read(&stack, Some(&alpha), &post.id).await.unwrap();
+    let left: Vec<&str> = after
+        .shares
+        .iter()
+        .map(|share| share.network_slug.as_str())
+        .collect();
+    assert_eq!(left, vec!["alpha"], "beta's share withdrawn");
     // Only public, published posts travel.
     let draft = publish(
         &stack,
@@ -954,8 +994,8 @@ async fn a_post_shared_into_three_sites_is_edited_and_retracted_everywhere_at_on
             .share_post(with_token(
                 SharePostRequest {
                     post_id: draft.id,
-                    network_slug: "beta".into(),
-                    site_slug: "b1".into(),
+                    network_slug: "gamma".into(),
+                    site_slug: "g1".into(),
                 },
                 &alpha,
             ))

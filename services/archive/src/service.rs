@@ -246,7 +246,12 @@ impl NetworkArchive for ArchiveService {
                 .await
                 .map_err(store_error)?;
             let Some(last) = last.map(|id| id.to_string()) else {
-                // Nothing (left) here: purged already, or never written.
+                // No events (left) here: purged already, or never written;
+                // the tables may still hold what others shared into it.
+                if let Some(tables) = &self.tables {
+                    tables.purge(&tx, network).await.map_err(internal)?;
+                }
+                tx.commit().await.map_err(internal)?;
                 return Ok(Response::new(PurgeReply { deleted: 0 }));
             };
             if last != expected {

@@ -112,12 +112,19 @@ pub async fn write<C: GenericClient>(
             .site_id
             .parse()
             .map_err(|_| corrupt("share site_id"))?;
+        let target_network: Option<Uuid> = share.network_id.parse().ok();
         client
             .execute(
-                "INSERT INTO post_shares (post_id, network_id, site_id, status) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (post_id, site_id) DO UPDATE \
+                "INSERT INTO post_shares (post_id, network_id, site_id, status, target_network_id) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (post_id, site_id) DO UPDATE \
                  SET status = EXCLUDED.status",
-                &[&post_id, &network_id, &site_id, &share.status],
+                &[
+                    &post_id,
+                    &network_id,
+                    &site_id,
+                    &share.status,
+                    &target_network,
+                ],
             )
             .await
             .map_err(anp_eventstore::StoreError::from)?;
@@ -207,6 +214,58 @@ async fn write_feed_item(
     Ok(())
 }
 
+/// Posts of other networks shared into a network that leaves: the share is
+/// withdrawn (`PostUnshared`), so they leave its timelines for good and a
+/// later network with the same slug never shows them.
+async fn withdraw_shares_into(
+    tx: &tokio_postgres::Transaction<'_>,
+    network_id: Uuid,
+) -> Result<(), ContentError> {
+    use prost::Message;
+    let rows = tx
+        .query(
+            "SELECT post_id, site_id FROM post_shares WHERE target_network_id = $1 \
+             AND network_id <> $1",
+            &[&network_id],
+        )
+        .await
+        .map_err(anp_eventstore::StoreError::from)?;
+    for row in &rows {
+        let (post_id, site_id): (Uuid, Uuid) = (row.get(0), row.get(1));
+        let stream = crate::posts::stream_id(post_id);
+        let events = anp_eventstore::load_stream_in(tx, &stream).await?;
+        let Some(post) = fold(&events)? else { continue };
+        let mut state = post.state.clone();
+        state
+            .shares
+            .retain(|share| share.site_id != site_id.to_string());
+        let event = anp_eventstore::NewEvent::new(
+            "PostUnshared",
+            state.network_id.parse().unwrap_or(Uuid::nil()),
+            "offboarding",
+            anp_proto::events::v1::PostUnshared {
+                post: Some(state.clone()),
+                site_id: site_id.to_string(),
+            }
+            .encode_to_vec(),
+        );
+        let recorded = anp_eventstore::append_in(
+            tx,
+            &stream,
+            anp_eventstore::ExpectedVersion::Exact(post.version),
+            &[event],
+        )
+        .await?;
+        write(
+            tx,
+            &state,
+            recorded.last().map_or(post.version + 1, |e| e.version),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// The table's side of importing and purging a network's events.
 pub struct Tables;
 
@@ -251,6 +310,9 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         network_id: Uuid,
     ) -> Result<(), String> {
+        withdraw_shares_into(tx, network_id)
+            .await
+            .map_err(|err| err.to_string())?;
         for table in [
             "posts",
             "pages",
