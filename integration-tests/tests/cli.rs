@@ -146,6 +146,67 @@ async fn operators_onboard_publish_and_search_with_anpctl() {
     )
     .await;
 
+    // A draft, published later by hand; tags on the way.
+    let draft = run(&[
+        "post",
+        "publish",
+        "tenants/chicago",
+        "--title",
+        "Rent board hearing",
+        "--body",
+        "Come testify",
+        "--tag",
+        "housing",
+        "--draft",
+    ]);
+    let draft_id = draft.split('\t').next().unwrap().to_owned();
+    assert!(
+        draft.contains("\tdraft\t") && draft.contains("#housing"),
+        "{draft}"
+    );
+    assert!(run(&["post", "list", "tenants/chicago", "--status", "draft"]).contains(&draft_id));
+    assert!(run(&["post", "publish-draft", &draft_id]).contains("\tpublished\t"));
+    let history = run(&["post", "history", &draft_id]);
+    assert!(
+        history.contains("PostPublished") && history.contains("PostDrafted"),
+        "{history}"
+    );
+    // A page in the menu, a discussion with a reply.
+    let page = run(&[
+        "page",
+        "create",
+        "tenants/chicago",
+        "--slug",
+        "about",
+        "--title",
+        "About us",
+        "--body",
+        "Tenants of Chicago",
+    ]);
+    assert!(page.contains("\tabout\tposition 1"), "{page}");
+    assert!(run(&["page", "list", "tenants/chicago"]).contains("\tabout\tAbout us"));
+    assert!(run(&["page", "get", "tenants/chicago", "about"]).contains("Tenants of Chicago"));
+    let thread = run(&[
+        "thread",
+        "start",
+        "tenants/chicago",
+        "--title",
+        "Carpool",
+        "--body",
+        "Who drives?",
+    ]);
+    let thread_id = thread.split('\t').next().unwrap().to_owned();
+    assert!(thread.contains("\tmembers\tCarpool"), "{thread}");
+    run(&["thread", "reply", &thread_id, "--body", "Me, three seats"]);
+    let shown = run(&["thread", "get", &thread_id]);
+    assert!(
+        shown.contains("1 replies") && shown.contains("Me, three seats"),
+        "{shown}"
+    );
+    run(&["thread", "moderate", &thread_id, "lock"]);
+    assert!(run(&["thread", "list", "tenants/chicago"]).contains(" locked"));
+    assert!(run(&["social", "tenants/chicago", "--status"]).is_empty());
+
     // Errors are reported, with the field, and a non-zero exit.
     let (ok, _, stderr) = anpctl(
         &stack,
