@@ -255,6 +255,9 @@ async fn members_discuss_moderators_keep_order_and_the_public_sees_only_public_t
     assert!(!page.contains("chairs"), "a hidden reply's words");
     let (status, _) = get_text(&stack.http(&format!("/n/forum/threads/{}", private.id))).await;
     assert_eq!(status, 404);
+    // The site's page lists its public discussions only.
+    let (_, site_page) = get_text(&stack.http("/n/forum/plaza")).await;
+    assert!(site_page.contains("Open assembly") && !site_page.contains("Safe houses"));
     eventually(WAIT, "the public thread in search", || async {
         (search_ids(&stack, "assembly", "forum").await == vec![public.id.clone()]).then_some(())
     })

@@ -3,6 +3,7 @@
 use anp_proto::aggregator::v1::{FeedEntry, FeedScope, GetFeedRequest, SearchRequest};
 use anp_proto::content::v1::{
     GetPageRequest, GetPostRequest, GetThreadRequest, ListFeedItemsRequest, ListPagesRequest,
+    ListThreadsRequest,
 };
 use anp_proto::sites::v1::{
     GetNetworkRequest, GetSiteRequest, ListNetworksRequest, ListSitesRequest, Network, Site,
@@ -188,6 +189,8 @@ struct FeedPage {
     menu: Vec<SiteLink>,
     /// The newest items of a site's linked social feeds.
     social: Vec<SocialItem>,
+    /// A site's public discussions, most recently active first.
+    threads: Vec<SiteLink>,
     search_network: String,
     entries: Vec<FeedEntry>,
     next_cursor: String,
@@ -217,6 +220,7 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
             sites => page.sites,
             menu => page.menu,
             social => page.social,
+            threads => page.threads,
             entries => entries,
             next_href => next_href,
             atom_url => format!("{base}/feed.atom"),
@@ -245,6 +249,7 @@ pub async fn umbrella(
             sites_heading: "Movements".into(),
             menu: vec![],
             social: vec![],
+            threads: vec![],
             sites: networks
                 .into_iter()
                 .map(|network| SiteLink {
@@ -298,6 +303,7 @@ pub async fn network(
             sites_heading: "Sites".into(),
             menu: vec![],
             social: vec![],
+            threads: vec![],
             sites: sites
                 .into_iter()
                 .map(|site| SiteLink {
@@ -348,6 +354,25 @@ pub async fn site(
             name: page.title,
         })
         .collect();
+    let threads = state
+        .content
+        .clone()
+        .list_threads(ListThreadsRequest {
+            network_slug: network_slug.clone(),
+            site_slug: site_slug.clone(),
+            limit: 5,
+            cursor: String::new(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner()
+        .threads
+        .into_iter()
+        .map(|thread| SiteLink {
+            href: format!("/n/{network_slug}/threads/{}", thread.id),
+            name: thread.title,
+        })
+        .collect();
     let social = state
         .content
         .clone()
@@ -395,6 +420,7 @@ pub async fn site(
             sites: vec![],
             menu,
             social,
+            threads,
             search_network: network_slug,
             entries,
             next_cursor,
