@@ -36,16 +36,18 @@ export ANP_OPS_TOKEN=$(cat "$ANP_HOME/ops-token")
 export ANP_INDEX_DIR=$ANP_HOME/data/index
 export ANP_SITES_LISTEN=${ANP_SITES_LISTEN:-127.0.0.1:50051}
 export ANP_CONTENT_LISTEN=${ANP_CONTENT_LISTEN:-127.0.0.1:50052}
+export ANP_EVENTS_LISTEN=${ANP_EVENTS_LISTEN:-127.0.0.1:50054}
 export ANP_AGGREGATOR_LISTEN=${ANP_AGGREGATOR_LISTEN:-127.0.0.1:50053}
 export ANP_GATEWAY_LISTEN=${ANP_GATEWAY_LISTEN:-127.0.0.1:8080}
 export ANP_SITES_URL=http://$ANP_SITES_LISTEN
 export ANP_CONTENT_URL=http://$ANP_CONTENT_LISTEN
+export ANP_EVENTS_URL=http://$ANP_EVENTS_LISTEN
 export ANP_AGGREGATOR_URL=http://$ANP_AGGREGATOR_LISTEN
 export ANP_PUBLIC_URL=${ANP_PUBLIC_URL:-http://$ANP_GATEWAY_LISTEN}
 
 port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
-for addr in "$ANP_SITES_LISTEN" "$ANP_CONTENT_LISTEN" "$ANP_AGGREGATOR_LISTEN" "$ANP_GATEWAY_LISTEN"; do
+for addr in "$ANP_SITES_LISTEN" "$ANP_CONTENT_LISTEN" "$ANP_EVENTS_LISTEN" "$ANP_AGGREGATOR_LISTEN" "$ANP_GATEWAY_LISTEN"; do
   if port_open "$addr"; then
     echo "error: $addr is already in use; set ANP_*_LISTEN to free addresses" >&2
     exit 1
@@ -68,6 +70,7 @@ start() { # name listen-addr
 
 start sites "$ANP_SITES_LISTEN"
 start content "$ANP_CONTENT_LISTEN"
+start events "$ANP_EVENTS_LISTEN"
 start aggregator "$ANP_AGGREGATOR_LISTEN"
 start gateway "$ANP_GATEWAY_LISTEN"
 
@@ -75,6 +78,7 @@ start gateway "$ANP_GATEWAY_LISTEN"
 cat >"$ANP_HOME/anpctl.env" <<ENV
 ANP_SITES_URL=$ANP_SITES_URL
 ANP_CONTENT_URL=$ANP_CONTENT_URL
+ANP_EVENTS_URL=$ANP_EVENTS_URL
 ANP_AGGREGATOR_URL=$ANP_AGGREGATOR_URL
 ENV
 

@@ -59,6 +59,9 @@ if [ "$(onboard migrant-rights 'Migrant Rights')" = new ]; then
     --body $'We are neighbours, workers and families defending the rights of migrants in Boston.\n\nWe meet every Monday.' >/dev/null
   ctl thread start migrant-rights/boston --public --title "Rides to the workshop" \
     --body "Who can offer a ride on Thursday? Reply here." >/dev/null
+  ctl event schedule migrant-rights/boston --title "Know your rights clinic" --time-zone America/New_York \
+    --start "$(date -u -d 'next tuesday' +%Y-%m-%d)T18:30" --minutes 90 --rrule "FREQ=WEEKLY;BYDAY=TU;COUNT=12" \
+    --venue "Community center" --address "25 Centre St, Boston" >/dev/null
   # Publish once, appear everywhere: the water meeting also in Arts.
   if [ -s "$ANP_HOME/demo/water-post" ]; then
     ctl post share "$(cat "$ANP_HOME/demo/water-post")" migrant-rights/arts >/dev/null

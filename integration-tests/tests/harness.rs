@@ -209,6 +209,7 @@ pub struct Stack {
     pub index_dir: tempfile::TempDir,
     pub sites_addr: String,
     pub content_addr: String,
+    pub events_addr: String,
     pub aggregator_addr: String,
     pub gateway_addr: String,
     shutdown: CancellationToken,
@@ -236,6 +237,7 @@ impl Stack {
         let (sites_listener, sites_addr) = listener().await;
         let (aggregator_listener, aggregator_addr) = listener().await;
         let (content_listener, content_addr) = listener().await;
+        let (events_listener, events_addr) = listener().await;
         let sites_config = anp_sites::Config {
             database: database(&infra, "sites"),
             bus: infra.bus.clone(),
@@ -245,7 +247,10 @@ impl Stack {
             sign_in_per_minute: 5,
             embedded_relay: true,
             aggregator_url: format!("http://{aggregator_addr}"),
-            archive_peers: vec![("content".into(), format!("http://{content_addr}"))],
+            archive_peers: vec![
+                ("content".into(), format!("http://{content_addr}")),
+                ("events".into(), format!("http://{events_addr}")),
+            ],
         };
         tasks.push(spawn_service(
             "sites",
@@ -273,6 +278,17 @@ impl Stack {
             "content",
             anp_content::run(content_config, content_listener, shutdown.clone()),
         ));
+        let events_config = anp_events::Config {
+            database: database(&infra, "events"),
+            bus: infra.bus.clone(),
+            sessions: signer().verifier().clone(),
+            sites_url: format!("http://{sites_addr}"),
+            embedded_relay: true,
+        };
+        tasks.push(spawn_service(
+            "events",
+            anp_events::run(events_config, events_listener, shutdown.clone()),
+        ));
 
         if options.aggregator {
             let config = aggregator_config(&infra, &index_dir);
@@ -288,6 +304,7 @@ impl Stack {
         let gateway_config = anp_gateway::Config {
             sites_url: format!("http://{sites_addr}"),
             content_url: format!("http://{content_addr}"),
+            events_url: format!("http://{events_addr}"),
             aggregator_url: format!("http://{aggregator_addr}"),
             public_url: format!("http://{gateway_addr}"),
             umbrella_name: "Test Umbrella".into(),
@@ -303,6 +320,7 @@ impl Stack {
             index_dir,
             sites_addr,
             content_addr,
+            events_addr,
             aggregator_addr,
             gateway_addr,
             shutdown,
@@ -314,7 +332,11 @@ impl Stack {
     }
 
     async fn wait_ready(&self, options: Options) {
-        let mut addrs = vec![self.sites_addr.clone(), self.content_addr.clone()];
+        let mut addrs = vec![
+            self.sites_addr.clone(),
+            self.content_addr.clone(),
+            self.events_addr.clone(),
+        ];
         if options.aggregator {
             addrs.push(self.aggregator_addr.clone());
         }
@@ -350,6 +372,14 @@ impl Stack {
 
     pub fn content(&self) -> ContentServiceClient<Channel> {
         ContentServiceClient::new(grpc_channel(&self.content_addr))
+    }
+
+    pub fn calendar(
+        &self,
+    ) -> anp_proto::calendar::v1::calendar_service_client::CalendarServiceClient<Channel> {
+        anp_proto::calendar::v1::calendar_service_client::CalendarServiceClient::new(grpc_channel(
+            &self.events_addr,
+        ))
     }
 
     pub fn aggregator(&self) -> AggregatorServiceClient<Channel> {

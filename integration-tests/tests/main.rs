@@ -4,6 +4,7 @@
 
 mod archive;
 mod bad_input;
+mod calendar;
 mod cli;
 mod crash;
 mod directory;

@@ -12,6 +12,7 @@ const FILES: &[&str] = &[
     "anp/content/v1/content.proto",
     "anp/aggregator/v1/aggregator.proto",
     "anp/archive/v1/archive.proto",
+    "anp/calendar/v1/calendar.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

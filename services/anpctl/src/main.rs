@@ -5,6 +5,7 @@
 //! Credentials: see [`auth`].
 
 mod auth;
+mod events;
 mod member;
 mod ops;
 mod pages;
@@ -40,6 +41,14 @@ struct Cli {
         global = true
     )]
     content_url: String,
+    /// gRPC address of the events (calendar) service.
+    #[arg(
+        long,
+        env = "ANP_EVENTS_URL",
+        default_value = "http://127.0.0.1:50054",
+        global = true
+    )]
+    events_url: String,
     /// gRPC address of the aggregator.
     #[arg(
         long,
@@ -86,6 +95,9 @@ enum Command {
     /// Discussions of a site or of a network's board.
     #[command(subcommand)]
     Thread(threads::ThreadCommand),
+    /// A site's calendar.
+    #[command(subcommand)]
+    Event(events::EventCommand),
     /// Newest posts of the umbrella, a network or a site.
     Feed(read::FeedArgs),
     /// Search across all movements.
@@ -161,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Post(command) => posts::post(&cli.content_url, command).await,
         Command::Page(command) => pages::page(&cli.content_url, command).await,
         Command::Thread(command) => threads::thread(&cli.content_url, command).await,
+        Command::Event(command) => events::event(&cli.events_url, command).await,
         Command::Feed(args) => read::feed(&cli.aggregator_url, args).await,
         Command::Search(args) => read::search(&cli.aggregator_url, args).await,
         Command::Social(args) => read::social(&cli.content_url, args).await,

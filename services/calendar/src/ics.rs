@@ -13,6 +13,9 @@ use icalendar::{
 
 use crate::schedule::{Exception, Schedule};
 
+/// Who wrote the calendar (RFC 5545 PRODID).
+pub const PRODID: &str = "-//Activist Network Platform//ANP//EN";
+
 /// One event to write.
 #[derive(Debug, Clone)]
 pub struct IcsEvent<'a> {
@@ -242,7 +245,32 @@ pub fn calendar(name: &str, events: &[IcsEvent<'_>]) -> String {
             calendar.push(single.done());
         }
     }
-    calendar.done().to_string()
+    tidy(&calendar.done().to_string())
+}
+
+/// What `icalendar` writes that RFC 5545 does not want: a DTSTAMP and a UID
+/// in every component (VTIMEZONE and its STANDARD/DAYLIGHT may have
+/// neither), and its own PRODID.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_zone = false;
+    for line in text.split_inclusive("\r\n") {
+        let bare = line.trim_end_matches("\r\n");
+        if bare == "BEGIN:VTIMEZONE" {
+            in_zone = true;
+        } else if bare == "END:VTIMEZONE" {
+            in_zone = false;
+        }
+        if in_zone && (bare.starts_with("DTSTAMP:") || bare.starts_with("UID:")) {
+            continue;
+        }
+        if bare.starts_with("PRODID:") {
+            out.push_str(&format!("PRODID:{PRODID}\r\n"));
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -309,6 +337,13 @@ mod tests {
         };
         let text = calendar("Chicago", &[event]);
         assert!(text.contains("\r\n"), "CRLF line ends");
+        assert!(text.contains(&format!("PRODID:{PRODID}\r\n")));
+        let zone =
+            &text[text.find("BEGIN:VTIMEZONE").unwrap()..text.find("END:VTIMEZONE").unwrap()];
+        assert!(
+            !zone.contains("DTSTAMP") && !zone.contains("UID:"),
+            "{zone}"
+        );
         assert!(text.lines().all(|line| line.len() <= 75), "folded lines");
         let parsed = parse(&text);
 

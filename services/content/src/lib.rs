@@ -6,7 +6,8 @@ pub mod feeds;
 pub mod grpc;
 pub mod pages;
 pub mod posts;
-pub mod render;
+/// Markdown to sanitized HTML (the `anp-markdown` crate).
+pub use anp_markdown as render;
 pub mod scheduler;
 pub mod shares;
 pub mod state;

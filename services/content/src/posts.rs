@@ -12,7 +12,7 @@ use anp_proto::content::v1::{
 use anp_proto::events::v1::{
     PostDrafted, PostEdited, PostPublished, PostRetracted, PostScheduled, PostState,
 };
-use anp_proto::sites::v1::{Access, GetAccessRequest, NetworkStatus, Role, Scope};
+use anp_proto::sites::v1::{Access, NetworkStatus, Role, Scope};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -269,19 +269,9 @@ impl Content {
         token: Option<&str>,
         scope: Scope,
     ) -> Result<Access, ContentError> {
-        let message = GetAccessRequest { scope: Some(scope) };
-        let request = match token {
-            Some(token) => anp_session::with_bearer(message, token)
-                .map_err(|_| invalid("authorization: malformed token"))?,
-            None => tonic::Request::new(message),
-        };
-        Ok(self
-            .sites
-            .clone()
-            .get_access(request)
+        anp_kit::sites_access(&self.sites, token, scope)
             .await
-            .map_err(ContentError::Sites)?
-            .into_inner())
+            .map_err(ContentError::Sites)
     }
 
     /// Editors and above may write, only while the network is active and

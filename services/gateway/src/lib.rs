@@ -8,6 +8,7 @@ mod views;
 
 use anp_kit::{ErrorKind, Shutdown};
 use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
+use anp_proto::calendar::v1::calendar_service_client::CalendarServiceClient;
 use anp_proto::content::v1::content_service_client::ContentServiceClient;
 use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
 use axum::Router;
@@ -29,6 +30,8 @@ pub const SERVICE: &str = "gateway";
 pub struct Config {
     pub sites_url: String,
     pub content_url: String,
+    /// The events (calendar) service.
+    pub events_url: String,
     pub aggregator_url: String,
     /// Absolute URL the gateway is reached at, for links in feeds.
     pub public_url: String,
@@ -42,6 +45,7 @@ impl Config {
         Config {
             sites_url: anp_kit::env_or("ANP_SITES_URL", "http://127.0.0.1:50051"),
             content_url: anp_kit::env_or("ANP_CONTENT_URL", "http://127.0.0.1:50052"),
+            events_url: anp_kit::env_or("ANP_EVENTS_URL", "http://127.0.0.1:50054"),
             aggregator_url: anp_kit::env_or("ANP_AGGREGATOR_URL", "http://127.0.0.1:50053"),
             public_url: anp_kit::env_or("ANP_PUBLIC_URL", "http://127.0.0.1:8080"),
             umbrella_name: anp_kit::env_or("ANP_UMBRELLA_NAME", "Liberation.Network"),
@@ -60,6 +64,7 @@ impl Config {
 pub struct AppState {
     pub sites: SitesServiceClient<Channel>,
     pub content: ContentServiceClient<Channel>,
+    pub calendar: CalendarServiceClient<Channel>,
     pub aggregator: AggregatorServiceClient<Channel>,
     pub templates: &'static Environment<'static>,
     pub public_url: String,
@@ -109,6 +114,7 @@ impl AppState {
         Ok(AppState {
             sites: SitesServiceClient::new(channel(&config.sites_url)?),
             content: ContentServiceClient::new(channel(&config.content_url)?),
+            calendar: CalendarServiceClient::new(channel(&config.events_url)?),
             aggregator: AggregatorServiceClient::new(channel(&config.aggregator_url)?),
             templates: templates(),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
@@ -136,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .route("/n/{network}/{site}/posts/{post_id}", get(views::post))
         .route("/n/{network}/{site}/pages/{slug}", get(views::page))
         .route("/n/{network}/threads/{thread_id}", get(views::thread))
+        .route("/n/{network}/{site}/calendar.ics", get(views::site_ics))
         .fallback(views::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(meter, meter::count))

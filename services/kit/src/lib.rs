@@ -460,6 +460,26 @@ pub fn return_large_allocations() {
     }
 }
 
+/// The caller's access to a site or network, from the sites service (which
+/// owns roles), asked with the caller's own token when there is one.
+pub async fn sites_access(
+    sites: &anp_proto::sites::v1::sites_service_client::SitesServiceClient<
+        tonic::transport::Channel,
+    >,
+    token: Option<&str>,
+    scope: anp_proto::sites::v1::Scope,
+) -> Result<anp_proto::sites::v1::Access, tonic::Status> {
+    let mut request =
+        tonic::Request::new(anp_proto::sites::v1::GetAccessRequest { scope: Some(scope) });
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| tonic::Status::invalid_argument("authorization: malformed token"))?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(sites.clone().get_access(request).await?.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,3 +35,8 @@ pub mod archive {
         include!(concat!(env!("OUT_DIR"), "/anp.archive.v1.rs"));
     }
 }
+pub mod calendar {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/anp.calendar.v1.rs"));
+    }
+}

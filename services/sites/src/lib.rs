@@ -58,7 +58,7 @@ pub struct Config {
     pub aggregator_url: String,
     /// The other write services (name, URL) whose events of a network an
     /// export, import or offboarding covers (`ANP_ARCHIVE_PEERS`, default
-    /// `content=$ANP_CONTENT_URL`).
+    /// `content=$ANP_CONTENT_URL,events=$ANP_EVENTS_URL`).
     pub archive_peers: Vec<(String, String)>,
 }
 
@@ -88,8 +88,9 @@ impl Config {
             archive_peers: archive::parse_peers(&anp_kit::env_or(
                 "ANP_ARCHIVE_PEERS",
                 &format!(
-                    "content={}",
-                    anp_kit::env_or("ANP_CONTENT_URL", "http://127.0.0.1:50052")
+                    "content={},events={}",
+                    anp_kit::env_or("ANP_CONTENT_URL", "http://127.0.0.1:50052"),
+                    anp_kit::env_or("ANP_EVENTS_URL", "http://127.0.0.1:50054")
                 ),
             ))?,
         })

@@ -1,0 +1,713 @@
+//! A site's calendar events: every event carries the whole calendar event
+//! after it (`EventScheduled`, `EventCancelled`, `OccurrenceCancelled`,
+//! `OccurrenceRescheduled`); a `calendar_events` table lists a site's
+//! events. Occurrences and iCalendar come from `anp-calendar`.
+
+use std::collections::BTreeMap;
+
+use anp_calendar::ics::{IcsEvent, calendar as ics_calendar};
+use anp_calendar::{Exception, Schedule};
+use anp_eventstore::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
+use anp_kit::{Caller, check_slug, check_text};
+use anp_proto::calendar::v1::{
+    CalendarEvent, ExportIcsRequest, IcsFile, ListOccurrencesRequest, ListOccurrencesResponse,
+    Location, Occurrence, OccurrenceChange, OccurrenceRequest, RescheduleOccurrenceRequest,
+    ScheduleEventRequest,
+};
+use anp_proto::events::v1::{
+    CalendarEventState, CalendarLocation, CalendarOccurrenceChange, EventCancelled, EventScheduled,
+    OccurrenceCancelled, OccurrenceRescheduled,
+};
+use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
+use anp_proto::sites::v1::{Access, Role, Scope};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use prost::Message;
+use tokio_postgres::GenericClient;
+use tonic::transport::Channel;
+use tracing::info;
+use uuid::Uuid;
+
+use crate::EventsError;
+
+pub const TITLE_MAX_CHARS: usize = 200;
+pub const DESCRIPTION_MAX_BYTES: usize = 64 * 1024;
+pub const TEXT_MAX_CHARS: usize = 300;
+pub const CAPACITY_MAX: u32 = 1_000_000;
+/// The widest window of occurrences one call returns.
+pub const WINDOW_MAX_DAYS: i64 = 366;
+/// Events of a site an export or a listing looks at.
+const SITE_EVENTS_MAX: i64 = 500;
+const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M";
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+pub async fn migrate(store: &EventStore) -> Result<(), EventsError> {
+    anp_eventstore::run_migrations(
+        store.pool(),
+        "anp_events_migrations",
+        embedded::migrations::runner(),
+    )
+    .await?;
+    Ok(())
+}
+
+fn invalid(message: impl Into<String>) -> EventsError {
+    EventsError::Invalid(message.into())
+}
+
+fn stream_id(event_id: Uuid) -> String {
+    format!("calendar-event-{event_id}")
+}
+
+/// A local wall time, `YYYY-MM-DDTHH:MM` (seconds allowed).
+pub fn parse_local(field: &str, value: &str) -> Result<NaiveDateTime, EventsError> {
+    NaiveDateTime::parse_from_str(value, LOCAL_FORMAT)
+        .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S"))
+        .map_err(|_| {
+            invalid(format!(
+                "{field}: {value:?} is not a local time YYYY-MM-DDTHH:MM"
+            ))
+        })
+}
+
+fn local_text(at: NaiveDateTime) -> String {
+    at.format(LOCAL_FORMAT).to_string()
+}
+
+/// The event after its events (each carries the whole event).
+pub fn fold(events: &[RecordedEvent]) -> Result<Option<(CalendarEventState, u64)>, EventsError> {
+    let mut current = None;
+    for event in events {
+        // Every calendar event has the whole event as its first field.
+        let state = EventScheduled::decode(event.payload.as_slice())
+            .map_err(|err| EventsError::Corrupt(format!("{}: {err}", event.event_id)))?
+            .event
+            .ok_or_else(|| EventsError::Corrupt(format!("{}: no event", event.event_id)))?;
+        current = Some((state, event.version));
+    }
+    Ok(current)
+}
+
+/// The schedule an event's state describes.
+pub fn schedule_of(state: &CalendarEventState) -> Result<Schedule, EventsError> {
+    let tz = anp_calendar::schedule::parse_tz(&state.time_zone)?;
+    let mut exceptions = BTreeMap::new();
+    for change in &state.changes {
+        let original = parse_local("original_local", &change.original_local)?;
+        let exception = if change.cancelled {
+            Exception::Cancelled
+        } else {
+            Exception::Moved {
+                start: parse_local("start_local", &change.start_local)?,
+                duration: Duration::minutes(i64::from(change.duration_minutes)),
+            }
+        };
+        exceptions.insert(original, exception);
+    }
+    Ok(Schedule {
+        tz,
+        start: parse_local("start_local", &state.start_local)?,
+        duration: if state.all_day {
+            Duration::days(i64::from(state.duration_minutes.max(1440) / 1440))
+        } else {
+            Duration::minutes(i64::from(state.duration_minutes))
+        },
+        all_day: state.all_day,
+        rrule: (!state.rrule.is_empty()).then(|| state.rrule.clone()),
+        exceptions,
+    })
+}
+
+pub fn to_proto(state: &CalendarEventState, version: u64) -> CalendarEvent {
+    let location = state.location.clone().unwrap_or_default();
+    CalendarEvent {
+        id: state.event_id.clone(),
+        network_slug: state.network_slug.clone(),
+        site_slug: state.site_slug.clone(),
+        title: state.title.clone(),
+        description_markdown: state.description_markdown.clone(),
+        description_html: state.description_html.clone(),
+        time_zone: state.time_zone.clone(),
+        start_local: state.start_local.clone(),
+        duration_minutes: state.duration_minutes,
+        all_day: state.all_day,
+        rrule: state.rrule.clone(),
+        location: Some(Location {
+            mode: location.mode,
+            venue: location.venue,
+            address: location.address,
+            has_coordinates: location.has_coordinates,
+            latitude: location.latitude,
+            longitude: location.longitude,
+            url: location.url,
+        }),
+        capacity: state.capacity,
+        status: state.status.clone(),
+        sequence: state.sequence,
+        version,
+        changes: state
+            .changes
+            .iter()
+            .map(|change| OccurrenceChange {
+                original_local: change.original_local.clone(),
+                cancelled: change.cancelled,
+                start_local: change.start_local.clone(),
+                duration_minutes: change.duration_minutes,
+            })
+            .collect(),
+    }
+}
+
+fn check_location(location: Option<&Location>) -> Result<CalendarLocation, EventsError> {
+    let location = location.cloned().unwrap_or_default();
+    let mode = match location.mode.as_str() {
+        "" | "in_person" => "in_person",
+        "online" => "online",
+        "mixed" => "mixed",
+        other => {
+            return Err(invalid(format!(
+                "location.mode: {other:?} is not in_person, online or mixed"
+            )));
+        }
+    };
+    for (field, value) in [
+        ("location.venue", &location.venue),
+        ("location.address", &location.address),
+    ] {
+        if value.chars().count() > TEXT_MAX_CHARS || value.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "{field}: at most {TEXT_MAX_CHARS} characters, on one line"
+            )));
+        }
+    }
+    if !location.url.is_empty()
+        && (location.url.len() > 2000
+            || !(location.url.starts_with("https://") || location.url.starts_with("http://"))
+            || location
+                .url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(invalid(
+            "location.url: an http(s) URL of at most 2000 characters",
+        ));
+    }
+    if mode != "in_person" && location.url.is_empty() {
+        return Err(invalid(
+            "location.url: an online or mixed event needs its link",
+        ));
+    }
+    if location.has_coordinates
+        && !((-90.0..=90.0).contains(&location.latitude)
+            && (-180.0..=180.0).contains(&location.longitude))
+    {
+        return Err(invalid(
+            "location.latitude: latitude -90..90 and longitude -180..180",
+        ));
+    }
+    Ok(CalendarLocation {
+        mode: mode.to_owned(),
+        venue: location.venue.trim().to_owned(),
+        address: location.address.trim().to_owned(),
+        has_coordinates: location.has_coordinates,
+        latitude: location.latitude,
+        longitude: location.longitude,
+        url: location.url,
+    })
+}
+
+/// The service's logic.
+#[derive(Clone)]
+pub struct Calendar {
+    store: EventStore,
+    sites: SitesServiceClient<Channel>,
+}
+
+impl Calendar {
+    pub fn new(store: EventStore, sites: SitesServiceClient<Channel>) -> Self {
+        Calendar { store, sites }
+    }
+
+    async fn access(&self, token: Option<&str>, scope: Scope) -> Result<Access, EventsError> {
+        anp_kit::sites_access(&self.sites, token, scope)
+            .await
+            .map_err(EventsError::Sites)
+    }
+
+    /// Editors and above, while the network is active and the site live.
+    async fn authorize(&self, token: &str, scope: Scope) -> Result<Access, EventsError> {
+        let access = self.access(Some(token), scope).await?;
+        if Role::try_from(access.role).unwrap_or(Role::Unspecified) < Role::Editor {
+            return Err(EventsError::Denied(
+                "permission: the calendar is written by the site's editors".into(),
+            ));
+        }
+        if !access.writable {
+            return Err(EventsError::Precondition(
+                "site_slug: the network is suspended or the site archived".into(),
+            ));
+        }
+        Ok(access)
+    }
+
+    async fn save(
+        &self,
+        event_type: &str,
+        payload: Vec<u8>,
+        state: &CalendarEventState,
+        expected: ExpectedVersion,
+        caller: &Caller,
+    ) -> Result<CalendarEvent, EventsError> {
+        let corrupt = |what: &str| EventsError::Corrupt(format!("state {what}"));
+        let event_id: Uuid = state.event_id.parse().map_err(|_| corrupt("event_id"))?;
+        let event = NewEvent::new(
+            event_type,
+            state
+                .network_id
+                .parse()
+                .map_err(|_| corrupt("network_id"))?,
+            &caller.actor,
+            payload,
+        )
+        .with_site(state.site_id.parse().map_err(|_| corrupt("site_id"))?)
+        .with_traceparent(caller.traceparent.clone());
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let recorded =
+            anp_eventstore::append_in(&*tx, &stream_id(event_id), expected, &[event]).await?;
+        let version = recorded.last().map_or(1, |event| event.version);
+        write_row(&*tx, state, version).await?;
+        tx.commit().await?;
+        info!(%event_id, event_type, version, "calendar event saved");
+        Ok(to_proto(state, version))
+    }
+
+    async fn load(&self, event_id: &str) -> Result<(CalendarEventState, u64), EventsError> {
+        let id: Uuid = event_id
+            .parse()
+            .map_err(|_| invalid(format!("event_id: {event_id:?} is not a UUID")))?;
+        let events = self.store.load_stream(&stream_id(id)).await?;
+        fold(&events)?.ok_or_else(|| EventsError::NotFound(format!("event_id: no event {id}")))
+    }
+
+    pub async fn schedule_event(
+        &self,
+        request: &ScheduleEventRequest,
+        caller: Caller,
+        token: &str,
+    ) -> Result<CalendarEvent, EventsError> {
+        check_slug("network_slug", &request.network_slug).map_err(EventsError::Invalid)?;
+        check_slug("site_slug", &request.site_slug).map_err(EventsError::Invalid)?;
+        check_text("title", &request.title, TITLE_MAX_CHARS).map_err(EventsError::Invalid)?;
+        if request.description_markdown.len() > DESCRIPTION_MAX_BYTES
+            || request.description_markdown.contains('\0')
+        {
+            return Err(invalid(format!(
+                "description_markdown: at most {DESCRIPTION_MAX_BYTES} bytes, without NUL"
+            )));
+        }
+        if request.capacity > CAPACITY_MAX {
+            return Err(invalid(format!("capacity: at most {CAPACITY_MAX}")));
+        }
+        let location = check_location(request.location.as_ref())?;
+        let start = parse_local("start_local", &request.start_local)?;
+        let duration_minutes = if request.all_day {
+            request.duration_minutes.max(1440) / 1440 * 1440
+        } else {
+            request.duration_minutes
+        };
+        let state = CalendarEventState {
+            event_id: Uuid::now_v7().to_string(),
+            title: request.title.trim().to_owned(),
+            description_markdown: request.description_markdown.clone(),
+            description_html: anp_markdown::markdown_to_safe_html(&request.description_markdown),
+            time_zone: request.time_zone.clone(),
+            start_local: local_text(start),
+            duration_minutes,
+            all_day: request.all_day,
+            rrule: request.rrule.trim().to_owned(),
+            location: Some(location),
+            capacity: request.capacity,
+            status: "scheduled".into(),
+            sequence: 0,
+            changes: vec![],
+            author: caller.actor.clone(),
+            ..Default::default()
+        };
+        schedule_of(&state)?.check()?;
+        let access = self
+            .authorize(
+                token,
+                Scope {
+                    network_slug: request.network_slug.clone(),
+                    site_slug: request.site_slug.clone(),
+                    site_id: String::new(),
+                },
+            )
+            .await?;
+        let site = access.site.unwrap_or_default();
+        let state = CalendarEventState {
+            network_id: site.network_id.clone(),
+            network_slug: site.network_slug.clone(),
+            site_id: site.id.clone(),
+            site_slug: site.slug.clone(),
+            ..state
+        };
+        let payload = EventScheduled {
+            event: Some(state.clone()),
+        }
+        .encode_to_vec();
+        self.save(
+            "EventScheduled",
+            payload,
+            &state,
+            ExpectedVersion::NoStream,
+            &caller,
+        )
+        .await
+    }
+
+    /// Loads an event and checks the caller edits its site's calendar.
+    async fn load_for_change(
+        &self,
+        event_id: &str,
+        token: &str,
+    ) -> Result<(CalendarEventState, u64), EventsError> {
+        let (state, version) = self.load(event_id).await?;
+        self.authorize(
+            token,
+            Scope {
+                site_id: state.site_id.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if state.status == "cancelled" {
+            return Err(EventsError::Precondition(format!(
+                "event_id: event {event_id} is cancelled"
+            )));
+        }
+        Ok((state, version))
+    }
+
+    pub async fn cancel_event(
+        &self,
+        event_id: &str,
+        caller: Caller,
+        token: &str,
+    ) -> Result<CalendarEvent, EventsError> {
+        let (mut state, version) = self.load_for_change(event_id, token).await?;
+        state.status = "cancelled".into();
+        state.sequence += 1;
+        let payload = EventCancelled {
+            event: Some(state.clone()),
+        }
+        .encode_to_vec();
+        self.save(
+            "EventCancelled",
+            payload,
+            &state,
+            ExpectedVersion::Exact(version),
+            &caller,
+        )
+        .await
+    }
+
+    /// Checks `original` is an occurrence of the series.
+    fn check_occurrence(
+        state: &CalendarEventState,
+        original: NaiveDateTime,
+    ) -> Result<(), EventsError> {
+        let schedule = schedule_of(state)?;
+        let at = anp_calendar::schedule::to_utc(schedule.tz, original);
+        let near = schedule.occurrences(at - Duration::days(1), at + Duration::days(1))?;
+        if near
+            .iter()
+            .any(|occurrence| occurrence.original == original)
+        {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "original_local: {} is not an occurrence of this event",
+                local_text(original)
+            )))
+        }
+    }
+
+    pub async fn cancel_occurrence(
+        &self,
+        request: &OccurrenceRequest,
+        caller: Caller,
+        token: &str,
+    ) -> Result<CalendarEvent, EventsError> {
+        let original = parse_local("original_local", &request.original_local)?;
+        let (mut state, version) = self.load_for_change(&request.event_id, token).await?;
+        Self::check_occurrence(&state, original)?;
+        state
+            .changes
+            .retain(|change| change.original_local != local_text(original));
+        state.changes.push(CalendarOccurrenceChange {
+            original_local: local_text(original),
+            cancelled: true,
+            ..Default::default()
+        });
+        state.sequence += 1;
+        let payload = OccurrenceCancelled {
+            event: Some(state.clone()),
+            original_local: local_text(original),
+        }
+        .encode_to_vec();
+        self.save(
+            "OccurrenceCancelled",
+            payload,
+            &state,
+            ExpectedVersion::Exact(version),
+            &caller,
+        )
+        .await
+    }
+
+    pub async fn reschedule_occurrence(
+        &self,
+        request: &RescheduleOccurrenceRequest,
+        caller: Caller,
+        token: &str,
+    ) -> Result<CalendarEvent, EventsError> {
+        let original = parse_local("original_local", &request.original_local)?;
+        let start = parse_local("start_local", &request.start_local)?;
+        let (mut state, version) = self.load_for_change(&request.event_id, token).await?;
+        Self::check_occurrence(&state, original)?;
+        let duration = if request.duration_minutes == 0 {
+            state.duration_minutes
+        } else {
+            request.duration_minutes
+        };
+        state
+            .changes
+            .retain(|change| change.original_local != local_text(original));
+        state.changes.push(CalendarOccurrenceChange {
+            original_local: local_text(original),
+            cancelled: false,
+            start_local: local_text(start),
+            duration_minutes: duration,
+        });
+        schedule_of(&state)?.check()?;
+        state.sequence += 1;
+        let payload = OccurrenceRescheduled {
+            event: Some(state.clone()),
+            original_local: local_text(original),
+        }
+        .encode_to_vec();
+        self.save(
+            "OccurrenceRescheduled",
+            payload,
+            &state,
+            ExpectedVersion::Exact(version),
+            &caller,
+        )
+        .await
+    }
+
+    pub async fn get_event(&self, event_id: &str) -> Result<CalendarEvent, EventsError> {
+        let (state, version) = self.load(event_id).await?;
+        Ok(to_proto(&state, version))
+    }
+
+    /// A site's events (at most 500), from the table and their streams.
+    async fn site_events(
+        &self,
+        network_slug: &str,
+        site_slug: &str,
+    ) -> Result<Vec<(CalendarEventState, u64)>, EventsError> {
+        check_slug("network_slug", network_slug).map_err(EventsError::Invalid)?;
+        check_slug("site_slug", site_slug).map_err(EventsError::Invalid)?;
+        let access = self
+            .access(
+                None,
+                Scope {
+                    network_slug: network_slug.to_owned(),
+                    site_slug: site_slug.to_owned(),
+                    site_id: String::new(),
+                },
+            )
+            .await?;
+        let site_id: Uuid = access
+            .site
+            .unwrap_or_default()
+            .id
+            .parse()
+            .map_err(|_| EventsError::Sites(tonic::Status::internal("bad site id")))?;
+        let client = self.store.pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT event_id FROM calendar_events WHERE site_id = $1 ORDER BY event_id LIMIT $2",
+                &[&site_id, &SITE_EVENTS_MAX],
+            )
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event_id: Uuid = row.get(0);
+            let stream = anp_eventstore::load_stream_in(&**client, &stream_id(event_id)).await?;
+            if let Some(event) = fold(&stream)? {
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+
+    pub async fn list_occurrences(
+        &self,
+        request: &ListOccurrencesRequest,
+    ) -> Result<ListOccurrencesResponse, EventsError> {
+        let from = anp_kit::from_timestamp(request.from.as_ref());
+        let to = match &request.to {
+            Some(to) => anp_kit::from_timestamp(Some(to)),
+            None => from + Duration::days(31),
+        };
+        if to <= from {
+            return Err(invalid("to: must be after from"));
+        }
+        if to - from > Duration::days(WINDOW_MAX_DAYS) {
+            return Err(invalid(format!(
+                "to: at most {WINDOW_MAX_DAYS} days after from"
+            )));
+        }
+        let mut occurrences = Vec::new();
+        for (state, _) in self
+            .site_events(&request.network_slug, &request.site_slug)
+            .await?
+        {
+            let schedule = schedule_of(&state)?;
+            for occurrence in schedule.occurrences(from, to)? {
+                occurrences.push(Occurrence {
+                    event_id: state.event_id.clone(),
+                    title: state.title.clone(),
+                    original_local: local_text(occurrence.original),
+                    start_local: local_text(occurrence.local_start),
+                    time_zone: state.time_zone.clone(),
+                    start: Some(anp_kit::timestamp(occurrence.start)),
+                    end: Some(anp_kit::timestamp(occurrence.end)),
+                    cancelled: occurrence.cancelled || state.status == "cancelled",
+                    all_day: state.all_day,
+                });
+            }
+        }
+        occurrences
+            .sort_by_key(|occurrence| occurrence.start.map(|start| (start.seconds, start.nanos)));
+        Ok(ListOccurrencesResponse { occurrences })
+    }
+
+    pub async fn export_ics(&self, request: &ExportIcsRequest) -> Result<IcsFile, EventsError> {
+        let (name, events) = if request.event_id.is_empty() {
+            (
+                format!("{}/{}", request.network_slug, request.site_slug),
+                self.site_events(&request.network_slug, &request.site_slug)
+                    .await?,
+            )
+        } else {
+            let event = self.load(&request.event_id).await?;
+            (event.0.title.clone(), vec![event])
+        };
+        let schedules: Vec<Schedule> = events
+            .iter()
+            .map(|(state, _)| schedule_of(state))
+            .collect::<Result<_, _>>()?;
+        let now: DateTime<Utc> = Utc::now();
+        let ics_events: Vec<IcsEvent<'_>> = events
+            .iter()
+            .zip(&schedules)
+            .map(|((state, _), schedule)| {
+                let location = state.location.as_ref();
+                IcsEvent {
+                    uid: format!("{}@anp", state.event_id),
+                    summary: &state.title,
+                    description: &state.description_markdown,
+                    location: location.map_or("", |l| {
+                        if l.address.is_empty() {
+                            l.venue.as_str()
+                        } else {
+                            l.address.as_str()
+                        }
+                    }),
+                    url: location.map_or("", |l| l.url.as_str()),
+                    geo: location
+                        .filter(|l| l.has_coordinates)
+                        .map(|l| (l.latitude, l.longitude)),
+                    schedule,
+                    sequence: state.sequence,
+                    cancelled: state.status == "cancelled",
+                    stamp: now,
+                }
+            })
+            .collect();
+        Ok(IcsFile {
+            text: ics_calendar(&name, &ics_events),
+        })
+    }
+}
+
+async fn write_row<C: GenericClient>(
+    client: &C,
+    state: &CalendarEventState,
+    version: u64,
+) -> Result<(), EventsError> {
+    let corrupt = |what: &str| EventsError::Corrupt(format!("state {what}"));
+    let event_id: Uuid = state.event_id.parse().map_err(|_| corrupt("event_id"))?;
+    let network_id: Uuid = state
+        .network_id
+        .parse()
+        .map_err(|_| corrupt("network_id"))?;
+    let site_id: Uuid = state.site_id.parse().map_err(|_| corrupt("site_id"))?;
+    client
+        .execute(
+            "INSERT INTO calendar_events (event_id, network_id, site_id, status, version) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO UPDATE SET \
+             status = EXCLUDED.status, version = EXCLUDED.version \
+             WHERE calendar_events.version < EXCLUDED.version",
+            &[
+                &event_id,
+                &network_id,
+                &site_id,
+                &state.status,
+                &(version as i64),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The table's side of importing and purging a network's events.
+pub struct Tables;
+
+#[tonic::async_trait]
+impl anp_archive::service::StateTables for Tables {
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), String> {
+        let Some((state, _)) = fold(std::slice::from_ref(event)).map_err(|err| err.to_string())?
+        else {
+            return Ok(());
+        };
+        write_row(tx, &state, event.version)
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    async fn purge(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        network_id: Uuid,
+    ) -> Result<(), String> {
+        tx.execute(
+            "DELETE FROM calendar_events WHERE network_id = $1",
+            &[&network_id],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|err| err.to_string())
+    }
+}
