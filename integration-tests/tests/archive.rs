@@ -176,6 +176,23 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
         ))
         .await
         .unwrap();
+    // A weekly meeting in the calendar (the events service's part).
+    old.calendar()
+        .schedule_event(with_token(
+            anp_proto::calendar::v1::ScheduleEventRequest {
+                network_slug: "exodus".into(),
+                site_slug: "boston".into(),
+                title: "Weekly meeting".into(),
+                time_zone: "America/New_York".into(),
+                start_local: "2026-12-01T18:00".into(),
+                duration_minutes: 60,
+                rrule: "FREQ=WEEKLY;COUNT=3".into(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
     create_site(&old, "other", "elsewhere", "Elsewhere").await;
     let other_post = publish(&old, "other", "elsewhere", "Far", "Not exported", "en").await;
     eventually(
@@ -358,6 +375,19 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
         .into_inner()
         .threads;
     assert_eq!(threads.len(), 1, "the threads table came along");
+    let ics = |stack: &Stack| {
+        let url = stack.http("/n/exodus/boston/calendar.ics");
+        async move {
+            let text = get_text(&url).await.1;
+            // The same calendar but for the moment it was written.
+            text.lines()
+                .filter(|line| !line.starts_with("DTSTAMP"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    assert_eq!(ics(&new).await, ics(&old).await, "the calendar came along");
+    assert!(ics(&new).await.contains("Weekly meeting"));
     // Importing again changes nothing.
     let again = anp_archive::client::import(&mut new.ops(), OPS_TOKEN, &path)
         .await
