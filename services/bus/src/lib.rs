@@ -100,6 +100,25 @@ pub async fn ensure_stream(
         })
 }
 
+/// Starts a store's relay inside the service's own process (the default;
+/// `ANP_EMBEDDED_RELAY=false` leaves it to a separate `anp-relay`), or
+/// nothing when `embedded` is false.
+pub async fn spawn_relay(
+    embedded: bool,
+    service: &str,
+    store: EventStore,
+    config: &BusConfig,
+    shutdown: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, BusError> {
+    if !embedded {
+        return Ok(None);
+    }
+    let jetstream = connect(config).await?;
+    ensure_stream(&jetstream, config).await?;
+    let relay = Relay::new(service, store, jetstream, config.clone());
+    Ok(Some(tokio::spawn(relay.run(shutdown))))
+}
+
 /// The envelope of a stored event as it travels on NATS.
 pub fn envelope(service: &str, event: &RecordedEvent) -> Envelope {
     let occurred = std::time::SystemTime::from(event.occurred_at);

@@ -15,7 +15,7 @@ pub mod state;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anp_bus::{BusConfig, Relay};
+use anp_bus::BusConfig;
 use anp_eventstore::{EventStore, StoreError};
 use anp_kit::{ErrorKind, ServiceError, Shutdown};
 use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
@@ -166,14 +166,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     .await?;
     let store = EventStore::from_pool(pool).await?;
     state::migrate(&store).await?;
-    let relay_task = if config.embedded_relay {
-        let jetstream = anp_bus::connect(&config.bus).await?;
-        anp_bus::ensure_stream(&jetstream, &config.bus).await?;
-        let relay = Relay::new(SERVICE, store.clone(), jetstream, config.bus.clone());
-        Some(tokio::spawn(relay.run(shutdown.clone())))
-    } else {
-        None
-    };
+    let relay_task = anp_bus::spawn_relay(
+        config.embedded_relay,
+        SERVICE,
+        store.clone(),
+        &config.bus,
+        shutdown.clone(),
+    )
+    .await?;
     let sites =
         SitesServiceClient::new(Channel::from_shared(config.sites_url.clone())?.connect_lazy());
     let archive = anp_archive::service::ArchiveService::new(

@@ -21,7 +21,7 @@ pub mod usage;
 
 use std::sync::Arc;
 
-use anp_bus::{BusConfig, Relay};
+use anp_bus::BusConfig;
 use anp_eventstore::EventStore;
 use anp_kit::{SecretToken, Shutdown};
 use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
@@ -113,14 +113,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         embedded::migrations::runner(),
     )
     .await?;
-    let relay_task = if config.embedded_relay {
-        let jetstream = anp_bus::connect(&config.bus).await?;
-        anp_bus::ensure_stream(&jetstream, &config.bus).await?;
-        let relay = Relay::new(SERVICE, store.clone(), jetstream, config.bus.clone());
-        Some(tokio::spawn(relay.run(shutdown.clone())))
-    } else {
-        None
-    };
+    let relay_task = anp_bus::spawn_relay(
+        config.embedded_relay,
+        SERVICE,
+        store.clone(),
+        &config.bus,
+        shutdown.clone(),
+    )
+    .await?;
     let sites = Sites::new(pool, &config)?;
     let limiter = sites.limiter.clone();
     let shrink_shutdown = shutdown.clone();
