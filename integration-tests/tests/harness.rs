@@ -264,9 +264,12 @@ impl Stack {
                 interval: Duration::from_secs(1),
                 tick: Duration::from_millis(100),
                 sync: Duration::from_millis(500),
-                timeout: Duration::from_millis(1000),
-                max_bytes: 1024 * 1024,
-                allow_private: true,
+                fetch: anp_fetch::Limits {
+                    timeout: Duration::from_millis(1000),
+                    max_bytes: 1024 * 1024,
+                    allow_private: true,
+                    ..Default::default()
+                },
             },
             database: database(&infra, "content"),
             bus: infra.bus.clone(),

@@ -5,7 +5,6 @@
 //! (`ExternalItemIngested`) and shown on the site. A broken or hostile feed
 //! is recorded as an error on that feed and never stops the others.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anp_eventstore::{ExpectedVersion, NewEvent};
@@ -17,15 +16,15 @@ use anp_proto::sites::v1::{DirectoryRequest, Scope};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use prost::Message;
-use reqwest::Url;
 use tracing::{info, warn};
 use uuid::Uuid;
+
+use anp_fetch::{Fetched, fetch};
 
 use crate::{Content, ContentError};
 
 /// Items taken from one fetch at most (the newest).
 const ITEMS_PER_FETCH: usize = 50;
-const REDIRECTS_MAX: usize = 3;
 const KEY_MAX_CHARS: usize = 500;
 const TITLE_MAX_CHARS: usize = 300;
 const SUMMARY_MAX_CHARS: usize = 600;
@@ -41,11 +40,8 @@ pub struct FeedsConfig {
     pub tick: Duration,
     /// How often the list of feeds is read again from the sites' settings.
     pub sync: Duration,
-    /// The whole fetch of one feed.
-    pub timeout: Duration,
-    pub max_bytes: usize,
-    /// Fetch from loopback and private networks too (tests, closed setups).
-    pub allow_private: bool,
+    /// Time, size and address limits of one fetch.
+    pub fetch: anp_fetch::Limits,
 }
 
 impl Default for FeedsConfig {
@@ -54,151 +50,12 @@ impl Default for FeedsConfig {
             interval: Duration::from_secs(900),
             tick: Duration::from_secs(5),
             sync: Duration::from_secs(300),
-            timeout: Duration::from_secs(15),
-            max_bytes: 5 * 1024 * 1024,
-            allow_private: false,
+            fetch: anp_fetch::Limits {
+                user_agent: "ANP feed reader (+https://liberation.network)",
+                ..Default::default()
+            },
         }
     }
-}
-
-/// Whether an address is on the public internet: not loopback, private,
-/// link-local, unique-local, shared (CGNAT), multicast, documentation or
-/// unspecified.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => {
-            let [a, b, ..] = ip.octets();
-            !(ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_multicast()
-                || ip.is_broadcast()
-                || ip.is_unspecified()
-                || ip.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
-                || (a == 198 && (18..20).contains(&b))
-                || a >= 240)
-        }
-        IpAddr::V6(ip) => {
-            if let Some(v4) = ip.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = ip.segments()[0];
-            !(ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && ip.segments()[1] == 0x0db8)
-        }
-    }
-}
-
-/// What one fetch brought.
-#[derive(Debug)]
-pub enum Fetched {
-    NotModified,
-    Body {
-        bytes: Vec<u8>,
-        etag: Option<String>,
-        last_modified: Option<String>,
-    },
-}
-
-/// Fetches a feed: only http(s), only public addresses (unless allowed),
-/// the address checked is the one connected to, redirects followed by hand
-/// (each checked), within the time and size limits.
-pub async fn fetch(
-    url: &str,
-    etag: Option<&str>,
-    last_modified: Option<&str>,
-    config: &FeedsConfig,
-) -> Result<Fetched, String> {
-    let mut url = Url::parse(url).map_err(|err| format!("not a URL: {err}"))?;
-    let work = async {
-        for _ in 0..=REDIRECTS_MAX {
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(format!("{}: only http and https", url.scheme()));
-            }
-            let port = url.port_or_known_default().ok_or("no port")?;
-            let (host, addrs): (String, Vec<SocketAddr>) = match url.host().ok_or("no host")? {
-                url::Host::Ipv4(ip) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
-                url::Host::Ipv6(ip) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
-                url::Host::Domain(name) => (
-                    name.to_owned(),
-                    tokio::net::lookup_host((name, port))
-                        .await
-                        .map_err(|err| format!("{name}: {err}"))?
-                        .collect(),
-                ),
-            };
-            if addrs.is_empty() {
-                return Err(format!("{host}: no address"));
-            }
-            if !config.allow_private && addrs.iter().any(|addr| !is_public(addr.ip())) {
-                return Err(format!("{host}: refused, it is a private or local address"));
-            }
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .resolve_to_addrs(&host, &addrs)
-                .user_agent("ANP feed reader (+https://liberation.network)")
-                .build()
-                .map_err(|err| err.to_string())?;
-            let mut request = client.get(url.clone());
-            if let Some(etag) = etag {
-                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
-            }
-            if let Some(since) = last_modified {
-                request = request.header(reqwest::header::IF_MODIFIED_SINCE, since);
-            }
-            let mut response = request.send().await.map_err(|err| err.to_string())?;
-            let status = response.status();
-            if status == reqwest::StatusCode::NOT_MODIFIED {
-                return Ok(Fetched::NotModified);
-            }
-            if status.is_redirection() {
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|value| value.to_str().ok())
-                    .ok_or_else(|| format!("HTTP {status} without a Location"))?;
-                url = url
-                    .join(location)
-                    .map_err(|err| format!("redirect: {err}"))?;
-                continue;
-            }
-            if !status.is_success() {
-                return Err(format!("HTTP {status}"));
-            }
-            let header = |name| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|value: &reqwest::header::HeaderValue| value.to_str().ok())
-                    .map(|value| value.chars().take(200).collect::<String>())
-            };
-            let etag = header(reqwest::header::ETAG);
-            let last_modified = header(reqwest::header::LAST_MODIFIED);
-            let mut bytes = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|err| err.to_string())? {
-                if bytes.len() + chunk.len() > config.max_bytes {
-                    return Err(format!("larger than {} bytes", config.max_bytes));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            return Ok(Fetched::Body {
-                bytes,
-                etag,
-                last_modified,
-            });
-        }
-        Err(format!("more than {REDIRECTS_MAX} redirects"))
-    };
-    tokio::time::timeout(config.timeout, work)
-        .await
-        .map_err(|_| format!("no answer within {} ms", config.timeout.as_millis()))?
 }
 
 /// An item of a feed, cleaned.
@@ -427,7 +284,7 @@ impl Content {
             &source.url,
             source.etag.as_deref(),
             source.last_modified.as_deref(),
-            config,
+            &config.fetch,
         )
         .await;
         let outcome = match fetched {
@@ -635,46 +492,6 @@ impl Content {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_public_addresses_are_public() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["1.1.1.1", "93.184.216.34", "2606:4700:4700::1111"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
-
-    #[tokio::test]
-    async fn private_addresses_are_refused_before_connecting() {
-        let config = FeedsConfig::default();
-        for url in [
-            "http://127.0.0.1:9/feed",
-            "http://localhost:9/feed",
-            "http://[::1]:9/feed",
-            "http://169.254.169.254/latest/meta-data",
-        ] {
-            let err = fetch(url, None, None, &config).await.unwrap_err();
-            assert!(err.contains("private or local"), "{url}: {err}");
-        }
-        let err = fetch("ftp://example.org/feed", None, None, &config)
-            .await
-            .unwrap_err();
-        assert!(err.contains("only http"), "{err}");
-    }
 
     #[test]
     fn items_are_cleaned() {

@@ -147,12 +147,10 @@ fn feeds_from_env() -> anyhow::Result<feeds::FeedsConfig> {
             defaults.tick.as_millis() as u64,
         )?),
         sync: Duration::from_secs(number("ANP_FEEDS_SYNC_SECS", defaults.sync.as_secs())?),
-        timeout: Duration::from_millis(number(
-            "ANP_FEEDS_TIMEOUT_MS",
-            defaults.timeout.as_millis() as u64,
-        )?),
-        max_bytes: number("ANP_FEEDS_MAX_BYTES", defaults.max_bytes as u64)? as usize,
-        allow_private: anp_kit::env_or("ANP_FEEDS_ALLOW_PRIVATE", "false") == "true",
+        fetch: defaults
+            .fetch
+            .from_env("ANP_FEEDS_")
+            .map_err(anyhow::Error::msg)?,
     })
 }
 
