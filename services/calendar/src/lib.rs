@@ -8,6 +8,7 @@
 //! and serves them is built on it.
 
 pub mod ics;
+pub mod import;
 pub mod schedule;
 
 pub use schedule::{Exception, Occurrence, Schedule};

@@ -112,6 +112,37 @@ impl Schedule {
             .map_err(|err| invalid(format!("rrule: {err}")))
     }
 
+    /// When its last occurrence ends, or `None` for a series without end
+    /// (or with more than [`EXPANSION_MAX`] occurrences).
+    pub fn last_end(&self) -> Result<Option<DateTime<Utc>>, CalendarError> {
+        let result = self.rule_set()?.all(EXPANSION_MAX);
+        if result.limited {
+            return Ok(None);
+        }
+        let (Some(first), Some(last)) = (result.dates.first(), result.dates.last()) else {
+            return Ok(Some(to_utc(self.tz, self.start)));
+        };
+        let from = to_utc(self.tz, first.naive_local()) - Duration::days(1);
+        let to = to_utc(self.tz, last.naive_local()) + Duration::days(DURATION_MAX_DAYS + 1);
+        // Moved occurrences may end later than the last one of the rule.
+        let moved_until = self
+            .exceptions
+            .values()
+            .filter_map(|exception| match exception {
+                Exception::Moved { start, .. } => Some(to_utc(self.tz, *start)),
+                Exception::Cancelled => None,
+            })
+            .max()
+            .map_or(to, |latest| {
+                latest.max(to) + Duration::days(DURATION_MAX_DAYS + 1)
+            });
+        Ok(self
+            .occurrences(from, moved_until)?
+            .iter()
+            .map(|occurrence| occurrence.end)
+            .max())
+    }
+
     /// The occurrences that overlap `[from, to)`, in order, at most
     /// [`EXPANSION_MAX`]; cancelled ones are kept (marked), moved ones are
     /// where they were moved to.
@@ -184,6 +215,26 @@ mod tests {
             rrule: Some("FREQ=WEEKLY;BYDAY=TU;COUNT=4".into()),
             exceptions: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn series_end_where_their_last_occurrence_ends() {
+        let mut schedule = weekly_in_new_york();
+        // Fourth Tuesday: 10 Nov 2026, 19:00 EST = 00:00 UTC, two hours.
+        assert_eq!(schedule.last_end().unwrap(), Some(utc(2026, 11, 11, 2, 0)));
+        schedule.exceptions.insert(
+            local(2026, 11, 10, 19, 0),
+            Exception::Moved {
+                start: local(2026, 12, 1, 18, 0),
+                duration: Duration::hours(1),
+            },
+        );
+        assert_eq!(schedule.last_end().unwrap(), Some(utc(2026, 12, 2, 0, 0)));
+        schedule.rrule = Some("FREQ=WEEKLY;BYDAY=TU".into());
+        assert_eq!(schedule.last_end().unwrap(), None, "no end");
+        schedule.rrule = None;
+        schedule.exceptions.clear();
+        assert_eq!(schedule.last_end().unwrap(), Some(utc(2026, 10, 21, 1, 0)));
     }
 
     #[test]
