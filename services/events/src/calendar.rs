@@ -10,13 +10,13 @@ use anp_calendar::{Exception, Schedule};
 use anp_eventstore::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
 use anp_kit::{Caller, check_slug, check_text};
 use anp_proto::calendar::v1::{
-    CalendarEvent, ExportIcsRequest, IcsFile, ListOccurrencesRequest, ListOccurrencesResponse,
-    Location, Occurrence, OccurrenceChange, OccurrenceRequest, RescheduleOccurrenceRequest,
-    ScheduleEventRequest,
+    CalendarEvent, ExportIcsRequest, Host, IcsFile, ListOccurrencesRequest,
+    ListOccurrencesResponse, Location, Occurrence, OccurrenceChange, OccurrenceRequest,
+    RescheduleOccurrenceRequest, ScheduleEventRequest, UpdateEventRequest,
 };
 use anp_proto::events::v1::{
     CalendarEventState, CalendarLocation, CalendarOccurrenceChange, EventCancelled, EventScheduled,
-    OccurrenceCancelled, OccurrenceRescheduled,
+    EventUpdated, OccurrenceCancelled, OccurrenceRescheduled,
 };
 use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
 use anp_proto::sites::v1::{Access, Role, Scope};
@@ -35,8 +35,9 @@ pub const TEXT_MAX_CHARS: usize = 300;
 pub const CAPACITY_MAX: u32 = 1_000_000;
 /// The widest window of occurrences one call returns.
 pub const WINDOW_MAX_DAYS: i64 = 366;
-/// Events of a site an export or a listing looks at.
-const SITE_EVENTS_MAX: i64 = 500;
+/// Events a listing or an export looks at (the newest that have not ended
+/// more than a month ago).
+const LISTED_EVENTS_MAX: i64 = 500;
 const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M";
 
 mod embedded {
@@ -53,11 +54,11 @@ pub async fn migrate(store: &EventStore) -> Result<(), EventsError> {
     Ok(())
 }
 
-fn invalid(message: impl Into<String>) -> EventsError {
+pub(crate) fn invalid(message: impl Into<String>) -> EventsError {
     EventsError::Invalid(message.into())
 }
 
-fn stream_id(event_id: Uuid) -> String {
+pub(crate) fn stream_id(event_id: Uuid) -> String {
     format!("calendar-event-{event_id}")
 }
 
@@ -72,7 +73,7 @@ pub fn parse_local(field: &str, value: &str) -> Result<NaiveDateTime, EventsErro
         })
 }
 
-fn local_text(at: NaiveDateTime) -> String {
+pub(crate) fn local_text(at: NaiveDateTime) -> String {
     at.format(LOCAL_FORMAT).to_string()
 }
 
@@ -157,6 +158,107 @@ pub fn to_proto(state: &CalendarEventState, version: u64) -> CalendarEvent {
                 duration_minutes: change.duration_minutes,
             })
             .collect(),
+        hosts: state
+            .hosts
+            .iter()
+            .map(|host| Host {
+                network_slug: host.network_slug.clone(),
+                site_slug: host.site_slug.clone(),
+                site_id: host.site_id.clone(),
+                status: host.status.clone(),
+            })
+            .collect(),
+        source_uid: state.source_uid.clone(),
+    }
+}
+
+/// The details of a new or changed event, checked field by field (the ids,
+/// hosts and status are the caller's to fill in).
+pub fn details(
+    request: &ScheduleEventRequest,
+    author: &str,
+) -> Result<CalendarEventState, EventsError> {
+    check_text("title", &request.title, TITLE_MAX_CHARS).map_err(EventsError::Invalid)?;
+    if request.description_markdown.len() > DESCRIPTION_MAX_BYTES
+        || request.description_markdown.contains('\0')
+    {
+        return Err(invalid(format!(
+            "description_markdown: at most {DESCRIPTION_MAX_BYTES} bytes, without NUL"
+        )));
+    }
+    if request.capacity > CAPACITY_MAX {
+        return Err(invalid(format!("capacity: at most {CAPACITY_MAX}")));
+    }
+    let location = check_location(request.location.as_ref())?;
+    let start = parse_local("start_local", &request.start_local)?;
+    let duration_minutes = if request.all_day {
+        request.duration_minutes.max(1440) / 1440 * 1440
+    } else {
+        request.duration_minutes
+    };
+    let state = CalendarEventState {
+        title: request.title.trim().to_owned(),
+        description_markdown: request.description_markdown.clone(),
+        description_html: anp_markdown::markdown_to_safe_html(&request.description_markdown),
+        time_zone: request.time_zone.clone(),
+        start_local: local_text(start),
+        duration_minutes,
+        all_day: request.all_day,
+        rrule: request.rrule.trim().to_owned(),
+        location: Some(location),
+        capacity: request.capacity,
+        status: "scheduled".into(),
+        author: author.to_owned(),
+        ..Default::default()
+    };
+    schedule_of(&state)?.check()?;
+    Ok(state)
+}
+
+/// Which events a listing or an export is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    Site {
+        network_slug: String,
+        site_slug: String,
+    },
+    Network {
+        network_slug: String,
+    },
+    Umbrella,
+}
+
+impl Listing {
+    pub fn of(network_slug: &str, site_slug: &str) -> Result<Listing, EventsError> {
+        match (network_slug.is_empty(), site_slug.is_empty()) {
+            (true, true) => Ok(Listing::Umbrella),
+            (true, false) => Err(invalid("network_slug: needed with site_slug")),
+            (false, true) => {
+                check_slug("network_slug", network_slug).map_err(EventsError::Invalid)?;
+                Ok(Listing::Network {
+                    network_slug: network_slug.to_owned(),
+                })
+            }
+            (false, false) => {
+                check_slug("network_slug", network_slug).map_err(EventsError::Invalid)?;
+                check_slug("site_slug", site_slug).map_err(EventsError::Invalid)?;
+                Ok(Listing::Site {
+                    network_slug: network_slug.to_owned(),
+                    site_slug: site_slug.to_owned(),
+                })
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Listing::Site {
+                network_slug,
+                site_slug,
+            } => format!("{network_slug}/{site_slug}"),
+            Listing::Network { network_slug } => network_slug.clone(),
+            Listing::Umbrella => "all networks".into(),
+        }
     }
 }
 
@@ -221,23 +323,36 @@ fn check_location(location: Option<&Location>) -> Result<CalendarLocation, Event
 /// The service's logic.
 #[derive(Clone)]
 pub struct Calendar {
-    store: EventStore,
-    sites: SitesServiceClient<Channel>,
+    pub(crate) store: EventStore,
+    pub(crate) sites: SitesServiceClient<Channel>,
+    pub(crate) imports: anp_fetch::Limits,
 }
 
 impl Calendar {
-    pub fn new(store: EventStore, sites: SitesServiceClient<Channel>) -> Self {
-        Calendar { store, sites }
+    pub fn new(
+        store: EventStore,
+        sites: SitesServiceClient<Channel>,
+        imports: anp_fetch::Limits,
+    ) -> Self {
+        Calendar {
+            store,
+            sites,
+            imports,
+        }
     }
 
-    async fn access(&self, token: Option<&str>, scope: Scope) -> Result<Access, EventsError> {
+    pub(crate) async fn access(
+        &self,
+        token: Option<&str>,
+        scope: Scope,
+    ) -> Result<Access, EventsError> {
         anp_kit::sites_access(&self.sites, token, scope)
             .await
             .map_err(EventsError::Sites)
     }
 
     /// Editors and above, while the network is active and the site live.
-    async fn authorize(&self, token: &str, scope: Scope) -> Result<Access, EventsError> {
+    pub(crate) async fn authorize(&self, token: &str, scope: Scope) -> Result<Access, EventsError> {
         let access = self.access(Some(token), scope).await?;
         if Role::try_from(access.role).unwrap_or(Role::Unspecified) < Role::Editor {
             return Err(EventsError::Denied(
@@ -252,7 +367,7 @@ impl Calendar {
         Ok(access)
     }
 
-    async fn save(
+    pub(crate) async fn save(
         &self,
         event_type: &str,
         payload: Vec<u8>,
@@ -260,31 +375,18 @@ impl Calendar {
         expected: ExpectedVersion,
         caller: &Caller,
     ) -> Result<CalendarEvent, EventsError> {
-        let corrupt = |what: &str| EventsError::Corrupt(format!("state {what}"));
-        let event_id: Uuid = state.event_id.parse().map_err(|_| corrupt("event_id"))?;
-        let event = NewEvent::new(
-            event_type,
-            state
-                .network_id
-                .parse()
-                .map_err(|_| corrupt("network_id"))?,
-            &caller.actor,
-            payload,
-        )
-        .with_site(state.site_id.parse().map_err(|_| corrupt("site_id"))?)
-        .with_traceparent(caller.traceparent.clone());
         let mut client = self.store.pool().get().await?;
         let tx = client.transaction().await?;
-        let recorded =
-            anp_eventstore::append_in(&*tx, &stream_id(event_id), expected, &[event]).await?;
-        let version = recorded.last().map_or(1, |event| event.version);
-        write_row(&*tx, state, version).await?;
+        let version = save_in(&*tx, event_type, payload, state, expected, caller).await?;
         tx.commit().await?;
-        info!(%event_id, event_type, version, "calendar event saved");
+        info!(event_id = %state.event_id, event_type, version, "calendar event saved");
         Ok(to_proto(state, version))
     }
 
-    async fn load(&self, event_id: &str) -> Result<(CalendarEventState, u64), EventsError> {
+    pub(crate) async fn load(
+        &self,
+        event_id: &str,
+    ) -> Result<(CalendarEventState, u64), EventsError> {
         let id: Uuid = event_id
             .parse()
             .map_err(|_| invalid(format!("event_id: {event_id:?} is not a UUID")))?;
@@ -300,43 +402,10 @@ impl Calendar {
     ) -> Result<CalendarEvent, EventsError> {
         check_slug("network_slug", &request.network_slug).map_err(EventsError::Invalid)?;
         check_slug("site_slug", &request.site_slug).map_err(EventsError::Invalid)?;
-        check_text("title", &request.title, TITLE_MAX_CHARS).map_err(EventsError::Invalid)?;
-        if request.description_markdown.len() > DESCRIPTION_MAX_BYTES
-            || request.description_markdown.contains('\0')
-        {
-            return Err(invalid(format!(
-                "description_markdown: at most {DESCRIPTION_MAX_BYTES} bytes, without NUL"
-            )));
-        }
-        if request.capacity > CAPACITY_MAX {
-            return Err(invalid(format!("capacity: at most {CAPACITY_MAX}")));
-        }
-        let location = check_location(request.location.as_ref())?;
-        let start = parse_local("start_local", &request.start_local)?;
-        let duration_minutes = if request.all_day {
-            request.duration_minutes.max(1440) / 1440 * 1440
-        } else {
-            request.duration_minutes
-        };
         let state = CalendarEventState {
             event_id: Uuid::now_v7().to_string(),
-            title: request.title.trim().to_owned(),
-            description_markdown: request.description_markdown.clone(),
-            description_html: anp_markdown::markdown_to_safe_html(&request.description_markdown),
-            time_zone: request.time_zone.clone(),
-            start_local: local_text(start),
-            duration_minutes,
-            all_day: request.all_day,
-            rrule: request.rrule.trim().to_owned(),
-            location: Some(location),
-            capacity: request.capacity,
-            status: "scheduled".into(),
-            sequence: 0,
-            changes: vec![],
-            author: caller.actor.clone(),
-            ..Default::default()
+            ..details(request, &caller.actor)?
         };
-        schedule_of(&state)?.check()?;
         let access = self
             .authorize(
                 token,
@@ -370,7 +439,7 @@ impl Calendar {
     }
 
     /// Loads an event and checks the caller edits its site's calendar.
-    async fn load_for_change(
+    pub(crate) async fn load_for_change(
         &self,
         event_id: &str,
         token: &str,
@@ -415,8 +484,74 @@ impl Calendar {
         .await
     }
 
+    pub async fn update_event(
+        &self,
+        request: &UpdateEventRequest,
+        caller: Caller,
+        token: &str,
+    ) -> Result<CalendarEvent, EventsError> {
+        let details = details(
+            request
+                .details
+                .as_ref()
+                .ok_or_else(|| invalid("details: missing"))?,
+            &caller.actor,
+        )?;
+        let (current, version) = self.load_for_change(&request.event_id, token).await?;
+        if request.expected_version != 0 && request.expected_version != version {
+            return Err(EventsError::Store(anp_eventstore::StoreError::Conflict {
+                stream_id: stream_id(current.event_id.parse().unwrap_or_default()),
+                expected: request.expected_version,
+                actual: version,
+            }));
+        }
+        let mut state = CalendarEventState {
+            event_id: current.event_id.clone(),
+            network_id: current.network_id.clone(),
+            network_slug: current.network_slug.clone(),
+            site_id: current.site_id.clone(),
+            site_slug: current.site_slug.clone(),
+            status: current.status.clone(),
+            sequence: current.sequence + 1,
+            hosts: current.hosts.clone(),
+            source_uid: current.source_uid.clone(),
+            author: current.author.clone(),
+            changes: vec![],
+            ..details
+        };
+        // Changes of occurrences still in the series stay.
+        for change in &current.changes {
+            let original = parse_local("original_local", &change.original_local)?;
+            if Self::check_occurrence(&state, original).is_ok() {
+                state.changes.push(change.clone());
+            }
+        }
+        schedule_of(&state)?.check()?;
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let version = save_in(
+            &*tx,
+            "EventUpdated",
+            EventUpdated {
+                event: Some(state.clone()),
+            }
+            .encode_to_vec(),
+            &state,
+            ExpectedVersion::Exact(version),
+            &caller,
+        )
+        .await?;
+        // More places: people on the waitlists move up.
+        if state.capacity == 0 || state.capacity > current.capacity {
+            crate::rsvps::promote_all(&*tx, &state, &caller).await?;
+        }
+        tx.commit().await?;
+        info!(event_id = %state.event_id, version, "calendar event updated");
+        Ok(to_proto(&state, version))
+    }
+
     /// Checks `original` is an occurrence of the series.
-    fn check_occurrence(
+    pub(crate) fn check_occurrence(
         state: &CalendarEventState,
         original: NaiveDateTime,
     ) -> Result<(), EventsError> {
@@ -515,37 +650,70 @@ impl Calendar {
         Ok(to_proto(&state, version))
     }
 
-    /// A site's events (at most 500), from the table and their streams.
-    async fn site_events(
+    /// The events of a site (its own and those it co-hosts), a network (of
+    /// its sites) or the umbrella: the newest [`LISTED_EVENTS_MAX`] that have
+    /// not ended more than a month ago.
+    pub(crate) async fn events_in(
         &self,
-        network_slug: &str,
-        site_slug: &str,
+        listing: &Listing,
     ) -> Result<Vec<(CalendarEventState, u64)>, EventsError> {
-        check_slug("network_slug", network_slug).map_err(EventsError::Invalid)?;
-        check_slug("site_slug", site_slug).map_err(EventsError::Invalid)?;
-        let access = self
-            .access(
-                None,
-                Scope {
-                    network_slug: network_slug.to_owned(),
-                    site_slug: site_slug.to_owned(),
-                    site_id: String::new(),
-                },
-            )
-            .await?;
-        let site_id: Uuid = access
-            .site
-            .unwrap_or_default()
-            .id
-            .parse()
-            .map_err(|_| EventsError::Sites(tonic::Status::internal("bad site id")))?;
+        let scope = match listing {
+            Listing::Site {
+                network_slug,
+                site_slug,
+            } => Some(Scope {
+                network_slug: network_slug.clone(),
+                site_slug: site_slug.clone(),
+                site_id: String::new(),
+            }),
+            Listing::Network { network_slug } => Some(Scope {
+                network_slug: network_slug.clone(),
+                ..Default::default()
+            }),
+            Listing::Umbrella => None,
+        };
+        let recent = "(e.last_end IS NULL OR e.last_end > now() - interval '31 days')";
         let client = self.store.pool().get().await?;
-        let rows = client
-            .query(
-                "SELECT event_id FROM calendar_events WHERE site_id = $1 ORDER BY event_id LIMIT $2",
-                &[&site_id, &SITE_EVENTS_MAX],
-            )
-            .await?;
+        let rows = match scope {
+            None => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT e.event_id FROM calendar_events e WHERE {recent} \
+                             ORDER BY e.event_id DESC LIMIT $1"
+                        ),
+                        &[&LISTED_EVENTS_MAX],
+                    )
+                    .await?
+            }
+            Some(scope) => {
+                let access = self.access(None, scope).await?;
+                let bad = || EventsError::Sites(tonic::Status::internal("bad id"));
+                let (column, id): (&str, Uuid) = match access.site {
+                    Some(site) => ("site_id", site.id.parse().map_err(|_| bad())?),
+                    None => (
+                        "network_id",
+                        access
+                            .network
+                            .unwrap_or_default()
+                            .id
+                            .parse()
+                            .map_err(|_| bad())?,
+                    ),
+                };
+                client
+                    .query(
+                        &format!(
+                            "SELECT DISTINCT e.event_id FROM calendar_hosts h \
+                             JOIN calendar_events e USING (event_id) \
+                             WHERE h.{column} = $1 AND h.status IN ('origin', 'accepted') \
+                               AND {recent} ORDER BY e.event_id DESC LIMIT $2"
+                        ),
+                        &[&id, &LISTED_EVENTS_MAX],
+                    )
+                    .await?
+            }
+        };
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             let event_id: Uuid = row.get(0);
@@ -575,10 +743,11 @@ impl Calendar {
             )));
         }
         let mut occurrences = Vec::new();
-        for (state, _) in self
-            .site_events(&request.network_slug, &request.site_slug)
-            .await?
-        {
+        let listing = Listing::of(&request.network_slug, &request.site_slug)?;
+        if listing == Listing::Umbrella {
+            return Err(invalid("network_slug: must not be empty"));
+        }
+        for (state, _) in self.events_in(&listing).await? {
             let schedule = schedule_of(&state)?;
             for occurrence in schedule.occurrences(from, to)? {
                 occurrences.push(Occurrence {
@@ -601,11 +770,8 @@ impl Calendar {
 
     pub async fn export_ics(&self, request: &ExportIcsRequest) -> Result<IcsFile, EventsError> {
         let (name, events) = if request.event_id.is_empty() {
-            (
-                format!("{}/{}", request.network_slug, request.site_slug),
-                self.site_events(&request.network_slug, &request.site_slug)
-                    .await?,
-            )
+            let listing = Listing::of(&request.network_slug, &request.site_slug)?;
+            (listing.name(), self.events_in(&listing).await?)
         } else {
             let event = self.load(&request.event_id).await?;
             (event.0.title.clone(), vec![event])
@@ -648,6 +814,36 @@ impl Calendar {
     }
 }
 
+/// Appends one event of a calendar event and writes the tables, in `tx`.
+pub(crate) async fn save_in<C: GenericClient>(
+    tx: &C,
+    event_type: &str,
+    payload: Vec<u8>,
+    state: &CalendarEventState,
+    expected: ExpectedVersion,
+    caller: &Caller,
+) -> Result<u64, EventsError> {
+    let corrupt = |what: &str| EventsError::Corrupt(format!("state {what}"));
+    let event_id: Uuid = state.event_id.parse().map_err(|_| corrupt("event_id"))?;
+    let event = NewEvent::new(
+        event_type,
+        state
+            .network_id
+            .parse()
+            .map_err(|_| corrupt("network_id"))?,
+        &caller.actor,
+        payload,
+    )
+    .with_site(state.site_id.parse().map_err(|_| corrupt("site_id"))?)
+    .with_traceparent(caller.traceparent.clone());
+    let recorded = anp_eventstore::append_in(tx, &stream_id(event_id), expected, &[event]).await?;
+    let version = recorded.last().map_or(1, |event| event.version);
+    write_row(tx, state, version).await?;
+    Ok(version)
+}
+
+/// The tables after an event: the event's row (guarded by version) and the
+/// sites it shows in.
 async fn write_row<C: GenericClient>(
     client: &C,
     state: &CalendarEventState,
@@ -660,21 +856,59 @@ async fn write_row<C: GenericClient>(
         .parse()
         .map_err(|_| corrupt("network_id"))?;
     let site_id: Uuid = state.site_id.parse().map_err(|_| corrupt("site_id"))?;
-    client
-        .execute(
-            "INSERT INTO calendar_events (event_id, network_id, site_id, status, version) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO UPDATE SET \
-             status = EXCLUDED.status, version = EXCLUDED.version \
-             WHERE calendar_events.version < EXCLUDED.version",
+    let last_end = schedule_of(state)?.last_end()?;
+    let source_uid = (!state.source_uid.is_empty()).then_some(state.source_uid.as_str());
+    let newer = client
+        .query_opt(
+            "INSERT INTO calendar_events \
+               (event_id, network_id, site_id, status, version, source_uid, last_end) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO UPDATE SET \
+             status = EXCLUDED.status, version = EXCLUDED.version, \
+             source_uid = EXCLUDED.source_uid, last_end = EXCLUDED.last_end \
+             WHERE calendar_events.version < EXCLUDED.version RETURNING 1",
             &[
                 &event_id,
                 &network_id,
                 &site_id,
                 &state.status,
                 &(version as i64),
+                &source_uid,
+                &last_end,
             ],
         )
+        .await?
+        .is_some();
+    if !newer {
+        return Ok(());
+    }
+    client
+        .execute(
+            "DELETE FROM calendar_hosts WHERE event_id = $1",
+            &[&event_id],
+        )
         .await?;
+    client
+        .execute(
+            "INSERT INTO calendar_hosts (event_id, site_id, network_id, status) \
+             VALUES ($1, $2, $3, 'origin')",
+            &[&event_id, &site_id, &network_id],
+        )
+        .await?;
+    for host in &state.hosts {
+        let (Ok(host_site), Ok(host_network)) = (
+            host.site_id.parse::<Uuid>(),
+            host.network_id.parse::<Uuid>(),
+        ) else {
+            return Err(corrupt("host"));
+        };
+        client
+            .execute(
+                "INSERT INTO calendar_hosts (event_id, site_id, network_id, status) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&event_id, &host_site, &host_network, &host.status],
+            )
+            .await?;
+    }
     Ok(())
 }
 
@@ -688,6 +922,11 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         event: &RecordedEvent,
     ) -> Result<(), String> {
+        if event.stream_id.starts_with(crate::rsvps::STREAM_PREFIX) {
+            return crate::rsvps::write_rows(tx, event)
+                .await
+                .map_err(|err| err.to_string());
+        }
         let Some((state, _)) = fold(std::slice::from_ref(event)).map_err(|err| err.to_string())?
         else {
             return Ok(());
@@ -702,12 +941,19 @@ impl anp_archive::service::StateTables for Tables {
         tx: &tokio_postgres::Transaction<'_>,
         network_id: Uuid,
     ) -> Result<(), String> {
-        tx.execute(
+        crate::hosts::withdraw_hosts_in(tx, network_id)
+            .await
+            .map_err(|err| err.to_string())?;
+        for statement in [
+            "DELETE FROM calendar_hosts WHERE event_id IN \
+               (SELECT event_id FROM calendar_events WHERE network_id = $1)",
             "DELETE FROM calendar_events WHERE network_id = $1",
-            &[&network_id],
-        )
-        .await
-        .map(|_| ())
-        .map_err(|err| err.to_string())
+            "DELETE FROM calendar_rsvps WHERE network_id = $1",
+        ] {
+            tx.execute(statement, &[&network_id])
+                .await
+                .map_err(|err| err.to_string())?;
+        }
+        Ok(())
     }
 }

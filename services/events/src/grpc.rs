@@ -103,6 +103,78 @@ impl CalendarService for Api {
         .await
     }
 
+    async fn update_event(
+        &self,
+        request: Request<UpdateEventRequest>,
+    ) -> Result<Response<CalendarEvent>, Status> {
+        self.write(request, |calendar, r, caller, token| async move {
+            calendar.update_event(&r, caller, &token).await
+        })
+        .await
+    }
+
+    async fn invite_cohost(
+        &self,
+        request: Request<CohostRequest>,
+    ) -> Result<Response<CalendarEvent>, Status> {
+        self.write(request, |calendar, r, caller, token| async move {
+            calendar.invite_cohost(&r, caller, &token).await
+        })
+        .await
+    }
+
+    async fn decide_cohost(
+        &self,
+        request: Request<DecideCohostRequest>,
+    ) -> Result<Response<CalendarEvent>, Status> {
+        self.write(request, |calendar, r, caller, token| async move {
+            calendar.decide_cohost(&r, caller, &token).await
+        })
+        .await
+    }
+
+    async fn remove_cohost(
+        &self,
+        request: Request<CohostRequest>,
+    ) -> Result<Response<CalendarEvent>, Status> {
+        self.write(request, |calendar, r, caller, token| async move {
+            calendar.remove_cohost(&r, caller, &token).await
+        })
+        .await
+    }
+
+    async fn rsvp(&self, request: Request<RsvpRequest>) -> Result<Response<RsvpSummary>, Status> {
+        self.write(request, |calendar, r, caller, token| async move {
+            calendar.rsvp(&r, caller, &token).await
+        })
+        .await
+    }
+
+    async fn get_rsvps(
+        &self,
+        request: Request<GetRsvpsRequest>,
+    ) -> Result<Response<RsvpSummary>, Status> {
+        // Anyone reads the counts; a valid session adds its own answer.
+        let token = match self.sessions.session_of(&request) {
+            Ok(_) => anp_session::bearer(&request).map(str::to_owned),
+            Err(_) => None,
+        };
+        self.read(request, |calendar, r| async move {
+            calendar.get_rsvps(&r, token.as_deref()).await
+        })
+        .await
+    }
+
+    async fn import_ics(
+        &self,
+        request: Request<ImportIcsRequest>,
+    ) -> Result<Response<ImportIcsResponse>, Status> {
+        self.write(request, |calendar, r, caller, token| async move {
+            calendar.import_ics(&r, caller, &token).await
+        })
+        .await
+    }
+
     async fn get_event(
         &self,
         request: Request<GetEventRequest>,

@@ -1,10 +1,14 @@
 //! The events service: a site's calendar. Editors schedule one-off and
 //! recurring events in the site's time zone, cancel or move single
-//! occurrences, or cancel an event; everyone reads occurrences and
-//! iCalendar. The time rules live in `anp-calendar`.
+//! occurrences, edit or cancel an event, invite other sites to co-host it
+//! and import calendars; signed-in people RSVP (with a waitlist); everyone
+//! reads occurrences and iCalendar. The time rules live in `anp-calendar`.
 
 pub mod calendar;
 pub mod grpc;
+pub mod hosts;
+pub mod import;
+pub mod rsvps;
 
 use std::sync::Arc;
 
@@ -100,6 +104,8 @@ pub struct Config {
     pub sessions: anp_session::Verifier,
     pub sites_url: String,
     pub embedded_relay: bool,
+    /// Fetching calendars to import from a URL (`ANP_EVENTS_IMPORT_*`).
+    pub imports: anp_fetch::Limits,
 }
 
 impl Config {
@@ -112,6 +118,13 @@ impl Config {
             sessions: anp_session::Verifier::from_public_key(&public_key)?,
             sites_url: anp_kit::env_or("ANP_SITES_URL", "http://127.0.0.1:50051"),
             embedded_relay: anp_kit::env_or("ANP_EMBEDDED_RELAY", "true") == "true",
+            imports: anp_fetch::Limits {
+                max_bytes: import::IMPORT_MAX_BYTES,
+                user_agent: "ANP calendar import (+https://liberation.network)",
+                ..Default::default()
+            }
+            .from_env("ANP_EVENTS_IMPORT_")
+            .map_err(anyhow::Error::msg)?,
         })
     }
 }
@@ -143,7 +156,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         anp_bus::relay_checkpoint(&config.bus),
     )
     .with_tables(Arc::new(calendar::Tables));
-    let calendar = calendar::Calendar::new(store, sites);
+    let calendar = calendar::Calendar::new(store, sites, config.imports.clone());
     info!("events service ready");
     anp_kit::serve_grpc(
         listener,
