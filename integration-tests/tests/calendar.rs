@@ -225,3 +225,329 @@ async fn a_weekly_event_keeps_its_local_time_and_its_changes_reach_calendar_apps
     );
     stack.stop().await;
 }
+
+/// The UIDs in an iCalendar text, read by the independent parser.
+fn uids(text: &str) -> Vec<String> {
+    let parsed = ical::IcalParser::new(text.as_bytes())
+        .next()
+        .expect("a calendar")
+        .expect("valid iCalendar");
+    parsed
+        .events
+        .iter()
+        .filter(|e| property(&e.properties, "RECURRENCE-ID").is_none())
+        .filter_map(|e| property(&e.properties, "UID").map(str::to_owned))
+        .collect()
+}
+
+async fn titles_of(stack: &Stack, network: &str, site: &str) -> Vec<String> {
+    let occurrences = stack
+        .calendar()
+        .list_occurrences(ListOccurrencesRequest {
+            network_slug: network.into(),
+            site_slug: site.into(),
+            from: Some(at("2026-10-01T00:00:00Z")),
+            to: Some(at("2027-09-01T00:00:00Z")),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .occurrences;
+    let mut titles: Vec<String> = occurrences.into_iter().map(|o| o.title).collect();
+    titles.dedup();
+    titles
+}
+
+const IMPORTED: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Other app//EN\r\n\
+BEGIN:VEVENT\r\nUID:vigil@other.example\r\nDTSTAMP:20261101T000000Z\r\n\
+DTSTART;TZID=Europe/Madrid:20270105T190000\r\nDTEND;TZID=Europe/Madrid:20270105T200000\r\n\
+RRULE:FREQ=WEEKLY;COUNT=4\r\nEXDATE;TZID=Europe/Madrid:20270112T190000\r\n\
+SUMMARY:Vigil\r\nLOCATION:Plaza Mayor\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:fair@other.example\r\nDTSTAMP:20261101T000000Z\r\n\
+DTSTART;VALUE=DATE:20270301\r\nSUMMARY:Book fair\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_are_edited_cohosted_across_networks_and_imported() {
+    let stack = Stack::start().await;
+    stack.onboard("org", "Org").await;
+    stack.onboard("ally", "Ally").await;
+    let admin = stack.admin("org");
+    let ally = stack.admin("ally");
+    create_site(&stack, &admin, "org", "hall", "")
+        .await
+        .unwrap();
+    create_site(&stack, &ally, "ally", "club", "")
+        .await
+        .unwrap();
+    let member = stack.sign_up("member@org.example.org").await;
+    let invitation = invite(&stack, &admin, "org", "hall", Role::Member, "")
+        .await
+        .unwrap();
+    accept(&stack, &member, &invitation.token).await.unwrap();
+    let mut calendar = stack.calendar();
+    let event = calendar
+        .schedule_event(with_token(weekly(), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Editing: new details and a new sequence; moved occurrences that are
+    // still in the series stay.
+    calendar
+        .reschedule_occurrence(with_token(
+            RescheduleOccurrenceRequest {
+                event_id: event.id.clone(),
+                original_local: "2026-10-27T19:00".into(),
+                start_local: "2026-10-28T19:00".into(),
+                duration_minutes: 0,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let update = |details: ScheduleEventRequest, expected_version| UpdateEventRequest {
+        event_id: event.id.clone(),
+        details: Some(details),
+        expected_version,
+    };
+    let mut renamed = weekly();
+    renamed.title = "Tenants' assembly (all welcome)".into();
+    renamed.rrule = "FREQ=WEEKLY;BYDAY=TU;COUNT=6".into();
+    expect_error(
+        calendar
+            .update_event(with_token(update(renamed.clone(), 0), &member))
+            .await,
+        Code::PermissionDenied,
+        "editors",
+    );
+    expect_error(
+        calendar
+            .update_event(with_token(update(renamed.clone(), 1), &admin))
+            .await,
+        Code::Aborted,
+        "version",
+    );
+    let mut untitled = renamed.clone();
+    untitled.title = String::new();
+    expect_error(
+        calendar
+            .update_event(with_token(update(untitled, 0), &admin))
+            .await,
+        Code::InvalidArgument,
+        "title",
+    );
+    let updated = calendar
+        .update_event(with_token(update(renamed, 2), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.sequence, 2);
+    assert_eq!(updated.changes.len(), 1, "the moved occurrence stays");
+    assert_eq!(
+        titles_of(&stack, "org", "hall").await,
+        ["Tenants' assembly (all welcome)"]
+    );
+
+    // Co-hosting with a site of another network, with its editors' consent.
+    let cohost = |network: &str, site: &str| CohostRequest {
+        event_id: event.id.clone(),
+        network_slug: network.into(),
+        site_slug: site.into(),
+    };
+    expect_error(
+        calendar
+            .invite_cohost(with_token(cohost("ally", "club"), &member))
+            .await,
+        Code::PermissionDenied,
+        "editors",
+    );
+    expect_error(
+        calendar
+            .invite_cohost(with_token(cohost("ally", "nowhere"), &admin))
+            .await,
+        Code::NotFound,
+        "",
+    );
+    expect_error(
+        calendar
+            .invite_cohost(with_token(cohost("org", "hall"), &admin))
+            .await,
+        Code::InvalidArgument,
+        "site_slug",
+    );
+    let invited = calendar
+        .invite_cohost(with_token(cohost("ally", "club"), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(invited.hosts[0].status, "invited");
+    assert!(
+        titles_of(&stack, "ally", "club").await.is_empty(),
+        "not before it accepts"
+    );
+    let decide = |accept: bool| DecideCohostRequest {
+        event_id: event.id.clone(),
+        network_slug: "ally".into(),
+        site_slug: "club".into(),
+        accept,
+    };
+    // The inviting side cannot accept for the invited site.
+    expect_error(
+        calendar
+            .decide_cohost(with_token(decide(true), &admin))
+            .await,
+        Code::PermissionDenied,
+        "",
+    );
+    let accepted = calendar
+        .decide_cohost(with_token(decide(true), &ally))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.hosts[0].status, "accepted");
+    expect_error(
+        calendar
+            .decide_cohost(with_token(decide(true), &ally))
+            .await,
+        Code::FailedPrecondition,
+        "invitation",
+    );
+    assert_eq!(
+        titles_of(&stack, "ally", "club").await,
+        ["Tenants' assembly (all welcome)"]
+    );
+    // One source: the co-host's calendar, its network's and the umbrella's
+    // have the event once, with its one UID.
+    let uid = format!("{}@anp", event.id);
+    for path in [
+        "/n/ally/club/calendar.ics",
+        "/n/ally/calendar.ics",
+        "/n/org/calendar.ics",
+        "/calendar.ics",
+    ] {
+        let (status, text) = get_text(&stack.http(path)).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(uids(&text), [uid.clone()], "{path}");
+    }
+    // The co-host leaves; the event is the origin's again only.
+    calendar
+        .remove_cohost(with_token(cohost("ally", "club"), &ally))
+        .await
+        .unwrap();
+    assert!(titles_of(&stack, "ally", "club").await.is_empty());
+    let (_, text) = get_text(&stack.http("/n/ally/calendar.ics")).await;
+    assert!(uids(&text).is_empty());
+
+    // Importing a calendar: by text, then again (nothing twice), then a
+    // changed file (updated in place), then from a URL.
+    let import = |text: &str, url: &str| ImportIcsRequest {
+        network_slug: "ally".into(),
+        site_slug: "club".into(),
+        text: text.into(),
+        url: url.into(),
+        default_time_zone: "Europe/Madrid".into(),
+    };
+    expect_error(
+        calendar
+            .import_ics(with_token(import(IMPORTED, ""), &member))
+            .await,
+        Code::PermissionDenied,
+        "",
+    );
+    for (request, field) in [
+        (import("", ""), "text"),
+        (import(IMPORTED, "http://example.org/x.ics"), "text"),
+        (import("hello", ""), "text"),
+        (
+            ImportIcsRequest {
+                default_time_zone: "Nowhere/Else".into(),
+                ..import(IMPORTED, "")
+            },
+            "default_time_zone",
+        ),
+        (import(&"x".repeat(1024 * 1024 + 1), ""), "text"),
+    ] {
+        expect_error(
+            calendar.import_ics(with_token(request, &ally)).await,
+            Code::InvalidArgument,
+            field,
+        );
+    }
+    let first = calendar
+        .import_ics(with_token(import(IMPORTED, ""), &ally))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((first.created, first.updated, first.unchanged), (2, 0, 0));
+    let again = calendar
+        .import_ics(with_token(import(IMPORTED, ""), &ally))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 2));
+    let changed = IMPORTED.replace("SUMMARY:Vigil", "SUMMARY:Vigil for peace");
+    let third = calendar
+        .import_ics(with_token(import(&changed, ""), &ally))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((third.created, third.updated, third.unchanged), (0, 1, 1));
+    let vigil = calendar
+        .get_event(GetEventRequest {
+            event_id: third.event_ids[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(vigil.title, "Vigil for peace");
+    assert_eq!(vigil.source_uid, "vigil@other.example");
+    assert_eq!(vigil.sequence, 1);
+    assert_eq!(vigil.time_zone, "Europe/Madrid");
+    assert!(
+        vigil
+            .changes
+            .iter()
+            .any(|c| c.cancelled && c.original_local == "2027-01-12T19:00")
+    );
+    assert_eq!(
+        titles_of(&stack, "ally", "club").await,
+        ["Vigil for peace", "Book fair"]
+    );
+
+    // From a URL (a fixture server on loopback; the test stack allows it).
+    let app = axum::Router::new().route(
+        "/cal.ics",
+        axum::routing::get(|| async {
+            IMPORTED.replace("fair@other.example", "fair-2@other.example")
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let fetched = calendar
+        .import_ics(with_token(
+            import("", &format!("http://{addr}/cal.ics")),
+            &ally,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (fetched.created, fetched.updated, fetched.unchanged),
+        (1, 1, 0)
+    );
+    expect_error(
+        calendar
+            .import_ics(with_token(
+                import("", &format!("http://{addr}/missing.ics")),
+                &ally,
+            ))
+            .await,
+        Code::InvalidArgument,
+        "url",
+    );
+    stack.stop().await;
+}

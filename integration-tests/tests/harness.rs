@@ -287,6 +287,13 @@ impl Stack {
             sessions: signer().verifier().clone(),
             sites_url: format!("http://{sites_addr}"),
             embedded_relay: true,
+            // Fixture calendars are served on loopback.
+            imports: anp_fetch::Limits {
+                timeout: Duration::from_millis(2000),
+                max_bytes: 1024 * 1024,
+                allow_private: true,
+                ..Default::default()
+            },
         };
         tasks.push(spawn_service(
             "events",

@@ -16,5 +16,6 @@ mod isolation;
 mod ops;
 mod people;
 mod posts;
+mod rsvps;
 mod social;
 mod usage;

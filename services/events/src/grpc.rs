@@ -11,7 +11,7 @@ use crate::EventsError;
 use crate::calendar::Calendar;
 
 /// Largest request accepted on the wire; fields have their own limits.
-pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = crate::import::IMPORT_MAX_BYTES + 64 * 1024;
 
 pub fn routes(calendar: Calendar, sessions: Verifier) -> Routes {
     Routes::new(

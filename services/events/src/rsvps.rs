@@ -327,6 +327,8 @@ impl Calendar {
         }
         record(&*tx, &state, &original, changes, &caller).await?;
         tx.commit().await?;
+        // Never hold a pooled connection while asking for another.
+        drop(client);
         self.summary(&state, &original, Some(account_id), token)
             .await
     }

@@ -2,6 +2,7 @@
 //! and Atom feeds, over the other services' gRPC APIs.
 
 pub mod atom;
+mod calendar;
 mod directory;
 pub mod meter;
 mod views;
@@ -142,7 +143,9 @@ pub fn router(state: AppState) -> Router {
         .route("/n/{network}/{site}/posts/{post_id}", get(views::post))
         .route("/n/{network}/{site}/pages/{slug}", get(views::page))
         .route("/n/{network}/threads/{thread_id}", get(views::thread))
-        .route("/n/{network}/{site}/calendar.ics", get(views::site_ics))
+        .route("/n/{network}/{site}/calendar.ics", get(calendar::site_ics))
+        .route("/n/{network}/calendar.ics", get(calendar::network_ics))
+        .route("/calendar.ics", get(calendar::umbrella_ics))
         .fallback(views::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(meter, meter::count))

@@ -104,7 +104,7 @@ pub(crate) fn render(
     Ok(Html(html).into_response())
 }
 
-fn require_slug(value: &str) -> Result<(), PageError> {
+pub(crate) fn require_slug(value: &str) -> Result<(), PageError> {
     anp_kit::check_slug("path", value)
         .map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such page."))
 }
@@ -501,34 +501,6 @@ pub async fn post(
             },
         },
     )
-}
-
-/// A site's calendar as iCalendar (RFC 5545), for calendar apps to subscribe to.
-pub async fn site_ics(
-    State(state): State<AppState>,
-    Path((network_slug, site_slug)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    require_slug(&network_slug)?;
-    require_slug(&site_slug)?;
-    let ics = state
-        .calendar
-        .clone()
-        .export_ics(anp_proto::calendar::v1::ExportIcsRequest {
-            event_id: String::new(),
-            network_slug,
-            site_slug,
-        })
-        .await
-        .map_err(PageError::from_status)?
-        .into_inner();
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/calendar; charset=utf-8",
-        )],
-        ics.text,
-    )
-        .into_response())
 }
 
 /// A site's static page; `/pages/<id>` (search links) redirects to its slug.

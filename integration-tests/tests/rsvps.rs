@@ -1,0 +1,282 @@
+//! RSVPs: places up to the capacity, then a waitlist in order of arrival;
+//! a withdrawal or a larger capacity moves the waitlist up; the last place
+//! is given once even when many ask at the same moment; names are for the
+//! hosts' editors only.
+
+use anp_proto::calendar::v1::*;
+use tonic::Code;
+
+use crate::harness::{Stack, expect_error, with_token};
+use crate::people::create_site;
+
+/// A local time a month from now, so the occurrence is not over.
+fn next_month() -> String {
+    (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%dT18:00")
+        .to_string()
+}
+
+fn meeting(capacity: u32) -> ScheduleEventRequest {
+    ScheduleEventRequest {
+        network_slug: "org".into(),
+        site_slug: "hall".into(),
+        title: "Know your rights".into(),
+        time_zone: "America/Chicago".into(),
+        start_local: next_month(),
+        duration_minutes: 90,
+        capacity,
+        ..Default::default()
+    }
+}
+
+fn answer(event_id: &str, going: bool) -> RsvpRequest {
+    RsvpRequest {
+        event_id: event_id.into(),
+        original_local: String::new(),
+        going,
+    }
+}
+
+fn ask(event_id: &str) -> GetRsvpsRequest {
+    GetRsvpsRequest {
+        event_id: event_id.into(),
+        original_local: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn places_then_a_waitlist_that_moves_up() {
+    let stack = Stack::start().await;
+    stack.onboard("org", "Org").await;
+    let admin = stack.admin("org");
+    create_site(&stack, &admin, "org", "hall", "")
+        .await
+        .unwrap();
+    let mut calendar = stack.calendar();
+    let event = calendar
+        .schedule_event(with_token(meeting(2), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let ana = stack.sign_up("ana@people.example.org").await;
+    let ben = stack.sign_up("ben@people.example.org").await;
+    let cruz = stack.sign_up("cruz@people.example.org").await;
+    let dee = stack.sign_up("dee@people.example.org").await;
+
+    // Nobody signed in: no answer.
+    expect_error(
+        calendar.rsvp(answer(&event.id, true)).await,
+        Code::Unauthenticated,
+        "authorization",
+    );
+    for token in [&ana, &ben] {
+        let summary = calendar
+            .rsvp(with_token(answer(&event.id, true), token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(summary.my_status, "going");
+    }
+    let cruz_answer = calendar
+        .rsvp(with_token(answer(&event.id, true), &cruz))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cruz_answer.my_status, "waitlisted");
+    assert_eq!(cruz_answer.my_waitlist_position, 1);
+    let dee_answer = calendar
+        .rsvp(with_token(answer(&event.id, true), &dee))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            dee_answer.going,
+            dee_answer.waitlisted,
+            dee_answer.my_waitlist_position
+        ),
+        (2, 2, 2)
+    );
+    // Saying it again changes nothing.
+    let again = calendar
+        .rsvp(with_token(answer(&event.id, true), &ben))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.going, again.waitlisted), (2, 2));
+
+    // Everyone sees counts; only the hosts' editors see who.
+    let public = calendar
+        .get_rsvps(ask(&event.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (public.going, public.waitlisted, public.capacity),
+        (2, 2, 2)
+    );
+    assert!(public.attendees.is_empty());
+    let as_member = calendar
+        .get_rsvps(with_token(ask(&event.id), &cruz))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(as_member.attendees.is_empty());
+    assert_eq!(as_member.my_status, "waitlisted");
+    let as_editor = calendar
+        .get_rsvps(with_token(ask(&event.id), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<(&str, &str)> = as_editor
+        .attendees
+        .iter()
+        .map(|a| (a.display_name.as_str(), a.status.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ana", "going"),
+            ("ben", "going"),
+            ("cruz", "waitlisted"),
+            ("dee", "waitlisted")
+        ]
+    );
+
+    // Ana withdraws: Cruz, first on the waitlist, gets her place.
+    let withdrawn = calendar
+        .rsvp(with_token(answer(&event.id, false), &ana))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(withdrawn.my_status, "");
+    let cruz_now = calendar
+        .get_rsvps(with_token(ask(&event.id), &cruz))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cruz_now.my_status, "going");
+    let dee_now = calendar
+        .get_rsvps(with_token(ask(&event.id), &dee))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (dee_now.my_status.as_str(), dee_now.my_waitlist_position),
+        ("waitlisted", 1)
+    );
+
+    // A bigger room: the waitlist moves up at once.
+    let mut bigger = meeting(10);
+    bigger.start_local = event.start_local.clone();
+    calendar
+        .update_event(with_token(
+            UpdateEventRequest {
+                event_id: event.id.clone(),
+                details: Some(bigger),
+                expected_version: 0,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let after = calendar
+        .get_rsvps(with_token(ask(&event.id), &dee))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (after.my_status.as_str(), after.going, after.waitlisted),
+        ("going", 3, 0)
+    );
+
+    // Recurring events need the occurrence; cancelled events take no answers.
+    let mut weekly = meeting(0);
+    weekly.rrule = "FREQ=WEEKLY;COUNT=3".into();
+    let weekly = calendar
+        .schedule_event(with_token(weekly, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    expect_error(
+        calendar
+            .rsvp(with_token(answer(&weekly.id, true), &ana))
+            .await,
+        Code::InvalidArgument,
+        "original_local",
+    );
+    let mut wrong = answer(&weekly.id, true);
+    wrong.original_local = "2020-01-01T18:00".into();
+    expect_error(
+        calendar.rsvp(with_token(wrong, &ana)).await,
+        Code::InvalidArgument,
+        "original_local",
+    );
+    let mut second = answer(&weekly.id, true);
+    second.original_local = (chrono::Utc::now() + chrono::Duration::days(37))
+        .format("%Y-%m-%dT18:00")
+        .to_string();
+    let summary = calendar
+        .rsvp(with_token(second, &ana))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.my_status.as_str(), summary.going), ("going", 1));
+    calendar
+        .cancel_event(with_token(
+            CancelEventRequest {
+                event_id: event.id.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    expect_error(
+        calendar
+            .rsvp(with_token(answer(&event.id, true), &ana))
+            .await,
+        Code::FailedPrecondition,
+        "cancelled",
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_place_is_given_once() {
+    let stack = Stack::start().await;
+    stack.onboard("org", "Org").await;
+    let admin = stack.admin("org");
+    create_site(&stack, &admin, "org", "hall", "")
+        .await
+        .unwrap();
+    let event = stack
+        .calendar()
+        .schedule_event(with_token(meeting(1), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut tokens = Vec::new();
+    for i in 0..8 {
+        tokens.push(stack.sign_up(&format!("p{i}@people.example.org")).await);
+    }
+    let answers = futures::future::join_all(tokens.iter().map(|token| {
+        let mut calendar = stack.calendar();
+        let request = with_token(answer(&event.id, true), token);
+        async move { calendar.rsvp(request).await.unwrap().into_inner().my_status }
+    }))
+    .await;
+    assert_eq!(
+        answers.iter().filter(|s| *s == "going").count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(answers.iter().filter(|s| *s == "waitlisted").count(), 7);
+    let summary = stack
+        .calendar()
+        .get_rsvps(ask(&event.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.going, summary.waitlisted), (1, 7));
+    stack.stop().await;
+}
