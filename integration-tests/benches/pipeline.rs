@@ -290,6 +290,7 @@ async fn bench_visibility() {
                     query: word.clone(),
                     network_slug: String::new(),
                     limit: 1,
+                    ..Default::default()
                 })
                 .await
                 .expect("search")

@@ -255,6 +255,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
                 query: "x".repeat(600),
                 network_slug: String::new(),
                 limit: 0,
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -266,6 +267,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
                 query: "ok".into(),
                 network_slug: String::new(),
                 limit: 5000,
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -276,6 +278,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             query: "AND OR (( \"unclosed -- ^^ title:".into(),
             network_slug: String::new(),
             limit: 0,
+            ..Default::default()
         })
         .await;
     assert!(

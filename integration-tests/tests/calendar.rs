@@ -8,7 +8,9 @@ use prost_types::Timestamp;
 use tonic::Code;
 
 use crate::flow::get_text;
-use crate::harness::{Stack, count, expect_error, with_token};
+use std::time::Duration;
+
+use crate::harness::{Stack, count, eventually, expect_error, with_token};
 use crate::people::{accept, create_site, invite};
 
 fn weekly() -> ScheduleEventRequest {
@@ -549,5 +551,196 @@ async fn events_are_edited_cohosted_across_networks_and_imported() {
         Code::InvalidArgument,
         "url",
     );
+    stack.stop().await;
+}
+
+/// Upcoming occurrences of a timeline, as the aggregator serves them.
+async fn upcoming(stack: &Stack, network: &str, site: &str) -> Vec<String> {
+    stack
+        .aggregator()
+        .upcoming(anp_proto::aggregator::v1::UpcomingRequest {
+            scope: Some(anp_proto::aggregator::v1::FeedScope {
+                network_slug: network.into(),
+                site_slug: site.into(),
+                site_id: String::new(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .occurrences
+        .into_iter()
+        .map(|o| o.original_local)
+        .collect()
+}
+
+async fn event_hits(stack: &Stack, from: Option<Timestamp>, to: Option<Timestamp>) -> Vec<String> {
+    stack
+        .aggregator()
+        .search(anp_proto::aggregator::v1::SearchRequest {
+            query: "assembly".into(),
+            kind: "event".into(),
+            from,
+            to,
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hits
+        .into_iter()
+        .map(|hit| hit.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upcoming_occurrences_reach_every_hosts_feed_and_search_by_date() {
+    let stack = Stack::start().await;
+    stack.onboard("org", "Org").await;
+    stack.onboard("ally", "Ally").await;
+    let admin = stack.admin("org");
+    let ally = stack.admin("ally");
+    create_site(&stack, &admin, "org", "hall", "")
+        .await
+        .unwrap();
+    create_site(&stack, &ally, "ally", "club", "")
+        .await
+        .unwrap();
+    let mut calendar = stack.calendar();
+    // Weekly from a week ahead, so every occurrence is upcoming.
+    let first = (chrono::Utc::now() + chrono::Duration::days(7)).date_naive();
+    let local = |week: i64| {
+        (first + chrono::Duration::weeks(week))
+            .and_hms_opt(19, 0, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let mut request = weekly();
+    request.start_local = local(0);
+    request.rrule = "FREQ=WEEKLY;COUNT=4".into();
+    let event = calendar
+        .schedule_event(with_token(request, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let all: Vec<String> = (0..4).map(local).collect();
+    for (network, site) in [("", ""), ("org", ""), ("org", "hall")] {
+        let expected = all.clone();
+        eventually(Duration::from_secs(10), "upcoming occurrences", || async {
+            (upcoming(&stack, network, site).await == expected).then_some(())
+        })
+        .await;
+    }
+    // A co-host's timelines get it too, from the same source.
+    calendar
+        .invite_cohost(with_token(
+            CohostRequest {
+                event_id: event.id.clone(),
+                network_slug: "ally".into(),
+                site_slug: "club".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    calendar
+        .decide_cohost(with_token(
+            DecideCohostRequest {
+                event_id: event.id.clone(),
+                network_slug: "ally".into(),
+                site_slug: "club".into(),
+                accept: true,
+            },
+            &ally,
+        ))
+        .await
+        .unwrap();
+    for (network, site) in [("ally", ""), ("ally", "club")] {
+        let expected = all.clone();
+        eventually(Duration::from_secs(10), "co-hosted occurrences", || async {
+            (upcoming(&stack, network, site).await == expected).then_some(())
+        })
+        .await;
+    }
+
+    // A cancelled occurrence leaves feeds and search.
+    calendar
+        .cancel_occurrence(with_token(
+            OccurrenceRequest {
+                event_id: event.id.clone(),
+                original_local: all[1].clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let left: Vec<String> = [0, 2, 3].iter().map(|i| all[*i].clone()).collect();
+    for (network, site) in [("", ""), ("ally", "club"), ("org", "hall")] {
+        let expected = left.clone();
+        eventually(
+            Duration::from_secs(10),
+            "the cancelled occurrence gone",
+            || async { (upcoming(&stack, network, site).await == expected).then_some(()) },
+        )
+        .await;
+    }
+    // Search commits after the feeds.
+    eventually(
+        Duration::from_secs(10),
+        "three occurrences in search",
+        || async { (event_hits(&stack, None, None).await.len() == 3).then_some(()) },
+    )
+    .await;
+    // Searchable by date range: the day of the third occurrence only.
+    let day = first + chrono::Duration::weeks(2);
+    let from = anp_kit::timestamp(day.and_hms_opt(0, 0, 0).unwrap().and_utc());
+    let to = anp_kit::timestamp(
+        (day + chrono::Duration::days(2))
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc(),
+    );
+    assert_eq!(
+        event_hits(&stack, Some(from), Some(to)).await,
+        [format!("{}@{}", event.id, all[2])]
+    );
+
+    // The whole event cancelled: gone from every timeline and from search.
+    calendar
+        .cancel_event(with_token(
+            CancelEventRequest {
+                event_id: event.id.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    for (network, site) in [("", ""), ("ally", "club")] {
+        eventually(
+            Duration::from_secs(10),
+            "a cancelled event gone",
+            || async {
+                upcoming(&stack, network, site)
+                    .await
+                    .is_empty()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    eventually(
+        Duration::from_secs(10),
+        "no occurrence in search",
+        || async {
+            event_hits(&stack, None, None)
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
     stack.stop().await;
 }

@@ -95,6 +95,7 @@ async fn assert_all_exactly_once(stack: &Stack, ids: &[String]) {
                     query: "zebra".into(),
                     network_slug: "crash".into(),
                     limit: 1,
+                    ..Default::default()
                 })
                 .await
                 .ok()?

@@ -98,6 +98,7 @@ pub async fn search_ids(stack: &Stack, query: &str, network: &str) -> Vec<String
             query: query.into(),
             network_slug: network.into(),
             limit: 100,
+            ..Default::default()
         })
         .await
         .expect("search")

@@ -1,9 +1,9 @@
 //! Decoding envelopes from the bus into what the projections apply.
 
 use anp_proto::events::v1::{
-    Envelope, NetworkOffboarded, PageCreated, PageState, PostDrafted, PostEdited, PostPublished,
-    PostRetracted, PostScheduled, PostState, SiteCreated, SiteRenamed, SiteSettingsChanged,
-    ThreadStarted, ThreadState,
+    CalendarEventState, Envelope, EventScheduled, NetworkOffboarded, PageCreated, PageState,
+    PostDrafted, PostEdited, PostPublished, PostRetracted, PostScheduled, PostState, SiteCreated,
+    SiteRenamed, SiteSettingsChanged, ThreadStarted, ThreadState,
 };
 use prost::Message;
 
@@ -37,6 +37,12 @@ pub enum Projected {
     /// A site's static page as it is after the event.
     Page {
         state: PageState,
+        version: u64,
+    },
+    /// A calendar event as it is after the event (feeds and search hold its
+    /// upcoming occurrences that are not cancelled).
+    CalendarEvent {
+        state: CalendarEventState,
         version: u64,
     },
     /// The network left the installation: drop everything of it.
@@ -157,6 +163,20 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
             state: PostRetracted::decode(envelope.payload.as_slice())
                 .map_err(fail)?
                 .post
+                .ok_or_else(missing)?,
+            version: envelope.version,
+        },
+        // Every calendar event carries the whole event as its first field;
+        // RSVPs (`RsvpsChanged`) are personal and never projected.
+        "EventScheduled"
+        | "EventUpdated"
+        | "EventCancelled"
+        | "OccurrenceCancelled"
+        | "OccurrenceRescheduled"
+        | "EventHostsChanged" => Projected::CalendarEvent {
+            state: EventScheduled::decode(envelope.payload.as_slice())
+                .map_err(fail)?
+                .event
                 .ok_or_else(missing)?,
             version: envelope.version,
         },

@@ -92,6 +92,10 @@ impl Feeds {
         Feeds { pool }
     }
 
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Applies a batch in one transaction. Every write is guarded by the
     /// post's version, so a redelivered or reordered event changes nothing;
     /// the highest sequence seen is kept as the projection's checkpoint.
@@ -138,6 +142,8 @@ impl Feeds {
                     "DELETE FROM feed_entries WHERE network_id = $1",
                     "DELETE FROM site_names WHERE network_id = $1",
                     "DELETE FROM post_versions WHERE network_id = $1",
+                    "DELETE FROM event_occurrences WHERE network_id = $1",
+                    "DELETE FROM calendar_versions WHERE network_id = $1",
                 ] {
                     tx.execute(statement, &[network_id]).await?;
                 }
@@ -185,6 +191,10 @@ impl Feeds {
                     )
                     .await?;
                 }
+                continue;
+            }
+            if let Projected::CalendarEvent { state, version } = &delivered.event {
+                crate::upcoming::apply(&*tx, state, *version, Utc::now()).await?;
                 continue;
             }
             let Projected::Post { state, version } = &delivered.event else {

@@ -5,13 +5,16 @@ use anp_proto::aggregator::v1::aggregator_service_server::{
     AggregatorService, AggregatorServiceServer,
 };
 use anp_proto::aggregator::v1::{
-    GetFeedRequest, GetFeedResponse, RecordRequestsRequest, RecordRequestsResponse, SearchRequest,
-    SearchResponse, UsageDaysRequest, UsageDaysResponse,
+    FeedScope, GetFeedRequest, GetFeedResponse, RecordRequestsRequest, RecordRequestsResponse,
+    SearchRequest, SearchResponse, UpcomingRequest, UpcomingResponse, UsageDaysRequest,
+    UsageDaysResponse,
 };
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use crate::feeds::{Cursor, Scope};
+use crate::index::SearchFilters;
+use crate::upcoming::{HORIZON_DAYS, UpcomingCursor};
 use crate::{AggregatorError, ReadModel};
 
 pub const QUERY_MAX_CHARS: usize = 512;
@@ -53,11 +56,102 @@ pub fn check_search(request: &SearchRequest) -> Result<u32, AggregatorError> {
     if !request.network_slug.is_empty() {
         check_slug("network_slug", &request.network_slug).map_err(AggregatorError::Invalid)?;
     }
+    if !matches!(
+        request.kind.as_str(),
+        "" | "post" | "page" | "thread" | "site" | "event"
+    ) {
+        return Err(AggregatorError::Invalid(format!(
+            "kind: {:?} is not post, page, thread, site or event",
+            request.kind
+        )));
+    }
+    if let (Some(from), Some(to)) = (&request.from, &request.to)
+        && anp_kit::from_timestamp(Some(to)) <= anp_kit::from_timestamp(Some(from))
+    {
+        return Err(AggregatorError::Invalid("to: must be after from".into()));
+    }
     check_limit(request.limit)
+}
+
+impl Api {
+    /// The timeline a request names; `None`: a site with nothing projected
+    /// yet (its timelines are empty).
+    async fn resolve(&self, scope_request: FeedScope) -> Result<Option<Scope>, Status> {
+        if !scope_request.site_id.is_empty() {
+            let site_id = scope_request.site_id.parse().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "scope.site_id: {:?} is not a UUID",
+                    scope_request.site_id
+                ))
+            })?;
+            return Ok(Some(Scope::Site(site_id)));
+        }
+        match (
+            scope_request.network_slug.as_str(),
+            scope_request.site_slug.as_str(),
+        ) {
+            ("", "") => Ok(Some(Scope::Umbrella)),
+            ("", _) => Err(Status::invalid_argument(
+                "scope.network_slug: required when scope.site_slug is given",
+            )),
+            (network, "") => {
+                check_slug("scope.network_slug", network).map_err(Status::invalid_argument)?;
+                Ok(Some(Scope::Network(network.to_owned())))
+            }
+            (network, site) => {
+                check_slug("scope.network_slug", network).map_err(Status::invalid_argument)?;
+                check_slug("scope.site_slug", site).map_err(Status::invalid_argument)?;
+                Ok(self
+                    .read_model
+                    .feeds
+                    .site_id(network, site)
+                    .await
+                    .map_err(|err| err.to_status())?
+                    .map(Scope::Site))
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
 impl AggregatorService for Api {
+    async fn upcoming(
+        &self,
+        request: Request<UpcomingRequest>,
+    ) -> Result<Response<UpcomingResponse>, Status> {
+        let body = request.into_inner();
+        let limit = check_limit(body.limit).map_err(|err| err.to_status())?;
+        let from = body.from.map_or_else(chrono::Utc::now, |from| {
+            anp_kit::from_timestamp(Some(&from))
+        });
+        let to = body
+            .to
+            .map_or(from + chrono::Duration::days(HORIZON_DAYS), |to| {
+                anp_kit::from_timestamp(Some(&to))
+            });
+        if to <= from {
+            return Err(Status::invalid_argument("to: must be after from"));
+        }
+        let cursor = if body.cursor.is_empty() {
+            None
+        } else {
+            Some(UpcomingCursor::decode(&body.cursor).map_err(|err| err.to_status())?)
+        };
+        let Some(scope) = self.resolve(body.scope.unwrap_or_default()).await? else {
+            return Ok(Response::new(UpcomingResponse::default()));
+        };
+        let (occurrences, next) = self
+            .read_model
+            .feeds
+            .upcoming(&scope, from, to, cursor, limit)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(UpcomingResponse {
+            occurrences,
+            next_cursor: next.map(|cursor| cursor.encode()).unwrap_or_default(),
+        }))
+    }
+
     async fn usage_days(
         &self,
         request: Request<UsageDaysRequest>,
@@ -112,9 +206,14 @@ impl AggregatorService for Api {
             return Ok(Response::new(SearchResponse::default()));
         }
         let index = self.read_model.index.clone();
-        let network = (!body.network_slug.is_empty()).then_some(body.network_slug);
+        let filters = SearchFilters {
+            network_slug: (!body.network_slug.is_empty()).then_some(body.network_slug),
+            kind: (!body.kind.is_empty()).then_some(body.kind),
+            from: body.from.map(|from| anp_kit::from_timestamp(Some(&from))),
+            to: body.to.map(|to| anp_kit::from_timestamp(Some(&to))),
+        };
         let (hits, total) = tokio::task::spawn_blocking(move || {
-            index.search(&body.query, network.as_deref(), limit as usize)
+            index.search(&body.query, &filters, limit as usize)
         })
         .await
         .map_err(|err| Status::internal(err.to_string()))?
@@ -128,47 +227,8 @@ impl AggregatorService for Api {
     ) -> Result<Response<GetFeedResponse>, Status> {
         let body = request.into_inner();
         let limit = check_limit(body.limit).map_err(|err| err.to_status())?;
-        let scope_request = body.scope.unwrap_or_default();
-        let scope = if !scope_request.site_id.is_empty() {
-            let site_id = scope_request.site_id.parse().map_err(|_| {
-                Status::invalid_argument(format!(
-                    "scope.site_id: {:?} is not a UUID",
-                    scope_request.site_id
-                ))
-            })?;
-            Scope::Site(site_id)
-        } else {
-            match (
-                scope_request.network_slug.as_str(),
-                scope_request.site_slug.as_str(),
-            ) {
-                ("", "") => Scope::Umbrella,
-                ("", _) => {
-                    return Err(Status::invalid_argument(
-                        "scope.network_slug: required when scope.site_slug is given",
-                    ));
-                }
-                (network, "") => {
-                    check_slug("scope.network_slug", network).map_err(Status::invalid_argument)?;
-                    Scope::Network(network.to_owned())
-                }
-                (network, site) => {
-                    check_slug("scope.network_slug", network).map_err(Status::invalid_argument)?;
-                    check_slug("scope.site_slug", site).map_err(Status::invalid_argument)?;
-                    match self
-                        .read_model
-                        .feeds
-                        .site_id(network, site)
-                        .await
-                        .map_err(|err| err.to_status())?
-                    {
-                        Some(site_id) => Scope::Site(site_id),
-                        None => {
-                            return Ok(Response::new(GetFeedResponse::default()));
-                        }
-                    }
-                }
-            }
+        let Some(scope) = self.resolve(body.scope.unwrap_or_default()).await? else {
+            return Ok(Response::new(GetFeedResponse::default()));
         };
         let cursor = if body.cursor.is_empty() {
             None

@@ -27,6 +27,20 @@ const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 /// The kind of a document that only remembers a post's version.
 const TOMBSTONE: &str = "tombstone";
 
+/// What a search is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilters {
+    pub network_slug: Option<String>,
+    pub kind: Option<String>,
+    /// The document's date (an occurrence's start) in `[from, to)`.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn tantivy_date(at: chrono::DateTime<chrono::Utc>) -> tantivy::DateTime {
+    tantivy::DateTime::from_timestamp_micros(at.timestamp_micros())
+}
+
 /// A post, page or discussion thread as the index holds it.
 struct TextDoc<'a> {
     id: String,
@@ -217,6 +231,91 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Puts a calendar event's upcoming occurrences in the index (one
+    /// document each, `event:<id>@<original start>`), replacing those of an
+    /// older version; a marker `event:<id>` keeps the version.
+    fn put_event(
+        &self,
+        writer: &mut IndexWriter,
+        pending: &mut HashMap<String, u64>,
+        state: &anp_proto::events::v1::CalendarEventState,
+        version: u64,
+    ) -> Result<(), AggregatorError> {
+        let fields = self.fields;
+        let marker = format!("event:{}", state.event_id);
+        if state.event_id.parse::<uuid::Uuid>().is_err() {
+            return Ok(());
+        }
+        let known = match pending.get(&marker) {
+            Some(version) => Some(*version),
+            None => self.stored_version(&marker)?,
+        };
+        if known.is_some_and(|known| known >= version) {
+            return Ok(());
+        }
+        pending.insert(marker.clone(), version);
+        writer.delete_term(Term::from_field_text(fields.id, &marker));
+        let occurrences = tantivy::query::RegexQuery::from_pattern(
+            &format!("event:{}@.*", state.event_id),
+            fields.id,
+        )?;
+        writer.delete_query(Box::new(occurrences))?;
+        writer.add_document(doc!(
+            fields.id => marker,
+            fields.kind => TOMBSTONE,
+            fields.network_id => state.network_id.clone(),
+            fields.version => version,
+        ))?;
+        if state.status == "cancelled" {
+            return Ok(());
+        }
+        let now = chrono::Utc::now();
+        let Ok(occurrences) = anp_calendar::state::schedule_of(state).and_then(|schedule| {
+            schedule.occurrences(
+                now - chrono::Duration::days(1),
+                now + chrono::Duration::days(crate::upcoming::HORIZON_DAYS),
+            )
+        }) else {
+            return Ok(());
+        };
+        let location = state
+            .location
+            .as_ref()
+            .map(|l| format!("{} {}", l.venue, l.address))
+            .unwrap_or_default();
+        let body = format!(
+            "{} {}",
+            html_unescape(
+                &ammonia::Builder::empty()
+                    .clean(&state.description_html)
+                    .to_string()
+            ),
+            location
+        );
+        for occurrence in occurrences.iter().filter(|o| !o.cancelled).take(200) {
+            // Events have no language of their own: both analyzers see them.
+            writer.add_document(doc!(
+                fields.id => format!(
+                    "event:{}@{}",
+                    state.event_id,
+                    anp_calendar::state::local_text(occurrence.original)
+                ),
+                fields.kind => "event",
+                fields.network_id => state.network_id.clone(),
+                fields.network_slug => state.network_slug.clone(),
+                fields.site_slug => state.site_slug.clone(),
+                fields.lang => "",
+                fields.title_en => state.title.clone(),
+                fields.title_es => state.title.clone(),
+                fields.body_en => body.clone(),
+                fields.body_es => body.clone(),
+                fields.published_at => tantivy_date(occurrence.start),
+                fields.version => version,
+            ))?;
+        }
+        Ok(())
+    }
+
     /// Applies a batch and commits it, with the highest sequence seen as the
     /// commit payload. A post is only replaced by a higher version, so a
     /// redelivered or reordered event changes nothing. Blocking: call it from
@@ -305,6 +404,9 @@ impl SearchIndex {
                     };
                     self.put_text(&mut writer, &mut pending_versions, doc, *version)?;
                 }
+                Projected::CalendarEvent { state, version } => {
+                    self.put_event(&mut writer, &mut pending_versions, state, *version)?;
+                }
                 // Site hits keep the slug they were indexed with; old slugs still
                 // lead to the site.
                 Projected::SiteRenamed { .. } | Projected::Ignored => {}
@@ -318,11 +420,11 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Searches titles and bodies in both languages; `network_slug` filters.
+    /// Searches titles and bodies in both languages, narrowed by `filters`.
     pub fn search(
         &self,
         query_text: &str,
-        network_slug: Option<&str>,
+        filters: &SearchFilters,
         limit: usize,
     ) -> Result<(Vec<SearchHit>, u64), AggregatorError> {
         let fields = self.fields;
@@ -350,12 +452,39 @@ impl SearchIndex {
                 )),
             ),
         ];
-        if let Some(slug) = network_slug {
+        for (field, value) in [
+            (fields.network_slug, &filters.network_slug),
+            (fields.kind, &filters.kind),
+        ] {
+            if let Some(value) = value {
+                clauses.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, value),
+                        IndexRecordOption::Basic,
+                    )),
+                ));
+            }
+        }
+        if filters.from.is_some() || filters.to.is_some() {
+            use std::ops::Bound;
+            let bound = |at: Option<chrono::DateTime<chrono::Utc>>, inclusive: bool| match at {
+                None => Bound::Unbounded,
+                Some(at) => {
+                    let term =
+                        Term::from_field_date_for_search(fields.published_at, tantivy_date(at));
+                    if inclusive {
+                        Bound::Included(term)
+                    } else {
+                        Bound::Excluded(term)
+                    }
+                }
+            };
             clauses.push((
                 Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(fields.network_slug, slug),
-                    IndexRecordOption::Basic,
+                Box::new(tantivy::query::RangeQuery::new(
+                    bound(filters.from, true),
+                    bound(filters.to, false),
                 )),
             ));
         }

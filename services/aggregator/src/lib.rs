@@ -6,6 +6,7 @@ pub mod events;
 pub mod feeds;
 pub mod grpc;
 pub mod index;
+pub mod upcoming;
 pub mod usage;
 
 use std::path::PathBuf;

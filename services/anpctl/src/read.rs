@@ -22,6 +22,15 @@ pub struct SearchArgs {
     query: String,
     #[arg(long)]
     network: Option<String>,
+    /// post, page, thread, site or event
+    #[arg(long)]
+    kind: Option<String>,
+    /// Dated (events: starting) on or after this day, YYYY-MM-DD (UTC).
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// …and on or before this day.
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
     #[arg(long, default_value_t = 20)]
     limit: u32,
 }
@@ -68,6 +77,16 @@ pub async fn feed(url: &str, args: FeedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The start (UTC) of `days` after `day`.
+fn day_start(day: chrono::NaiveDate, days: i64) -> prost_types::Timestamp {
+    anp_kit::timestamp(
+        (day + chrono::Duration::days(days))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc(),
+    )
+}
+
 pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
     let mut aggregator = AggregatorServiceClient::new(channel(url).await?);
     let response = aggregator
@@ -75,6 +94,9 @@ pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
             query: args.query,
             network_slug: args.network.unwrap_or_default(),
             limit: args.limit,
+            kind: args.kind.unwrap_or_default(),
+            from: args.from.map(|day| day_start(day, 0)),
+            to: args.to.map(|day| day_start(day, 1)),
         })
         .await
         .map_err(grpc_error)?

@@ -10,6 +10,7 @@
 pub mod ics;
 pub mod import;
 pub mod schedule;
+pub mod state;
 
 pub use schedule::{Exception, Occurrence, Schedule};
 

@@ -3,10 +3,14 @@
 //! `OccurrenceRescheduled`); a `calendar_events` table lists a site's
 //! events. Occurrences and iCalendar come from `anp-calendar`.
 
-use std::collections::BTreeMap;
-
+use anp_calendar::Schedule;
 use anp_calendar::ics::{IcsEvent, calendar as ics_calendar};
-use anp_calendar::{Exception, Schedule};
+pub use anp_calendar::state::{local_text, schedule_of};
+
+/// A local wall time, `YYYY-MM-DDTHH:MM` (seconds allowed).
+pub fn parse_local(field: &str, value: &str) -> Result<NaiveDateTime, EventsError> {
+    Ok(anp_calendar::state::parse_local(field, value)?)
+}
 use anp_eventstore::{EventStore, ExpectedVersion, NewEvent, RecordedEvent};
 use anp_kit::{Caller, check_slug, check_text};
 use anp_proto::calendar::v1::{
@@ -38,7 +42,6 @@ pub const WINDOW_MAX_DAYS: i64 = 366;
 /// Events a listing or an export looks at (the newest that have not ended
 /// more than a month ago).
 const LISTED_EVENTS_MAX: i64 = 500;
-const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M";
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -62,21 +65,6 @@ pub(crate) fn stream_id(event_id: Uuid) -> String {
     format!("calendar-event-{event_id}")
 }
 
-/// A local wall time, `YYYY-MM-DDTHH:MM` (seconds allowed).
-pub fn parse_local(field: &str, value: &str) -> Result<NaiveDateTime, EventsError> {
-    NaiveDateTime::parse_from_str(value, LOCAL_FORMAT)
-        .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S"))
-        .map_err(|_| {
-            invalid(format!(
-                "{field}: {value:?} is not a local time YYYY-MM-DDTHH:MM"
-            ))
-        })
-}
-
-pub(crate) fn local_text(at: NaiveDateTime) -> String {
-    at.format(LOCAL_FORMAT).to_string()
-}
-
 /// The event after its events (each carries the whole event).
 pub fn fold(events: &[RecordedEvent]) -> Result<Option<(CalendarEventState, u64)>, EventsError> {
     let mut current = None;
@@ -89,36 +77,6 @@ pub fn fold(events: &[RecordedEvent]) -> Result<Option<(CalendarEventState, u64)
         current = Some((state, event.version));
     }
     Ok(current)
-}
-
-/// The schedule an event's state describes.
-pub fn schedule_of(state: &CalendarEventState) -> Result<Schedule, EventsError> {
-    let tz = anp_calendar::schedule::parse_tz(&state.time_zone)?;
-    let mut exceptions = BTreeMap::new();
-    for change in &state.changes {
-        let original = parse_local("original_local", &change.original_local)?;
-        let exception = if change.cancelled {
-            Exception::Cancelled
-        } else {
-            Exception::Moved {
-                start: parse_local("start_local", &change.start_local)?,
-                duration: Duration::minutes(i64::from(change.duration_minutes)),
-            }
-        };
-        exceptions.insert(original, exception);
-    }
-    Ok(Schedule {
-        tz,
-        start: parse_local("start_local", &state.start_local)?,
-        duration: if state.all_day {
-            Duration::days(i64::from(state.duration_minutes.max(1440) / 1440))
-        } else {
-            Duration::minutes(i64::from(state.duration_minutes))
-        },
-        all_day: state.all_day,
-        rrule: (!state.rrule.is_empty()).then(|| state.rrule.clone()),
-        exceptions,
-    })
 }
 
 pub fn to_proto(state: &CalendarEventState, version: u64) -> CalendarEvent {

@@ -29,6 +29,38 @@ pub struct PageQuery {
 pub struct SearchQuery {
     q: Option<String>,
     network: Option<String>,
+    /// post, page, thread, site, event
+    kind: Option<String>,
+    /// YYYY-MM-DD: documents dated (events starting) from this day on (UTC).
+    from: Option<String>,
+    /// YYYY-MM-DD: …and before the end of this day (UTC).
+    to: Option<String>,
+}
+
+/// A `YYYY-MM-DD` query parameter as the start of that day (UTC), plus `days`.
+fn day_param(
+    field: &str,
+    value: Option<&str>,
+    days: i64,
+) -> Result<Option<prost_types::Timestamp>, PageError> {
+    match value.filter(|value| !value.is_empty()) {
+        None => Ok(None),
+        Some(value) => chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .map(|day| {
+                Some(anp_kit::timestamp(
+                    (day + chrono::Duration::days(days))
+                        .and_hms_opt(0, 0, 0)
+                        .unwrap_or_default()
+                        .and_utc(),
+                ))
+            })
+            .map_err(|_| {
+                PageError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("{field}: {value:?} is not a date YYYY-MM-DD"),
+                )
+            }),
+    }
 }
 
 #[derive(Serialize)]
@@ -683,6 +715,9 @@ pub async fn search(
                 query: q.clone(),
                 network_slug: network.clone(),
                 limit: 20,
+                kind: params.kind.clone().unwrap_or_default(),
+                from: day_param("from", params.from.as_deref(), 0)?,
+                to: day_param("to", params.to.as_deref(), 1)?,
             })
             .await
             .map_err(PageError::from_status)?
@@ -696,6 +731,13 @@ pub async fn search(
                 "post" => post_path(&hit.network_slug, &hit.site_slug, &hit.id),
                 "page" => format!("/n/{}/{}/pages/{}", hit.network_slug, hit.site_slug, hit.id),
                 "thread" => format!("/n/{}/threads/{}", hit.network_slug, hit.id),
+                "event" => {
+                    let (event_id, original) = hit.id.split_once('@').unwrap_or((&hit.id, ""));
+                    format!(
+                        "/n/{}/{}/events/{event_id}?at={original}",
+                        hit.network_slug, hit.site_slug
+                    )
+                }
                 _ => format!("/n/{}/{}", hit.network_slug, hit.site_slug),
             },
             kind: hit.kind,
