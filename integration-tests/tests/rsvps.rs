@@ -6,6 +6,7 @@
 use anp_proto::calendar::v1::*;
 use tonic::Code;
 
+use crate::flow::get_text;
 use crate::harness::{Stack, expect_error, with_token};
 use crate::people::create_site;
 
@@ -278,5 +279,178 @@ async fn the_last_place_is_given_once() {
         .unwrap()
         .into_inner();
     assert_eq!((summary.going, summary.waitlisted), (1, 7));
+    stack.stop().await;
+}
+
+/// The schema.org data of an event page.
+fn json_ld(html: &str) -> serde_json::Value {
+    let start = html
+        .find("<script type=\"application/ld+json\">")
+        .expect("JSON-LD")
+        + "<script type=\"application/ld+json\">".len();
+    let end = start + html[start..].find("</script>").expect("end of script");
+    serde_json::from_str(&html[start..end]).expect("valid JSON-LD")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_sign_in_on_the_web_and_answer_on_the_event_page() {
+    let stack = Stack::start().await;
+    stack.onboard("org", "Org").await;
+    let admin = stack.admin("org");
+    create_site(&stack, &admin, "org", "hall", "")
+        .await
+        .unwrap();
+    let mut request = meeting(1);
+    request.title = "Rights <clinic> & more".into();
+    request.location = Some(Location {
+        mode: "mixed".into(),
+        venue: "Library".into(),
+        address: "1 Main St".into(),
+        url: "https://meet.example.org/clinic".into(),
+        ..Default::default()
+    });
+    let event = stack
+        .calendar()
+        .schedule_event(with_token(request, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    stack.sign_up("ana@people.example.org").await;
+    let page_path = format!("/n/org/hall/events/{}", event.id);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // Anyone: the page, its schema.org data, a way to sign in.
+    let html = client
+        .get(stack.http(&page_path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = json_ld(&html);
+    assert_eq!(data["@type"], "Event");
+    assert_eq!(data["name"], "Rights <clinic> & more");
+    assert_eq!(
+        data["eventAttendanceMode"],
+        "https://schema.org/MixedEventAttendanceMode"
+    );
+    assert_eq!(data["maximumAttendeeCapacity"], 1);
+    assert!(
+        data["startDate"]
+            .as_str()
+            .unwrap()
+            .starts_with(&event.start_local[..10])
+    );
+    assert!(!html.contains("<clinic>"), "the title is escaped");
+    assert!(html.contains("Sign in to say you are going"));
+    // The month and the .ics of the event.
+    let month = &event.start_local[..7];
+    let (status, calendar_html) =
+        get_text(&stack.http(&format!("/n/org/hall/calendar?month={month}"))).await;
+    assert_eq!(status, 200);
+    assert!(
+        calendar_html.contains(&event.id),
+        "the month links the event"
+    );
+    let (status, _) = get_text(&stack.http("/n/org/hall/calendar?month=soon")).await;
+    assert_eq!(status, 400);
+    let (status, ics) =
+        get_text(&stack.http(&format!("/n/org/hall/event-ics/{}.ics", event.id))).await;
+    assert_eq!(status, 200);
+    assert!(ics.contains(&format!("UID:{}@anp", event.id)));
+
+    // A wrong password, then the right one: a session cookie.
+    let wrong = client
+        .post(stack.http("/signin"))
+        .form(&[
+            ("email", "ana@people.example.org"),
+            ("password", "nope"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let signed_in = client
+        .post(stack.http("/signin"))
+        .form(&[
+            ("email", "ana@people.example.org"),
+            ("password", crate::harness::PASSWORD),
+            ("next", page_path.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], page_path.as_str());
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    // A form sent from another site is refused; from ours it answers.
+    let forged = client
+        .post(stack.http(&format!("{page_path}/rsvp")))
+        .header("cookie", &session)
+        .header("origin", "https://evil.example")
+        .form(&[("at", event.start_local.as_str()), ("going", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let bad = client
+        .post(stack.http(&format!("{page_path}/rsvp")))
+        .header("cookie", &session)
+        .form(&[("at", event.start_local.as_str()), ("going", "maybe")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let answered = client
+        .post(stack.http(&format!("{page_path}/rsvp")))
+        .header("cookie", &session)
+        .form(&[("at", event.start_local.as_str()), ("going", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 303);
+    let html = client
+        .get(stack.http(&page_path))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("You are going."), "{html}");
+    assert!(html.contains("1 going of 1 places"));
+    // Without a session the answer leads to sign-in, and nothing changes.
+    let anonymous = client
+        .post(stack.http(&format!("{page_path}/rsvp")))
+        .form(&[("at", event.start_local.as_str()), ("going", "no")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 303);
+    assert!(
+        anonymous.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/signin?next=")
+    );
+    let summary = stack
+        .calendar()
+        .get_rsvps(ask(&event.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.going, 1);
     stack.stop().await;
 }

@@ -15,7 +15,7 @@ use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use minijinja::Environment;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -102,6 +102,9 @@ fn load_templates() -> Environment<'static> {
             include_str!("../templates/directory.html"),
         ),
         ("map.html", include_str!("../templates/map.html")),
+        ("calendar.html", include_str!("../templates/calendar.html")),
+        ("event.html", include_str!("../templates/event.html")),
+        ("signin.html", include_str!("../templates/signin.html")),
     ] {
         environment
             .add_template(name, source)
@@ -146,6 +149,21 @@ pub fn router(state: AppState) -> Router {
         .route("/n/{network}/{site}/calendar.ics", get(calendar::site_ics))
         .route("/n/{network}/calendar.ics", get(calendar::network_ics))
         .route("/calendar.ics", get(calendar::umbrella_ics))
+        .route("/n/{network}/{site}/calendar", get(calendar::site_calendar))
+        .route(
+            "/n/{network}/{site}/events/{event}",
+            get(calendar::event_page),
+        )
+        .route(
+            "/n/{network}/{site}/events/{event}/rsvp",
+            post(calendar::rsvp),
+        )
+        .route(
+            "/n/{network}/{site}/event-ics/{file}",
+            get(calendar::event_ics),
+        )
+        .route("/signin", get(calendar::signin_form).post(calendar::signin))
+        .route("/signout", post(calendar::signout))
         .fallback(views::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(meter, meter::count))
