@@ -26,6 +26,7 @@ fn anpctl_as(
         .args(args)
         .env("ANP_SITES_URL", format!("http://{}", stack.sites_addr))
         .env("ANP_CONTENT_URL", format!("http://{}", stack.content_addr))
+        .env("ANP_EVENTS_URL", format!("http://{}", stack.events_addr))
         .env(
             "ANP_AGGREGATOR_URL",
             format!("http://{}", stack.aggregator_addr),
@@ -206,6 +207,64 @@ async fn operators_onboard_publish_and_search_with_anpctl() {
     run(&["thread", "moderate", &thread_id, "lock"]);
     assert!(run(&["thread", "list", "tenants/chicago"]).contains(" locked"));
     assert!(run(&["social", "tenants/chicago", "--status"]).is_empty());
+
+    // The calendar: schedule, edit, answer, import, export.
+    let start = (chrono::Utc::now() + chrono::Duration::days(20))
+        .format("%Y-%m-%dT18:30")
+        .to_string();
+    let scheduled = run(&[
+        "event",
+        "schedule",
+        "tenants/chicago",
+        "--title",
+        "Rent strike meeting",
+        "--time-zone",
+        "America/Chicago",
+        "--start",
+        &start,
+        "--minutes",
+        "90",
+        "--capacity",
+        "1",
+    ]);
+    let event_id = scheduled.split('\t').next().unwrap().to_owned();
+    let edited = run(&[
+        "event",
+        "edit",
+        &event_id,
+        "--title",
+        "Rent strike assembly",
+    ]);
+    assert!(edited.contains("seq 1\tRent strike assembly"), "{edited}");
+    assert!(run(&["event", "rsvp", &event_id]).contains("you: going"));
+    let rsvps = run(&["event", "rsvps", &event_id]);
+    assert!(
+        rsvps.contains("1 going, 0 waitlisted (1 places)") && rsvps.contains("Rosa"),
+        "{rsvps}"
+    );
+    let ics_file = home.path().join("other.ics");
+    std::fs::write(
+        &ics_file,
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:fair@other.example\r\n\
+         DTSTART;VALUE=DATE:20270301\r\nSUMMARY:Book fair\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    .unwrap();
+    let imported = run(&[
+        "event",
+        "import",
+        "tenants/chicago",
+        "--file",
+        ics_file.to_str().unwrap(),
+    ]);
+    assert!(
+        imported.contains("created 1, updated 0, unchanged 0"),
+        "{imported}"
+    );
+    let ics = run(&["event", "ics", "tenants"]);
+    assert!(
+        ics.contains(&format!("UID:{event_id}@anp")) && ics.contains("SUMMARY:Book fair"),
+        "{ics}"
+    );
 
     // Errors are reported, with the field, and a non-zero exit.
     let (ok, _, stderr) = anpctl(
