@@ -178,7 +178,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             "body_markdown",
         ),
         (
-            post("Title", "body", "fr", "boston"),
+            post("Title", "body", "xx", "boston"),
             Code::InvalidArgument,
             "lang",
         ),

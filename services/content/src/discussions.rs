@@ -27,7 +27,7 @@ use prost::Message;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::posts::{LANGUAGES, TITLE_MAX_CHARS};
+use crate::posts::TITLE_MAX_CHARS;
 use crate::{Content, ContentError, render};
 
 pub const BODY_MAX_BYTES: usize = 64 * 1024;
@@ -507,9 +507,7 @@ impl Content {
         } else {
             request.lang.as_str()
         };
-        if !LANGUAGES.contains(&lang) {
-            return Err(invalid(format!("lang: {lang:?} is not supported")));
-        }
+        anp_kit::check_language("lang", lang).map_err(invalid)?;
         let standing = self
             .standing(Some(token), &request.network_slug, &request.site_slug)
             .await?;

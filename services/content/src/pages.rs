@@ -15,7 +15,7 @@ use tokio_postgres::GenericClient;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::posts::{BODY_MAX_BYTES, LANGUAGES, TITLE_MAX_CHARS};
+use crate::posts::{BODY_MAX_BYTES, TITLE_MAX_CHARS};
 use crate::{Content, ContentError, render, state};
 
 /// Pages a site may have.
@@ -94,13 +94,7 @@ fn check_page(title: &str, body: &str, lang: &str) -> Result<(), ContentError> {
             "body_markdown: at most {BODY_MAX_BYTES} bytes, without NUL characters"
         )));
     }
-    if !LANGUAGES.contains(&lang) {
-        return Err(invalid(format!(
-            "lang: {lang:?} is not supported (use one of: {})",
-            LANGUAGES.join(", ")
-        )));
-    }
-    Ok(())
+    anp_kit::check_language("lang", lang).map_err(invalid)
 }
 
 fn parse_page_id(field: &str, value: &str) -> Result<Uuid, ContentError> {

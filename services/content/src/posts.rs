@@ -24,7 +24,6 @@ use crate::{Content, ContentError, render, state};
 
 pub const TITLE_MAX_CHARS: usize = 200;
 pub const BODY_MAX_BYTES: usize = 256 * 1024;
-pub const LANGUAGES: &[&str] = &["en", "es"];
 pub const VISIBILITIES: &[&str] = &["public", "network", "site"];
 pub const STATUSES: &[&str] = &["draft", "scheduled", "published", "retracted"];
 pub const TAGS_MAX: usize = 10;
@@ -154,13 +153,7 @@ fn check_post_fields(title: &str, body: &str, lang: &str) -> Result<(), ContentE
     if body.contains('\0') {
         return Err(invalid("body_markdown: must not contain NUL characters"));
     }
-    if !LANGUAGES.contains(&lang) {
-        return Err(invalid(format!(
-            "lang: {lang:?} is not supported (use one of: {})",
-            LANGUAGES.join(", ")
-        )));
-    }
-    Ok(())
+    anp_kit::check_language("lang", lang).map_err(invalid)
 }
 
 /// Tags: at most ten, each 1 to 40 lowercase letters (any script), digits

@@ -346,6 +346,27 @@ pub fn check_text(field: &str, value: &str, max_chars: usize) -> Result<(), Stri
 }
 
 /// Checks a slug: 2 to 48 of `a-z`, `0-9` and inner `-`.
+/// The languages people write in here (ISO 639-1): English and Spanish
+/// first, then the languages of the movements hosted — migrants' languages
+/// among them. Search stems English and Spanish; the others are indexed
+/// without stemming.
+pub const LANGUAGES: &[&str] = &[
+    "en", "es", "pt", "fr", "ca", "eu", "gl", "it", "de", "nl", "ht", "ar", "fa", "ur", "hi", "bn",
+    "zh", "ko", "ja", "vi", "tl", "ru", "uk", "pl", "ro", "tr", "el", "sw", "so", "am", "ti", "qu",
+    "gn", "ay", "he", "id", "ms", "th", "ne", "ps",
+];
+
+/// Checks a language code against [`LANGUAGES`]; the error names `field`.
+pub fn check_language(field: &str, code: &str) -> Result<(), String> {
+    if LANGUAGES.contains(&code) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field}: {code:?} is not a supported language (ISO 639-1, e.g. en, es, pt, fr, ht, ar)"
+        ))
+    }
+}
+
 pub fn check_slug(field: &str, value: &str) -> Result<(), String> {
     let valid = (2..=48).contains(&value.len())
         && value
@@ -483,6 +504,17 @@ pub async fn sites_access(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn languages_beyond_english_and_spanish() {
+        for good in ["en", "es", "pt", "fr", "ht", "ar", "qu"] {
+            assert!(check_language("lang", good).is_ok(), "{good}");
+        }
+        for bad in ["", "xx", "EN", "en-US", "english"] {
+            let err = check_language("lang", bad).unwrap_err();
+            assert!(err.starts_with("lang: "), "{err}");
+        }
+    }
 
     #[test]
     fn slugs() {

@@ -3,7 +3,7 @@
 use anp_proto::sites::v1::{DirectoryRequest, DirectoryResponse, TagCount};
 
 use crate::error::SitesError;
-use crate::model::{LANGUAGES, SITE_COLUMNS, SiteRow};
+use crate::model::{SITE_COLUMNS, SiteRow};
 use crate::{Sites, SitesError as E};
 
 pub const DIRECTORY_LIMIT: u32 = 50;
@@ -30,11 +30,8 @@ impl Sites {
         };
         check("network_slug", &request.network_slug)?;
         check("tag", &request.tag)?;
-        if !request.language.is_empty() && !LANGUAGES.contains(&request.language.as_str()) {
-            return Err(SitesError::invalid(format!(
-                "language: {:?} is not one of en, es",
-                request.language
-            )));
+        if !request.language.is_empty() {
+            anp_kit::check_language("language", &request.language).map_err(SitesError::invalid)?;
         }
         let country = request.country.to_ascii_uppercase();
         if !country.is_empty()

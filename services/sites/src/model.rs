@@ -18,7 +18,6 @@ pub const CITY_MAX: usize = 120;
 pub const DOMAIN_MAX: usize = 253;
 /// Deepest nesting of sites: a top-level site is at depth 1.
 pub const MAX_DEPTH: usize = 4;
-pub const LANGUAGES: &[&str] = &["en", "es"];
 
 /// A role as stored (`memberships.role`) and carried in events.
 pub fn role_name(role: Role) -> &'static str {
@@ -240,11 +239,7 @@ pub fn check_settings(settings: &SiteSettings) -> Result<ev::SiteSettings, Sites
     let mut languages = Vec::new();
     for language in &settings.languages {
         let language = language.trim().to_ascii_lowercase();
-        if !LANGUAGES.contains(&language.as_str()) {
-            return Err(SitesError::invalid(format!(
-                "settings.languages: {language:?} is not supported (en, es)"
-            )));
-        }
+        anp_kit::check_language("settings.languages", &language).map_err(SitesError::invalid)?;
         if !languages.contains(&language) {
             languages.push(language);
         }
