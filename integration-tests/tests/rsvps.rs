@@ -7,7 +7,9 @@ use anp_proto::calendar::v1::*;
 use tonic::Code;
 
 use crate::flow::get_text;
-use crate::harness::{Stack, expect_error, with_token};
+use std::time::Duration;
+
+use crate::harness::{Stack, eventually, expect_error, with_token};
 use crate::people::create_site;
 
 /// A local time a month from now, so the occurrence is not over.
@@ -300,6 +302,12 @@ async fn members_sign_in_on_the_web_and_answer_on_the_event_page() {
     create_site(&stack, &admin, "org", "hall", "")
         .await
         .unwrap();
+    // Names of the network's own pages are not site slugs.
+    expect_error(
+        create_site(&stack, &admin, "org", "events", "").await,
+        Code::InvalidArgument,
+        "reserved",
+    );
     let mut request = meeting(1);
     request.title = "Rights <clinic> & more".into();
     request.location = Some(Location {
@@ -358,6 +366,15 @@ async fn members_sign_in_on_the_web_and_answer_on_the_event_page() {
     );
     let (status, _) = get_text(&stack.http("/n/org/hall/calendar?month=soon")).await;
     assert_eq!(status, 400);
+    // Upcoming on the site, the network and the umbrella, with their lists.
+    for path in ["/n/org/hall", "/n/org", "/", "/n/org/events", "/events"] {
+        let event_id = event.id.clone();
+        eventually(Duration::from_secs(10), "the event on the page", || async {
+            let (status, html) = get_text(&stack.http(path)).await;
+            (status == 200 && html.contains(&event_id)).then_some(())
+        })
+        .await;
+    }
     let (status, ics) =
         get_text(&stack.http(&format!("/n/org/hall/event-ics/{}.ics", event.id))).await;
     assert_eq!(status, 200);

@@ -11,6 +11,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use anp_proto::aggregator::v1::{FeedScope, UpcomingRequest};
 use anp_proto::calendar::v1::{
     CalendarEvent, ExportIcsRequest, GetEventRequest, GetRsvpsRequest, ListOccurrencesRequest,
     Occurrence, RsvpRequest,
@@ -676,4 +677,136 @@ pub async fn rsvp(
         .await
         .map_err(PageError::from_status)?;
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response())
+}
+
+/// An upcoming occurrence as pages show it (in its event's local time).
+#[derive(Serialize)]
+pub struct UpcomingView {
+    href: String,
+    title: String,
+    day: String,
+    time: String,
+    time_zone: String,
+    start_iso: String,
+    location: String,
+    site: String,
+    summary_html: String,
+}
+
+/// Upcoming occurrences of a timeline, soonest first, from the aggregator.
+pub(crate) async fn upcoming(
+    state: &AppState,
+    scope: FeedScope,
+    cursor: String,
+    limit: u32,
+) -> Result<(Vec<UpcomingView>, String), PageError> {
+    let response = state
+        .aggregator
+        .clone()
+        .upcoming(UpcomingRequest {
+            scope: Some(scope),
+            cursor,
+            limit,
+            ..Default::default()
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    let views = response
+        .occurrences
+        .into_iter()
+        .map(|o| {
+            let (day, time) = o
+                .start_local
+                .split_once('T')
+                .unwrap_or((&o.start_local, ""));
+            UpcomingView {
+                href: format!(
+                    "/n/{}/{}/events/{}?at={}",
+                    o.network_slug, o.site_slug, o.event_id, o.original_local
+                ),
+                day: day.to_owned(),
+                time: if o.all_day {
+                    String::new()
+                } else {
+                    time.to_owned()
+                },
+                time_zone: o.time_zone,
+                start_iso: anp_kit::from_timestamp(o.start.as_ref()).to_rfc3339(),
+                location: o.location,
+                site: format!("{}/{}", o.network_slug, o.site_slug),
+                summary_html: o.summary_html,
+                title: o.title,
+            }
+        })
+        .collect();
+    Ok((views, response.next_cursor))
+}
+
+#[derive(Deserialize)]
+pub struct CursorQuery {
+    cursor: Option<String>,
+}
+
+async fn events_list(
+    state: &AppState,
+    scope: FeedScope,
+    heading: String,
+    path: String,
+    cursor: Option<String>,
+) -> Result<Response, PageError> {
+    let cursor = cursor.unwrap_or_default();
+    if cursor.len() > 256 {
+        return Err(PageError::new(StatusCode::BAD_REQUEST, "cursor: malformed"));
+    }
+    let (occurrences, next) = upcoming(state, scope, cursor, 30).await?;
+    render(
+        state,
+        "events.html",
+        context! {
+            title => heading.clone(),
+            heading => heading,
+            umbrella_name => state.umbrella_name.clone(),
+            occurrences => occurrences,
+            ics_href => format!("{}/calendar.ics", path.trim_end_matches('/')),
+            next_href => (!next.is_empty()).then(|| format!("{path}?cursor={next}")),
+        },
+    )
+}
+
+/// Every network's upcoming events.
+pub async fn umbrella_events(
+    State(state): State<AppState>,
+    Query(query): Query<CursorQuery>,
+) -> Result<Response, PageError> {
+    let heading = format!("Upcoming events · {}", state.umbrella_name);
+    events_list(
+        &state,
+        FeedScope::default(),
+        heading,
+        "/events".into(),
+        query.cursor,
+    )
+    .await
+}
+
+/// A network's upcoming events (its sites' and those they co-host).
+pub async fn network_events(
+    State(state): State<AppState>,
+    Path(network_slug): Path<String>,
+    Query(query): Query<CursorQuery>,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    let scope = FeedScope {
+        network_slug: network_slug.clone(),
+        ..Default::default()
+    };
+    events_list(
+        &state,
+        scope,
+        format!("Upcoming events · {network_slug}"),
+        format!("/n/{network_slug}/events"),
+        query.cursor,
+    )
+    .await
 }

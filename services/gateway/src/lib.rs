@@ -105,6 +105,7 @@ fn load_templates() -> Environment<'static> {
         ("calendar.html", include_str!("../templates/calendar.html")),
         ("event.html", include_str!("../templates/event.html")),
         ("signin.html", include_str!("../templates/signin.html")),
+        ("events.html", include_str!("../templates/events.html")),
     ] {
         environment
             .add_template(name, source)
@@ -149,6 +150,8 @@ pub fn router(state: AppState) -> Router {
         .route("/n/{network}/{site}/calendar.ics", get(calendar::site_ics))
         .route("/n/{network}/calendar.ics", get(calendar::network_ics))
         .route("/calendar.ics", get(calendar::umbrella_ics))
+        .route("/events", get(calendar::umbrella_events))
+        .route("/n/{network}/events", get(calendar::network_events))
         .route("/n/{network}/{site}/calendar", get(calendar::site_calendar))
         .route(
             "/n/{network}/{site}/events/{event}",

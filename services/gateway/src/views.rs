@@ -207,6 +207,9 @@ async fn feed_page(
 }
 
 struct FeedPage {
+    /// The next events here, and where the whole calendar is.
+    upcoming: Vec<crate::calendar::UpcomingView>,
+    calendar_href: String,
     heading: String,
     /// Shown above the page, e.g. while the network is suspended.
     notice: String,
@@ -227,6 +230,9 @@ struct FeedPage {
     entries: Vec<FeedEntry>,
     next_cursor: String,
 }
+
+/// Upcoming events shown on a feed page.
+const UPCOMING_SHOWN: u32 = 5;
 
 fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> {
     let entries: Vec<EntryView> = page.entries.iter().map(entry_view).collect();
@@ -253,6 +259,8 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
             menu => page.menu,
             social => page.social,
             threads => page.threads,
+            upcoming => page.upcoming,
+            calendar_href => page.calendar_href,
             entries => entries,
             next_href => next_href,
             atom_url => format!("{base}/feed.atom"),
@@ -269,9 +277,14 @@ pub async fn umbrella(
     let (entries, next_cursor) =
         feed_page(&state, FeedScope::default(), query.cursor, FEED_PAGE).await?;
     let networks = fetch_networks(&state).await?;
+    let (upcoming, _) =
+        crate::calendar::upcoming(&state, FeedScope::default(), String::new(), UPCOMING_SHOWN)
+            .await?;
     render_feed(
         &state,
         FeedPage {
+            upcoming,
+            calendar_href: "/events".into(),
             heading: state.umbrella_name.clone(),
             notice: String::new(),
             directory: Some(crate::directory::summary(&state).await?),
@@ -318,11 +331,15 @@ pub async fn network(
         site_slug: String::new(),
         site_id: String::new(),
     };
-    let (entries, next_cursor) = feed_page(&state, scope, query.cursor, FEED_PAGE).await?;
+    let (entries, next_cursor) = feed_page(&state, scope.clone(), query.cursor, FEED_PAGE).await?;
+    let (upcoming, _) =
+        crate::calendar::upcoming(&state, scope, String::new(), UPCOMING_SHOWN).await?;
     let path = format!("/n/{network_slug}");
     render_feed(
         &state,
         FeedPage {
+            upcoming,
+            calendar_href: format!("{path}/events"),
             heading: network.name.clone(),
             notice: network.notice.clone(),
             directory: None,
@@ -367,7 +384,9 @@ pub async fn site(
         site_id: site.id.clone(),
         ..Default::default()
     };
-    let (entries, next_cursor) = feed_page(&state, scope, query.cursor, FEED_PAGE).await?;
+    let (entries, next_cursor) = feed_page(&state, scope.clone(), query.cursor, FEED_PAGE).await?;
+    let (upcoming, _) =
+        crate::calendar::upcoming(&state, scope, String::new(), UPCOMING_SHOWN).await?;
     let path = format!("/n/{network_slug}/{site_slug}");
     let menu = state
         .content
@@ -429,6 +448,8 @@ pub async fn site(
     render_feed(
         &state,
         FeedPage {
+            upcoming,
+            calendar_href: format!("{path}/calendar"),
             heading: site.name.clone(),
             notice: network.notice,
             directory: None,

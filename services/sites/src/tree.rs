@@ -56,6 +56,20 @@ async fn subtree_height<C: GenericClient>(client: &C, site: &SiteRow) -> Result<
     Ok((deepest as usize + 1).saturating_sub(site.depth()))
 }
 
+/// Path segments under `/n/<network>/` that name network pages, never a
+/// site.
+pub const RESERVED_SITE_SLUGS: &[&str] = &["events", "threads", "calendar", "feed", "pages", "api"];
+
+fn check_site_slug(field: &str, slug: &str) -> Result<(), SitesError> {
+    anp_kit::check_slug(field, slug).map_err(SitesError::Invalid)?;
+    if RESERVED_SITE_SLUGS.contains(&slug) {
+        return Err(SitesError::Invalid(format!(
+            "{field}: {slug:?} is reserved for the network's own pages"
+        )));
+    }
+    Ok(())
+}
+
 impl Sites {
     pub async fn get_network(&self, slug: &str) -> Result<Network, SitesError> {
         let client = self.pool.get().await?;
@@ -139,7 +153,7 @@ impl Sites {
         request: &CreateSiteRequest,
         traceparent: Option<String>,
     ) -> Result<Site, SitesError> {
-        anp_kit::check_slug("slug", &request.slug).map_err(SitesError::Invalid)?;
+        check_site_slug("slug", &request.slug)?;
         let mut settings = request.settings.clone().unwrap_or_else(|| SiteSettings {
             languages: vec!["en".into()],
             ..Default::default()
@@ -311,7 +325,7 @@ impl Sites {
         request: &RenameSiteRequest,
         traceparent: Option<String>,
     ) -> Result<Site, SitesError> {
-        anp_kit::check_slug("new_slug", &request.new_slug).map_err(SitesError::Invalid)?;
+        check_site_slug("new_slug", &request.new_slug)?;
         let new_name = request.new_name.trim().to_owned();
         if !new_name.is_empty() {
             anp_kit::check_text("new_name", &new_name, NAME_MAX).map_err(SitesError::Invalid)?;
