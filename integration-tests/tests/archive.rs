@@ -458,6 +458,71 @@ async fn offboarding_deletes_the_network_and_forgets_members_it_alone_had() {
         (hits.contains(&gone) && hits.contains(&kept)).then_some(())
     })
     .await;
+    // The calendar: a staying event co-hosted by the leaving site, and a
+    // leaving event someone said they would go to.
+    let when = (chrono::Utc::now() + chrono::Duration::days(20))
+        .format("%Y-%m-%dT18:00")
+        .to_string();
+    let schedule = |network: &str, site: &str| anp_proto::calendar::v1::ScheduleEventRequest {
+        network_slug: network.into(),
+        site_slug: site.into(),
+        title: format!("Meeting of {site}"),
+        time_zone: "Europe/Madrid".into(),
+        start_local: when.clone(),
+        duration_minutes: 60,
+        ..Default::default()
+    };
+    let mut calendar = stack.calendar();
+    let shared_event = calendar
+        .schedule_event(with_token(
+            schedule("staying", "town"),
+            &stack.admin("staying"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    calendar
+        .invite_cohost(with_token(
+            anp_proto::calendar::v1::CohostRequest {
+                event_id: shared_event.id.clone(),
+                network_slug: "leaving".into(),
+                site_slug: "city".into(),
+            },
+            &stack.admin("staying"),
+        ))
+        .await
+        .unwrap();
+    calendar
+        .decide_cohost(with_token(
+            anp_proto::calendar::v1::DecideCohostRequest {
+                event_id: shared_event.id.clone(),
+                network_slug: "leaving".into(),
+                site_slug: "city".into(),
+                accept: true,
+            },
+            &stack.admin("leaving"),
+        ))
+        .await
+        .unwrap();
+    let own_event = calendar
+        .schedule_event(with_token(
+            schedule("leaving", "city"),
+            &stack.admin("leaving"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    calendar
+        .rsvp(with_token(
+            anp_proto::calendar::v1::RsvpRequest {
+                event_id: own_event.id.clone(),
+                original_local: String::new(),
+                going: true,
+            },
+            &tokens[0],
+        ))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leaving.tar");
 
@@ -547,6 +612,24 @@ async fn offboarding_deletes_the_network_and_forgets_members_it_alone_had() {
         |table: &str| format!("SELECT count(*) FROM {table} WHERE network_id = '{network_id}'");
     assert_eq!(count(&stack, &in_network("content.events")).await, 0);
     assert_eq!(count(&stack, &in_network("sites.events")).await, 0);
+    for table in [
+        "events.events",
+        "events.calendar_events",
+        "events.calendar_hosts",
+        "events.calendar_rsvps",
+    ] {
+        assert_eq!(count(&stack, &in_network(table)).await, 0, "{table}");
+    }
+    // The other network's event stays, without its co-host that left.
+    let shared_now = stack
+        .calendar()
+        .get_event(anp_proto::calendar::v1::GetEventRequest {
+            event_id: shared_event.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(shared_now.hosts.is_empty(), "{:?}", shared_now.hosts);
     assert_eq!(
         count(
             &stack,
