@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A small demo: two networks, each with its admin account, a few sites with
 # places and tags, posts in English and Spanish, a page, a public discussion
-# and a post shared from one network into the other. Runs once per database:
+# and a post shared from one network into the other; a weekly clinic with
+# places, co-hosted by a site of the other network. Runs once per database:
 # nothing is added to a network that already exists.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -59,9 +60,17 @@ if [ "$(onboard migrant-rights 'Migrant Rights')" = new ]; then
     --body $'We are neighbours, workers and families defending the rights of migrants in Boston.\n\nWe meet every Monday.' >/dev/null
   ctl thread start migrant-rights/boston --public --title "Rides to the workshop" \
     --body "Who can offer a ride on Thursday? Reply here." >/dev/null
+  clinic_start="$(date -u -d 'next tuesday' +%Y-%m-%d)T18:30"
   ctl event schedule migrant-rights/boston --title "Know your rights clinic" --time-zone America/New_York \
-    --start "$(date -u -d 'next tuesday' +%Y-%m-%d)T18:30" --minutes 90 --rrule "FREQ=WEEKLY;BYDAY=TU;COUNT=12" \
-    --venue "Community center" --address "25 Centre St, Boston" >/dev/null
+    --start "$clinic_start" --minutes 90 --rrule "FREQ=WEEKLY;BYDAY=TU;COUNT=12" --capacity 30 \
+    --venue "Community center" --address "25 Centre St, Boston" | cut -f1 >"$ANP_HOME/demo/clinic-event"
+  ctl event rsvp "$(cat "$ANP_HOME/demo/clinic-event")" --at "$clinic_start" >/dev/null
+  # Co-hosted with a site of the other network, which accepts.
+  if [ -s "$ANP_HOME/demo/climate-justice.session" ]; then
+    ctl event cohost "$(cat "$ANP_HOME/demo/clinic-event")" climate-justice/new-york >/dev/null
+    ANP_SESSION_FILE=$ANP_HOME/demo/climate-justice.session \
+      ctl event cohost-answer "$(cat "$ANP_HOME/demo/clinic-event")" climate-justice/new-york >/dev/null
+  fi
   # Publish once, appear everywhere: the water meeting also in Arts.
   if [ -s "$ANP_HOME/demo/water-post" ]; then
     ctl post share "$(cat "$ANP_HOME/demo/water-post")" migrant-rights/arts >/dev/null
