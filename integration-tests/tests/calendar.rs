@@ -269,8 +269,9 @@ BEGIN:VEVENT\r\nUID:fair@other.example\r\nDTSTAMP:20261101T000000Z\r\n\
 DTSTART;VALUE=DATE:20270301\r\nSUMMARY:Book fair\r\nEND:VEVENT\r\n\
 END:VCALENDAR\r\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_are_edited_cohosted_across_networks_and_imported() {
+/// A stack with networks `org` (site `hall`) and `ally` (site `club`), and
+/// their admins' tokens.
+async fn two_networks() -> (Stack, String, String) {
     let stack = Stack::start().await;
     stack.onboard("org", "Org").await;
     stack.onboard("ally", "Ally").await;
@@ -282,6 +283,12 @@ async fn events_are_edited_cohosted_across_networks_and_imported() {
     create_site(&stack, &ally, "ally", "club", "")
         .await
         .unwrap();
+    (stack, admin, ally)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_are_edited_cohosted_across_networks_and_imported() {
+    let (stack, admin, ally) = two_networks().await;
     let member = stack.sign_up("member@org.example.org").await;
     let invitation = invite(&stack, &admin, "org", "hall", Role::Member, "")
         .await
@@ -597,17 +604,7 @@ async fn event_hits(stack: &Stack, from: Option<Timestamp>, to: Option<Timestamp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upcoming_occurrences_reach_every_hosts_feed_and_search_by_date() {
-    let stack = Stack::start().await;
-    stack.onboard("org", "Org").await;
-    stack.onboard("ally", "Ally").await;
-    let admin = stack.admin("org");
-    let ally = stack.admin("ally");
-    create_site(&stack, &admin, "org", "hall", "")
-        .await
-        .unwrap();
-    create_site(&stack, &ally, "ally", "club", "")
-        .await
-        .unwrap();
+    let (stack, admin, ally) = two_networks().await;
     let mut calendar = stack.calendar();
     // Weekly from a week ahead, so every occurrence is upcoming.
     let first = (chrono::Utc::now() + chrono::Duration::days(7)).date_naive();

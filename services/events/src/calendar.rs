@@ -173,6 +173,28 @@ pub fn details(
     Ok(state)
 }
 
+/// Changes and answers need an event that is not cancelled.
+pub(crate) fn ensure_scheduled(state: &CalendarEventState) -> Result<(), EventsError> {
+    if state.status == "cancelled" {
+        return Err(EventsError::Precondition(format!(
+            "event_id: event {} is cancelled",
+            state.event_id
+        )));
+    }
+    Ok(())
+}
+
+/// A site by its slugs, checked.
+pub(crate) fn site_scope(network_slug: &str, site_slug: &str) -> Result<Scope, EventsError> {
+    check_slug("network_slug", network_slug).map_err(EventsError::Invalid)?;
+    check_slug("site_slug", site_slug).map_err(EventsError::Invalid)?;
+    Ok(Scope {
+        network_slug: network_slug.to_owned(),
+        site_slug: site_slug.to_owned(),
+        site_id: String::new(),
+    })
+}
+
 /// Which events a listing or an export is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listing {
@@ -358,22 +380,12 @@ impl Calendar {
         caller: Caller,
         token: &str,
     ) -> Result<CalendarEvent, EventsError> {
-        check_slug("network_slug", &request.network_slug).map_err(EventsError::Invalid)?;
-        check_slug("site_slug", &request.site_slug).map_err(EventsError::Invalid)?;
+        let scope = site_scope(&request.network_slug, &request.site_slug)?;
         let state = CalendarEventState {
             event_id: Uuid::now_v7().to_string(),
             ..details(request, &caller.actor)?
         };
-        let access = self
-            .authorize(
-                token,
-                Scope {
-                    network_slug: request.network_slug.clone(),
-                    site_slug: request.site_slug.clone(),
-                    site_id: String::new(),
-                },
-            )
-            .await?;
+        let access = self.authorize(token, scope).await?;
         let site = access.site.unwrap_or_default();
         let state = CalendarEventState {
             network_id: site.network_id.clone(),
@@ -411,11 +423,7 @@ impl Calendar {
             },
         )
         .await?;
-        if state.status == "cancelled" {
-            return Err(EventsError::Precondition(format!(
-                "event_id: event {event_id} is cancelled"
-            )));
-        }
+        ensure_scheduled(&state)?;
         Ok((state, version))
     }
 

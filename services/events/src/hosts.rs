@@ -4,7 +4,7 @@
 //! A network that leaves takes its co-hostings with it.
 
 use anp_eventstore::ExpectedVersion;
-use anp_kit::{Caller, check_slug};
+use anp_kit::Caller;
 use anp_proto::calendar::v1::{CalendarEvent, CohostRequest, DecideCohostRequest};
 use anp_proto::events::v1::{CalendarEventState, CalendarHost, EventHostsChanged};
 use anp_proto::sites::v1::Scope;
@@ -12,20 +12,10 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::EventsError;
-use crate::calendar::{Calendar, fold, invalid, save_in, stream_id};
+use crate::calendar::{Calendar, ensure_scheduled, fold, invalid, save_in, site_scope, stream_id};
 
 /// Other sites one event has at most.
 pub const HOSTS_MAX: usize = 20;
-
-fn site_scope(network_slug: &str, site_slug: &str) -> Result<Scope, EventsError> {
-    check_slug("network_slug", network_slug).map_err(EventsError::Invalid)?;
-    check_slug("site_slug", site_slug).map_err(EventsError::Invalid)?;
-    Ok(Scope {
-        network_slug: network_slug.to_owned(),
-        site_slug: site_slug.to_owned(),
-        site_id: String::new(),
-    })
-}
 
 fn changed(state: &CalendarEventState, site_id: &str, change: &str) -> Vec<u8> {
     EventHostsChanged {
@@ -100,12 +90,7 @@ impl Calendar {
         let scope = site_scope(&request.network_slug, &request.site_slug)?;
         let (mut state, version) = self.load(&request.event_id).await?;
         let site = self.authorize(token, scope).await?.site.unwrap_or_default();
-        if state.status == "cancelled" {
-            return Err(EventsError::Precondition(format!(
-                "event_id: event {} is cancelled",
-                request.event_id
-            )));
-        }
+        ensure_scheduled(&state)?;
         let Some(index) = state
             .hosts
             .iter()

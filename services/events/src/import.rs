@@ -6,21 +6,20 @@
 use anp_calendar::Exception;
 use anp_calendar::import::{ImportedEvent, parse_ics};
 use anp_eventstore::ExpectedVersion;
-use anp_kit::{Caller, check_slug};
+use anp_kit::Caller;
 use anp_proto::calendar::v1::{
     ImportIcsRequest, ImportIcsResponse, Location, ScheduleEventRequest,
 };
 use anp_proto::events::v1::{
     CalendarEventState, CalendarOccurrenceChange, EventCancelled, EventScheduled, EventUpdated,
 };
-use anp_proto::sites::v1::Scope;
 use prost::Message;
 use uuid::Uuid;
 
 use crate::EventsError;
 use crate::calendar::{
     Calendar, DESCRIPTION_MAX_BYTES, TEXT_MAX_CHARS, TITLE_MAX_CHARS, details, fold, invalid,
-    local_text, save_in, stream_id,
+    local_text, save_in, site_scope, stream_id,
 };
 
 /// The largest file imported.
@@ -125,8 +124,7 @@ impl Calendar {
         caller: Caller,
         token: &str,
     ) -> Result<ImportIcsResponse, EventsError> {
-        check_slug("network_slug", &request.network_slug).map_err(EventsError::Invalid)?;
-        check_slug("site_slug", &request.site_slug).map_err(EventsError::Invalid)?;
+        let scope = site_scope(&request.network_slug, &request.site_slug)?;
         let default_tz = if request.default_time_zone.is_empty() {
             chrono_tz::UTC
         } else {
@@ -148,16 +146,7 @@ impl Calendar {
         if request.url.len() > 2000 {
             return Err(invalid("url: at most 2000 characters"));
         }
-        let access = self
-            .authorize(
-                token,
-                Scope {
-                    network_slug: request.network_slug.clone(),
-                    site_slug: request.site_slug.clone(),
-                    site_id: String::new(),
-                },
-            )
-            .await?;
+        let access = self.authorize(token, scope).await?;
         let site = access.site.unwrap_or_default();
         let text = if request.url.is_empty() {
             request.text.clone()

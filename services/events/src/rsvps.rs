@@ -17,7 +17,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::EventsError;
-use crate::calendar::{Calendar, invalid, local_text, parse_local, schedule_of};
+use crate::calendar::{Calendar, ensure_scheduled, invalid, local_text, parse_local, schedule_of};
 
 pub const STREAM_PREFIX: &str = "rsvps-";
 /// Names and ids in one answer to the hosts' editors.
@@ -30,12 +30,7 @@ fn stream_of(event_id: &str) -> String {
 /// The occurrence an RSVP is about: its original local start (the first for
 /// a one-off event), checked to be in the series, not cancelled, not over.
 fn occurrence_key(state: &CalendarEventState, original_local: &str) -> Result<String, EventsError> {
-    if state.status == "cancelled" {
-        return Err(EventsError::Precondition(format!(
-            "event_id: event {} is cancelled",
-            state.event_id
-        )));
-    }
+    ensure_scheduled(state)?;
     let original = if original_local.is_empty() {
         if !state.rrule.is_empty() {
             return Err(invalid(

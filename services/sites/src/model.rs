@@ -423,7 +423,7 @@ mod tests {
         let cases: Vec<(Change, &str)> = vec![
             (Box::new(|s| s.name = String::new()), "settings.name"),
             (
-                Box::new(|s| s.languages = vec!["fr".into()]),
+                Box::new(|s| s.languages = vec!["xx".into()]),
                 "settings.languages",
             ),
             (
