@@ -366,6 +366,11 @@ async fn members_sign_in_on_the_web_and_answer_on_the_event_page() {
     );
     let (status, _) = get_text(&stack.http("/n/org/hall/calendar?month=soon")).await;
     assert_eq!(status, 400);
+    let (_, list) = get_text(&stack.http("/n/org/events")).await;
+    assert!(
+        list.contains("&#x2f;n&#x2f;org&#x2f;calendar.ics"),
+        "the network's .ics"
+    );
     // Upcoming on the site, the network and the umbrella, with their lists.
     for path in ["/n/org/hall", "/n/org", "/", "/n/org/events", "/events"] {
         let event_id = event.id.clone();

@@ -755,6 +755,10 @@ async fn events_list(
     path: String,
     cursor: Option<String>,
 ) -> Result<Response, PageError> {
+    let ics_href = match &scope.network_slug {
+        network if network.is_empty() => "/calendar.ics".to_owned(),
+        network => format!("/n/{network}/calendar.ics"),
+    };
     let cursor = cursor.unwrap_or_default();
     if cursor.len() > 256 {
         return Err(PageError::new(StatusCode::BAD_REQUEST, "cursor: malformed"));
@@ -768,7 +772,7 @@ async fn events_list(
             heading => heading,
             umbrella_name => state.umbrella_name.clone(),
             occurrences => occurrences,
-            ics_href => format!("{}/calendar.ics", path.trim_end_matches('/')),
+            ics_href => ics_href,
             next_href => (!next.is_empty()).then(|| format!("{path}?cursor={next}")),
         },
     )
