@@ -193,6 +193,38 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
         ))
         .await
         .unwrap();
+    // An assembly someone said they would go to: the answer travels too.
+    let assembly = old
+        .calendar()
+        .schedule_event(with_token(
+            anp_proto::calendar::v1::ScheduleEventRequest {
+                network_slug: "exodus".into(),
+                site_slug: "boston".into(),
+                title: "Assembly".into(),
+                time_zone: "America/New_York".into(),
+                start_local: (chrono::Utc::now() + chrono::Duration::days(20))
+                    .format("%Y-%m-%dT18:00")
+                    .to_string(),
+                duration_minutes: 60,
+                capacity: 10,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    old.calendar()
+        .rsvp(with_token(
+            anp_proto::calendar::v1::RsvpRequest {
+                event_id: assembly.id.clone(),
+                original_local: String::new(),
+                going: true,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
     create_site(&old, "other", "elsewhere", "Elsewhere").await;
     let other_post = publish(&old, "other", "elsewhere", "Far", "Not exported", "en").await;
     eventually(
@@ -388,6 +420,20 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
     };
     assert_eq!(ics(&new).await, ics(&old).await, "the calendar came along");
     assert!(ics(&new).await.contains("Weekly meeting"));
+    let answers = new
+        .calendar()
+        .get_rsvps(anp_proto::calendar::v1::GetRsvpsRequest {
+            event_id: assembly.id.clone(),
+            original_local: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (answers.going, answers.capacity),
+        (1, 10),
+        "the RSVP came along"
+    );
     // Importing again changes nothing.
     let again = anp_archive::client::import(&mut new.ops(), OPS_TOKEN, &path)
         .await

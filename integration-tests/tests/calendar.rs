@@ -483,6 +483,15 @@ async fn events_are_edited_cohosted_across_networks_and_imported() {
             field,
         );
     }
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM events.calendar_events WHERE source_uid IS NOT NULL"
+        )
+        .await,
+        0,
+        "bad imports change nothing"
+    );
     let first = calendar
         .import_ics(with_token(import(IMPORTED, ""), &ally))
         .await
