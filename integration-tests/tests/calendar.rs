@@ -713,6 +713,19 @@ async fn upcoming_occurrences_reach_every_hosts_feed_and_search_by_date() {
         event_hits(&stack, Some(from), Some(to)).await,
         [format!("{}@{}", event.id, all[2])]
     );
+    // The same on the search page, and its bad filters named.
+    let (status, html) = get_text(&stack.http(&format!(
+        "/search?q=assembly&kind=event&from={day}&to={}",
+        day + chrono::Duration::days(1)
+    )))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(html.matches(&event.id).count(), 1, "one occurrence found");
+    for (query, field) in [("kind=poem", "kind"), ("from=tomorrow", "from")] {
+        let (status, html) = get_text(&stack.http(&format!("/search?q=assembly&{query}"))).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(html.contains(field), "{query}: {html}");
+    }
 
     // The whole event cancelled: gone from every timeline and from search.
     calendar
