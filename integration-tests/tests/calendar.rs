@@ -578,7 +578,7 @@ async fn upcoming(stack: &Stack, network: &str, site: &str) -> Vec<String> {
             scope: Some(anp_proto::aggregator::v1::FeedScope {
                 network_slug: network.into(),
                 site_slug: site.into(),
-                site_id: String::new(),
+                ..Default::default()
             }),
             ..Default::default()
         })

@@ -74,7 +74,7 @@ pub async fn paged_feed_ids(stack: &Stack, network: &str, site: &str, limit: u32
                 scope: Some(FeedScope {
                     network_slug: network.into(),
                     site_slug: site.into(),
-                    site_id: String::new(),
+                    ..Default::default()
                 }),
                 cursor: cursor.clone(),
                 limit,

@@ -18,4 +18,5 @@ mod people;
 mod posts;
 mod rsvps;
 mod social;
+mod timelines;
 mod usage;

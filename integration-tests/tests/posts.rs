@@ -724,7 +724,7 @@ async fn titles(stack: &Stack, network: &str, site: &str) -> Vec<String> {
             scope: Some(anp_proto::aggregator::v1::FeedScope {
                 network_slug: network.into(),
                 site_slug: site.into(),
-                site_id: String::new(),
+                ..Default::default()
             }),
             cursor: String::new(),
             limit: 100,

@@ -21,6 +21,10 @@ pub enum Scope {
     Network(String),
     /// By the site's id: a rename keeps the timeline.
     Site(Uuid),
+    /// Every public post with this tag, across networks.
+    Tag(String),
+    /// Every public post in this language, across networks.
+    Lang(String),
 }
 
 impl Scope {
@@ -29,6 +33,8 @@ impl Scope {
             Scope::Umbrella => "umbrella".into(),
             Scope::Network(network) => format!("n:{network}"),
             Scope::Site(site_id) => format!("s:{site_id}"),
+            Scope::Tag(tag) => format!("t:{tag}"),
+            Scope::Lang(lang) => format!("l:{lang}"),
         }
     }
 }
@@ -369,14 +375,26 @@ impl Feeds {
     }
 }
 
-/// Every timeline a post is in: the umbrella, its network and site, and
-/// each site it is shared into (with that site's network).
+/// Every timeline a post is in: the umbrella, its network and site, its
+/// language and tags, and each site it is shared into (with that site's
+/// network).
 fn scopes_of(state: &PostState, site_id: Uuid) -> Vec<Scope> {
     let mut scopes = vec![
         Scope::Umbrella,
         Scope::Network(state.network_slug.clone()),
         Scope::Site(site_id),
+        Scope::Lang(if state.lang.is_empty() {
+            "en".to_owned()
+        } else {
+            state.lang.clone()
+        }),
     ];
+    for tag in &state.tags {
+        let scope = Scope::Tag(tag.clone());
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
     for share in state
         .shares
         .iter()

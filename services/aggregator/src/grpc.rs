@@ -77,6 +77,37 @@ impl Api {
     /// The timeline a request names; `None`: a site with nothing projected
     /// yet (its timelines are empty).
     async fn resolve(&self, scope_request: FeedScope) -> Result<Option<Scope>, Status> {
+        let others_empty = scope_request.network_slug.is_empty()
+            && scope_request.site_slug.is_empty()
+            && scope_request.site_id.is_empty();
+        if !scope_request.tag.is_empty() {
+            if !others_empty || !scope_request.lang.is_empty() {
+                return Err(Status::invalid_argument(
+                    "scope.tag: a tag's timeline spans every network; give it alone",
+                ));
+            }
+            let tag = &scope_request.tag;
+            if tag.chars().count() > 40
+                || !tag
+                    .chars()
+                    .all(|c| c.is_alphanumeric() && !c.is_uppercase() || c == '-')
+            {
+                return Err(Status::invalid_argument(format!(
+                    "scope.tag: {tag:?} is not a tag (1-40 lowercase letters, digits, hyphens)"
+                )));
+            }
+            return Ok(Some(Scope::Tag(tag.clone())));
+        }
+        if !scope_request.lang.is_empty() {
+            if !others_empty {
+                return Err(Status::invalid_argument(
+                    "scope.lang: a language's timeline spans every network; give it alone",
+                ));
+            }
+            anp_kit::check_language("scope.lang", &scope_request.lang)
+                .map_err(Status::invalid_argument)?;
+            return Ok(Some(Scope::Lang(scope_request.lang.clone())));
+        }
         if !scope_request.site_id.is_empty() {
             let site_id = scope_request.site_id.parse().map_err(|_| {
                 Status::invalid_argument(format!(

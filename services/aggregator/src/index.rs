@@ -20,6 +20,8 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 
+use anp_markdown::html_unescape;
+
 use crate::AggregatorError;
 use crate::events::{Delivered, Projected};
 
@@ -545,13 +547,4 @@ impl SearchIndex {
         }
         Ok((hits, total as u64))
     }
-}
-
-/// Undoes the HTML escaping of ammonia's text output.
-fn html_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
 }

@@ -15,6 +15,12 @@ pub struct FeedArgs {
     /// Cursor printed at the end of a previous page.
     #[arg(long)]
     cursor: Option<String>,
+    /// Every network's public posts with this tag (instead of a scope).
+    #[arg(long, conflicts_with_all = ["scope", "lang"])]
+    tag: Option<String>,
+    /// Every network's public posts in this language (ISO 639-1).
+    #[arg(long, conflicts_with = "scope")]
+    lang: Option<String>,
 }
 
 #[derive(Args)]
@@ -37,17 +43,20 @@ pub struct SearchArgs {
 
 pub async fn feed(url: &str, args: FeedArgs) -> anyhow::Result<()> {
     let scope = match args.scope.as_deref() {
-        None | Some("") => FeedScope::default(),
+        None | Some("") => FeedScope {
+            tag: args.tag.unwrap_or_default(),
+            lang: args.lang.unwrap_or_default(),
+            ..Default::default()
+        },
         Some(path) => match path.split_once('/') {
             Some((network, site)) => FeedScope {
                 network_slug: network.to_owned(),
                 site_slug: site.to_owned(),
-                site_id: String::new(),
+                ..Default::default()
             },
             None => FeedScope {
                 network_slug: path.to_owned(),
-                site_slug: String::new(),
-                site_id: String::new(),
+                ..Default::default()
             },
         },
     };

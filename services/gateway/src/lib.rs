@@ -4,6 +4,8 @@
 pub mod atom;
 mod calendar;
 mod directory;
+mod etag;
+pub mod jsonfeed;
 pub mod meter;
 mod views;
 
@@ -16,6 +18,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+
+use crate::views::FeedFormat;
 use minijinja::Environment;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -135,15 +139,45 @@ pub fn router(state: AppState) -> Router {
     let meter = state.meter.clone();
     Router::new()
         .route("/", get(views::umbrella))
-        .route("/feed.atom", get(views::umbrella_atom))
+        .route(
+            "/feed.atom",
+            get(|s, q| views::umbrella_feed(s, q, FeedFormat::Atom)),
+        )
+        .route(
+            "/feed.json",
+            get(|s, q| views::umbrella_feed(s, q, FeedFormat::Json)),
+        )
+        .route("/{topic}/{value}", get(views::topic_page))
+        .route(
+            "/{topic}/{value}/feed.atom",
+            get(|s, p, q| views::topic_feed(s, p, q, FeedFormat::Atom)),
+        )
+        .route(
+            "/{topic}/{value}/feed.json",
+            get(|s, p, q| views::topic_feed(s, p, q, FeedFormat::Json)),
+        )
         .route("/search", get(views::search))
         .route("/directory", get(directory::page))
         .route("/directory.geojson", get(directory::geojson))
         .route("/healthz", get(|| async { "ok" }))
         .route("/n/{network}", get(views::network))
-        .route("/n/{network}/feed.atom", get(views::network_atom))
+        .route(
+            "/n/{network}/feed.atom",
+            get(|s, p, q| views::network_feed(s, p, q, FeedFormat::Atom)),
+        )
+        .route(
+            "/n/{network}/feed.json",
+            get(|s, p, q| views::network_feed(s, p, q, FeedFormat::Json)),
+        )
         .route("/n/{network}/{site}", get(views::site))
-        .route("/n/{network}/{site}/feed.atom", get(views::site_atom))
+        .route(
+            "/n/{network}/{site}/feed.atom",
+            get(|s, p, q| views::site_feed(s, p, q, FeedFormat::Atom)),
+        )
+        .route(
+            "/n/{network}/{site}/feed.json",
+            get(|s, p, q| views::site_feed(s, p, q, FeedFormat::Json)),
+        )
         .route("/n/{network}/{site}/posts/{post_id}", get(views::post))
         .route("/n/{network}/{site}/pages/{slug}", get(views::page))
         .route("/n/{network}/threads/{thread_id}", get(views::thread))
@@ -169,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route("/signout", post(calendar::signout))
         .fallback(views::not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(etag::etag))
         .layer(axum::middleware::from_fn_with_state(meter, meter::count))
 }
 

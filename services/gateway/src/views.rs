@@ -264,6 +264,7 @@ fn render_feed(state: &AppState, page: FeedPage) -> Result<Response, PageError> 
             entries => entries,
             next_href => next_href,
             atom_url => format!("{base}/feed.atom"),
+            json_feed_url => format!("{base}/feed.json"),
             show_network => page.search_network.is_empty(),
             search_network => page.search_network,
         },
@@ -328,8 +329,7 @@ pub async fn network(
         .sites;
     let scope = FeedScope {
         network_slug: network_slug.clone(),
-        site_slug: String::new(),
-        site_id: String::new(),
+        ..Default::default()
     };
     let (entries, next_cursor) = feed_page(&state, scope.clone(), query.cursor, FEED_PAGE).await?;
     let (upcoming, _) =
@@ -786,67 +786,186 @@ pub async fn search(
     )
 }
 
-fn atom_response(body: String) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
-        body,
-    )
-        .into_response()
+/// The machine-readable forms of a timeline.
+#[derive(Debug, Clone, Copy)]
+pub enum FeedFormat {
+    /// Atom (RFC 4287): the newest entries.
+    Atom,
+    /// JSON Feed 1.1, paged by `?cursor=`.
+    Json,
 }
 
-async fn atom_for(
+impl FeedFormat {
+    fn file(self) -> &'static str {
+        match self {
+            FeedFormat::Atom => "feed.atom",
+            FeedFormat::Json => "feed.json",
+        }
+    }
+}
+
+async fn feed_document(
     state: &AppState,
     scope: FeedScope,
     title: &str,
     path: &str,
+    format: FeedFormat,
+    cursor: Option<String>,
 ) -> Result<Response, PageError> {
-    let (entries, _) = feed_page(state, scope, None, ATOM_ENTRIES).await?;
+    let (entries, next_cursor) = feed_page(state, scope, cursor, ATOM_ENTRIES).await?;
     let base = &state.public_url;
     let page_url = format!("{base}{path}");
-    let self_url = format!("{base}{}/feed.atom", path.trim_end_matches('/'));
-    let body = atom::render(title, &page_url, &self_url, &entries, |entry| {
+    let self_url = format!("{base}{}/{}", path.trim_end_matches('/'), format.file());
+    let post_url = |entry: &FeedEntry| {
         format!(
             "{base}{}",
             post_path(&entry.network_slug, &entry.site_slug, &entry.id)
         )
-    });
-    Ok(atom_response(body))
+    };
+    let (content_type, body) = match format {
+        FeedFormat::Atom => (
+            "application/atom+xml; charset=utf-8",
+            atom::render(title, &page_url, &self_url, &entries, post_url),
+        ),
+        FeedFormat::Json => (
+            crate::jsonfeed::CONTENT_TYPE,
+            crate::jsonfeed::render(
+                title,
+                &page_url,
+                &self_url,
+                (!next_cursor.is_empty()).then(|| format!("{self_url}?cursor={next_cursor}")),
+                &entries,
+                post_url,
+            ),
+        ),
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
-pub async fn umbrella_atom(State(state): State<AppState>) -> Result<Response, PageError> {
+pub async fn umbrella_feed(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    format: FeedFormat,
+) -> Result<Response, PageError> {
     let title = state.umbrella_name.clone();
-    atom_for(&state, FeedScope::default(), &title, "/").await
+    feed_document(
+        &state,
+        FeedScope::default(),
+        &title,
+        "/",
+        format,
+        query.cursor,
+    )
+    .await
 }
 
-pub async fn network_atom(
+pub async fn network_feed(
     State(state): State<AppState>,
     Path(network_slug): Path<String>,
+    Query(query): Query<PageQuery>,
+    format: FeedFormat,
 ) -> Result<Response, PageError> {
     let network = fetch_network(&state, &network_slug).await?;
     let scope = FeedScope {
         network_slug: network_slug.clone(),
-        site_slug: String::new(),
-        site_id: String::new(),
+        ..Default::default()
     };
-    atom_for(&state, scope, &network.name, &format!("/n/{network_slug}")).await
+    let path = format!("/n/{network_slug}");
+    feed_document(&state, scope, &network.name, &path, format, query.cursor).await
 }
 
-pub async fn site_atom(
+pub async fn site_feed(
     State(state): State<AppState>,
     Path((network_slug, site_slug)): Path<(String, String)>,
+    Query(query): Query<PageQuery>,
+    format: FeedFormat,
 ) -> Result<Response, PageError> {
     let site = fetch_site(&state, &network_slug, &site_slug).await?;
     let scope = FeedScope {
         site_id: site.id.clone(),
         ..Default::default()
     };
-    atom_for(
+    let path = format!("/n/{network_slug}/{}", site.slug);
+    feed_document(&state, scope, &site.name, &path, format, query.cursor).await
+}
+
+/// A tag's or a language's timeline: its scope, title and path.
+fn topic(kind: &str, value: &str) -> Result<(FeedScope, String, String), PageError> {
+    let not_found = || PageError::new(StatusCode::NOT_FOUND, "There is no such page.");
+    match kind {
+        "tags" => {
+            if value.is_empty()
+                || value.chars().count() > 40
+                || !value
+                    .chars()
+                    .all(|c| (c.is_alphanumeric() && !c.is_uppercase()) || c == '-')
+            {
+                return Err(not_found());
+            }
+            Ok((
+                FeedScope {
+                    tag: value.to_owned(),
+                    ..Default::default()
+                },
+                format!("#{value}"),
+                format!("/tags/{value}"),
+            ))
+        }
+        "lang" => {
+            anp_kit::check_language("lang", value).map_err(|_| not_found())?;
+            Ok((
+                FeedScope {
+                    lang: value.to_owned(),
+                    ..Default::default()
+                },
+                format!("Posts in {value}"),
+                format!("/lang/{value}"),
+            ))
+        }
+        _ => Err(not_found()),
+    }
+}
+
+pub async fn topic_feed(
+    State(state): State<AppState>,
+    Path((kind, value)): Path<(String, String)>,
+    Query(query): Query<PageQuery>,
+    format: FeedFormat,
+) -> Result<Response, PageError> {
+    let (scope, title, path) = topic(&kind, &value)?;
+    feed_document(&state, scope, &title, &path, format, query.cursor).await
+}
+
+/// Every public post with a tag (`/tags/<tag>`) or in a language
+/// (`/lang/<code>`), across networks.
+pub async fn topic_page(
+    State(state): State<AppState>,
+    Path((kind, value)): Path<(String, String)>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    let (scope, heading, path) = topic(&kind, &value)?;
+    let (entries, next_cursor) = feed_page(&state, scope, query.cursor, FEED_PAGE).await?;
+    render_feed(
         &state,
-        scope,
-        &site.name,
-        &format!("/n/{network_slug}/{}", site.slug),
+        FeedPage {
+            upcoming: vec![],
+            calendar_href: String::new(),
+            heading,
+            notice: String::new(),
+            directory: None,
+            description: String::new(),
+            path,
+            crumbs: vec![],
+            sites_heading: String::new(),
+            sites: vec![],
+            menu: vec![],
+            social: vec![],
+            threads: vec![],
+            search_network: String::new(),
+            entries,
+            next_cursor,
+        },
     )
-    .await
 }
 
 pub async fn not_found() -> PageError {

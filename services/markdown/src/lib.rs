@@ -2,6 +2,16 @@
 
 use pulldown_cmark::{Options, Parser, html};
 
+/// Undoes the HTML escaping of text (ammonia's text output, summaries), for
+/// plain-text uses such as search and JSON Feed summaries.
+pub fn html_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
 /// Renders Markdown (CommonMark with tables and strikethrough) and removes
 /// everything unsafe: scripts, event handlers, `javascript:` links, styles.
 /// Links get `rel="noopener noreferrer nofollow"`.
