@@ -494,6 +494,7 @@ pub fn aggregator_config(infra: &Infra, index_dir: &tempfile::TempDir) -> anp_ag
         bus: infra.bus.clone(),
         index_dir: index_dir.path().to_path_buf(),
         consumer: "aggregator".into(),
+        metrics_listen: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod isolation;
 mod ops;
 mod people;
 mod posts;
+mod projections;
 mod rsvps;
 mod social;
 mod timelines;

@@ -5,9 +5,9 @@ use anp_proto::aggregator::v1::aggregator_service_server::{
     AggregatorService, AggregatorServiceServer,
 };
 use anp_proto::aggregator::v1::{
-    FeedScope, GetFeedRequest, GetFeedResponse, RecordRequestsRequest, RecordRequestsResponse,
-    SearchRequest, SearchResponse, UpcomingRequest, UpcomingResponse, UsageDaysRequest,
-    UsageDaysResponse,
+    FeedScope, GetFeedRequest, GetFeedResponse, ProjectionStatusRequest, ProjectionStatusResponse,
+    RecordRequestsRequest, RecordRequestsResponse, SearchRequest, SearchResponse, UpcomingRequest,
+    UpcomingResponse, UsageDaysRequest, UsageDaysResponse,
 };
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
@@ -146,6 +146,17 @@ impl Api {
 
 #[tonic::async_trait]
 impl AggregatorService for Api {
+    async fn projection_status(
+        &self,
+        _request: Request<ProjectionStatusRequest>,
+    ) -> Result<Response<ProjectionStatusResponse>, Status> {
+        self.read_model
+            .projection_status()
+            .await
+            .map(Response::new)
+            .map_err(|err| err.to_status())
+    }
+
     async fn upcoming(
         &self,
         request: Request<UpcomingRequest>,

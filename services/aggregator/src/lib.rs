@@ -6,6 +6,7 @@ pub mod events;
 pub mod feeds;
 pub mod grpc;
 pub mod index;
+pub mod status;
 pub mod upcoming;
 pub mod usage;
 
@@ -15,9 +16,10 @@ use std::time::Duration;
 use anp_bus::BusConfig;
 use anp_kit::{ErrorKind, ServiceError, Shutdown};
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull};
+use axum::response::IntoResponse;
 use futures::StreamExt;
 use tokio::net::TcpListener;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::events::Delivered;
 use crate::feeds::Feeds;
@@ -72,6 +74,9 @@ pub struct Config {
     pub index_dir: PathBuf,
     /// Durable consumer name on the events stream.
     pub consumer: String,
+    /// Where Prometheus reads `/metrics` (`ANP_AGGREGATOR_METRICS_LISTEN`;
+    /// none: not served).
+    pub metrics_listen: Option<String>,
 }
 
 impl Config {
@@ -81,6 +86,8 @@ impl Config {
             bus: BusConfig::from_env(),
             index_dir: PathBuf::from(anp_kit::env_or("ANP_INDEX_DIR", ".anp/data/index")),
             consumer: anp_kit::env_or("ANP_AGGREGATOR_CONSUMER", "aggregator"),
+            metrics_listen: Some(anp_kit::env_or("ANP_AGGREGATOR_METRICS_LISTEN", ""))
+                .filter(|listen| !listen.is_empty()),
         })
     }
 }
@@ -95,6 +102,7 @@ pub struct ReadModel {
     pub index: SearchIndex,
     pub feeds: Feeds,
     pub usage: Usage,
+    pub status: status::Status,
 }
 
 impl ReadModel {
@@ -118,6 +126,12 @@ impl ReadModel {
         Ok(ReadModel {
             index,
             usage: Usage::new(pool.clone()),
+            status: status::Status::new(
+                pool.clone(),
+                config.bus.clone(),
+                config.consumer.clone(),
+                config.index_dir.clone(),
+            ),
             feeds: Feeds::new(pool),
         })
     }
@@ -143,6 +157,18 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         read_model.clone(),
         shutdown.clone(),
     ));
+    let metrics_task = match &config.metrics_listen {
+        Some(listen) => {
+            let listener = TcpListener::bind(listen).await?;
+            info!(addr = %listener.local_addr()?, "metrics on /metrics");
+            Some(tokio::spawn(serve_metrics(
+                listener,
+                read_model.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     info!("aggregator ready");
     anp_kit::serve_grpc(
         listener,
@@ -152,7 +178,55 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     )
     .await?;
     let _ = consumer_task.await;
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     Ok(())
+}
+
+impl ReadModel {
+    /// The projections' status now.
+    pub async fn projection_status(
+        &self,
+    ) -> Result<anp_proto::aggregator::v1::ProjectionStatusResponse, AggregatorError> {
+        let index = self.index.clone();
+        let index_seq = tokio::task::spawn_blocking(move || index.checkpoint())
+            .await
+            .map_err(|err| AggregatorError::Index(err.to_string()))??;
+        self.status.read(index_seq).await
+    }
+}
+
+/// Serves the status as Prometheus text on `/metrics`.
+async fn serve_metrics(listener: TcpListener, read_model: ReadModel, shutdown: Shutdown) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let read_model = read_model.clone();
+            async move {
+                match read_model.projection_status().await {
+                    Ok(status) => (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        status::prometheus_text(&status),
+                    )
+                        .into_response(),
+                    Err(err) => {
+                        warn!(error = %err, "metrics unavailable");
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                    }
+                }
+            }
+        }),
+    );
+    if let Err(err) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        warn!(error = %err, "metrics server stopped");
+    }
 }
 
 /// Consumes the events stream until `shutdown`, reconnecting after failures.
@@ -219,6 +293,7 @@ async fn consume_once(
         };
         let mut batch = Vec::with_capacity(chunk.len());
         let mut messages = Vec::with_capacity(chunk.len());
+        let mut parked = Vec::new();
         for message in chunk {
             let message = message.map_err(|err| bus_error(&err))?;
             let seq = message
@@ -228,7 +303,13 @@ async fn consume_once(
             let (event, meta, traceparent) = match events::decode(&message.payload) {
                 Ok(decoded) => decoded,
                 Err(err) => {
-                    error!(seq, error = %err, "undecodable event skipped");
+                    // Parked with its error; the projections go on.
+                    parked.push(status::Parked {
+                        seq,
+                        subject: message.subject.to_string(),
+                        error: err.to_string(),
+                        payload: message.payload.to_vec(),
+                    });
                     (events::Projected::Ignored, None, String::new())
                 }
             };
@@ -253,6 +334,7 @@ async fn consume_once(
             .map(|delivered| delivered.traceparent.clone())
             .filter(|traceparent| !traceparent.is_empty())
             .collect();
+        read_model.status.park(&parked).await?;
         read_model.apply(batch).await?;
         // Marks "visible in search and feeds" in each command's trace.
         for traceparent in &traces {

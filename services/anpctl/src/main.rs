@@ -104,6 +104,9 @@ enum Command {
     Search(read::SearchArgs),
     /// The newest items of a site's linked social feeds (--status: each feed's health).
     Social(read::SocialArgs),
+    /// How far behind the projections (feeds, search) are, the consumer's
+    /// backlog, the index's size and parked events.
+    Projections,
 }
 
 /// Quotas given on the command line (unset: the plan's).
@@ -176,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Event(command) => events::event(&cli.events_url, command).await,
         Command::Feed(args) => read::feed(&cli.aggregator_url, args).await,
         Command::Search(args) => read::search(&cli.aggregator_url, args).await,
+        Command::Projections => read::projections(&cli.aggregator_url).await,
         Command::Social(args) => read::social(&cli.content_url, args).await,
     }
 }

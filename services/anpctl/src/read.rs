@@ -180,3 +180,31 @@ pub async fn social(url: &str, args: SocialArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub async fn projections(url: &str) -> anyhow::Result<()> {
+    let mut aggregator = AggregatorServiceClient::new(channel(url).await?);
+    let status = aggregator
+        .projection_status(anp_proto::aggregator::v1::ProjectionStatusRequest {})
+        .await
+        .map_err(grpc_error)?
+        .into_inner();
+    println!(
+        "bus\tlast event {}\nfeeds\tevent {}\nsearch\tevent {}, {} bytes",
+        status.stream_last_seq, status.feeds_seq, status.index_seq, status.index_bytes
+    );
+    println!(
+        "lag\t{} events, {:.3} s\nconsumer\t{} pending, {} unacknowledged",
+        status.lag_events, status.lag_seconds, status.consumer_pending, status.consumer_ack_pending
+    );
+    println!("parked\t{}", status.parked_events);
+    for parked in &status.recently_parked {
+        println!(
+            "  {}\t{}\t{}\t{}",
+            parked.seq,
+            crate::time(parked.parked_at.as_ref()),
+            parked.subject,
+            parked.error
+        );
+    }
+    Ok(())
+}
