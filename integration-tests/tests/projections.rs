@@ -8,7 +8,7 @@ use anp_proto::aggregator::v1::ProjectionStatusRequest;
 use anp_proto::events::v1::Envelope;
 use prost::Message;
 
-use crate::flow::{create_site, feed_ids, onboard, publish};
+use crate::flow::{create_site, feed_ids, publish};
 use crate::harness::{Stack, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
