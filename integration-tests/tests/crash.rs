@@ -170,3 +170,71 @@ async fn relay_killed_mid_writes_loses_nothing() {
     drop(relay);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_index_of_another_version_is_rebuilt_from_the_bus() {
+    let stack = Stack::start_with(Options {
+        aggregator: false,
+        content_relay: true,
+    })
+    .await;
+    onboard(&stack, "rebuild", "Rebuild").await;
+    create_site(&stack, "rebuild", "site", "Site").await;
+    let mut env = process_env(&stack.infra);
+    env.push((
+        "ANP_INDEX_DIR",
+        stack.index_dir.path().display().to_string(),
+    ));
+    env.push(("ANP_AGGREGATOR_LISTEN", stack.aggregator_addr.clone()));
+    let mut aggregator = Process::spawn("anp-aggregator", &env);
+    let mut ids = Vec::new();
+    for title in ["Assembly", "Potluck", "Rally"] {
+        ids.push(
+            crate::flow::publish(&stack, "rebuild", "site", title, "rebuilt words", "en").await,
+        );
+    }
+    let searched = |stack: &Stack| {
+        let mut aggregator = stack.aggregator();
+        async move {
+            aggregator
+                .search(SearchRequest {
+                    query: "rebuilt".into(),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .ok()
+                .map(|response| response.into_inner().total)
+        }
+    };
+    eventually(
+        Duration::from_secs(30),
+        "three posts searchable",
+        || async { (searched(&stack).await == Some(3)).then_some(()) },
+    )
+    .await;
+    aggregator.kill();
+
+    // An index written by another version (another schema) is left behind.
+    let dir = stack.index_dir.path();
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let mut builder = tantivy::schema::Schema::builder();
+    builder.add_text_field("title", tantivy::schema::TEXT);
+    tantivy::Index::create_in_dir(dir, builder.build()).unwrap();
+
+    let aggregator = Process::spawn("anp-aggregator", &env);
+    eventually(
+        Duration::from_secs(30),
+        "the index rebuilt from the bus",
+        || async { (searched(&stack).await == Some(3)).then_some(()) },
+    )
+    .await;
+    // The feeds saw every event again and still hold each post once.
+    let mut feed = feed_ids(&stack, "rebuild", "site").await;
+    feed.sort();
+    ids.sort();
+    assert_eq!(feed, ids);
+    drop(aggregator);
+    stack.stop().await;
+}

@@ -18,6 +18,7 @@ mod people;
 mod posts;
 mod projections;
 mod rsvps;
+mod search;
 mod social;
 mod timelines;
 mod usage;

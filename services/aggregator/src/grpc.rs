@@ -65,6 +65,12 @@ pub fn check_search(request: &SearchRequest) -> Result<u32, AggregatorError> {
             request.kind
         )));
     }
+    if !matches!(request.sort.as_str(), "" | "relevance" | "date") {
+        return Err(AggregatorError::Invalid(format!(
+            "sort: {:?} is not relevance or date",
+            request.sort
+        )));
+    }
     if let (Some(from), Some(to)) = (&request.from, &request.to)
         && anp_kit::from_timestamp(Some(to)) <= anp_kit::from_timestamp(Some(from))
     {
@@ -249,6 +255,7 @@ impl AggregatorService for Api {
         }
         let index = self.read_model.index.clone();
         let filters = SearchFilters {
+            by_date: body.sort == "date",
             network_slug: (!body.network_slug.is_empty()).then_some(body.network_slug),
             kind: (!body.kind.is_empty()).then_some(body.kind),
             from: body.from.map(|from| anp_kit::from_timestamp(Some(&from))),

@@ -16,7 +16,7 @@ use tantivy::schema::{
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    TextAnalyzer,
+    TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 
@@ -26,12 +26,18 @@ use crate::AggregatorError;
 use crate::events::{Delivered, Projected};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// The analyzers' names carry their version: a change of how text is
+/// analyzed changes the schema, and an index of another schema is rebuilt.
+const TOKENIZER_EN: &str = "anp_en_2";
+const TOKENIZER_ES: &str = "anp_es_2";
 /// The kind of a document that only remembers a post's version.
 const TOMBSTONE: &str = "tombstone";
 
-/// What a search is narrowed to.
+/// What a search is narrowed to, and how hits are ordered.
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilters {
+    /// Newest first instead of by relevance.
+    pub by_date: bool,
     pub network_slug: Option<String>,
     pub kind: Option<String>,
     /// The document's date (an occurrence's start) in `[from, to)`.
@@ -95,13 +101,18 @@ fn schema() -> (Schema, Fields) {
         site_slug: builder.add_text_field("site_slug", STRING | STORED),
         site_name: builder.add_text_field("site_name", STORED),
         lang: builder.add_text_field("lang", STRING | STORED),
-        title_en: builder.add_text_field("title_en", text("anp_en")),
-        body_en: builder.add_text_field("body_en", text("anp_en")),
-        title_es: builder.add_text_field("title_es", text("anp_es")),
-        body_es: builder.add_text_field("body_es", text("anp_es")),
+        title_en: builder.add_text_field("title_en", text(TOKENIZER_EN)),
+        body_en: builder.add_text_field("body_en", text(TOKENIZER_EN)),
+        title_es: builder.add_text_field("title_es", text(TOKENIZER_ES)),
+        body_es: builder.add_text_field("body_es", text(TOKENIZER_ES)),
         published_at: builder.add_date_field(
             "published_at",
-            DateOptions::default().set_stored().set_fast().set_indexed(),
+            // Microseconds: "newest first" orders posts of the same second.
+            DateOptions::default()
+                .set_stored()
+                .set_fast()
+                .set_indexed()
+                .set_precision(tantivy::schema::DateTimePrecision::Microseconds),
         ),
         version: builder.add_u64_field("version", STORED | INDEXED),
     };
@@ -112,10 +123,83 @@ fn analyzer(language: Language) -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
-        // Stem before folding: Spanish suffixes such as `-ción` carry accents.
+        // People often type Spanish without accents; the stemmer's `-ción`
+        // and `-sión` need theirs back to find `organización` from
+        // `organizacion`.
+        .filter(SpanishSuffixAccents {
+            active: language == Language::Spanish,
+        })
+        // Stem before folding: other Spanish suffixes carry accents too.
         .filter(Stemmer::new(language))
         .filter(AsciiFoldingFilter)
         .build()
+}
+
+/// Puts the accent back on a trailing `-cion`/`-sion` (`-ciones` needs
+/// none), so the Spanish stemmer treats accented and unaccented words alike.
+#[derive(Clone, Copy)]
+struct SpanishSuffixAccents {
+    active: bool,
+}
+
+impl TokenFilter for SpanishSuffixAccents {
+    type Tokenizer<T: Tokenizer> = SpanishSuffixAccentsWrapper<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> SpanishSuffixAccentsWrapper<T> {
+        SpanishSuffixAccentsWrapper {
+            active: self.active,
+            inner: tokenizer,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct SpanishSuffixAccentsWrapper<T> {
+    active: bool,
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for SpanishSuffixAccentsWrapper<T> {
+    type TokenStream<'a> = SpanishSuffixAccentsStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        SpanishSuffixAccentsStream {
+            active: self.active,
+            tail: self.inner.token_stream(text),
+        }
+    }
+}
+
+struct SpanishSuffixAccentsStream<T> {
+    active: bool,
+    tail: T,
+}
+
+impl<T: TokenStream> TokenStream for SpanishSuffixAccentsStream<T> {
+    fn advance(&mut self) -> bool {
+        if !self.tail.advance() {
+            return false;
+        }
+        if self.active {
+            let text = &mut self.tail.token_mut().text;
+            for (plain, accented) in [("cion", "ción"), ("sion", "sión")] {
+                if text.len() > plain.len() + 2 && text.ends_with(plain) {
+                    text.truncate(text.len() - plain.len());
+                    text.push_str(accented);
+                    break;
+                }
+            }
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
 }
 
 /// The search index and its single writer.
@@ -128,31 +212,48 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir`, creating it when missing.
-    pub fn open(dir: &Path) -> Result<Self, AggregatorError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|err| AggregatorError::Index(format!("{}: {err}", dir.display())))?;
+    /// Opens the index in `dir`, creating it when missing. An index of
+    /// another schema (an older version) is deleted and created empty;
+    /// `rebuilt` says so, and the consumer then replays the bus into it.
+    pub fn open(dir: &Path) -> Result<(Self, bool), AggregatorError> {
+        let io = |err: std::io::Error| AggregatorError::Index(format!("{}: {err}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
         let (schema, fields) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir)
-            .map_err(|err| AggregatorError::Index(err.to_string()))?;
-        let index = Index::open_or_create(directory, schema)?;
+        let open = || -> Result<Index, AggregatorError> {
+            let directory = tantivy::directory::MmapDirectory::open(dir)
+                .map_err(|err| AggregatorError::Index(err.to_string()))?;
+            Ok(Index::open_or_create(directory, schema.clone())?)
+        };
+        let (index, rebuilt) = match open() {
+            Ok(index) => (index, false),
+            Err(AggregatorError::Tantivy(tantivy::TantivyError::SchemaError(message))) => {
+                tracing::warn!(dir = %dir.display(), %message, "search index of another version: rebuilding it from the bus");
+                std::fs::remove_dir_all(dir).map_err(io)?;
+                std::fs::create_dir_all(dir).map_err(io)?;
+                (open()?, true)
+            }
+            Err(other) => return Err(other),
+        };
         index
             .tokenizers()
-            .register("anp_en", analyzer(Language::English));
+            .register(TOKENIZER_EN, analyzer(Language::English));
         index
             .tokenizers()
-            .register("anp_es", analyzer(Language::Spanish));
+            .register(TOKENIZER_ES, analyzer(Language::Spanish));
         let writer = index.writer(WRITER_HEAP_BYTES)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        Ok(SearchIndex {
-            index,
-            reader,
-            writer: Arc::new(Mutex::new(writer)),
-            fields,
-        })
+        Ok((
+            SearchIndex {
+                index,
+                reader,
+                writer: Arc::new(Mutex::new(writer)),
+                fields,
+            },
+            rebuilt,
+        ))
     }
 
     /// The sequence of the last event in the committed index.
@@ -422,6 +523,75 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// The query with typos forgiven: each plain word of five letters or
+    /// more matches terms one edit away (two from eight letters), through
+    /// each field's own analyzer (so stems and accents still fold); words
+    /// in quotes stay phrases, `-word` still excludes. `None` when nothing
+    /// would be tolerated.
+    fn typo_tolerant(&self, parser: &QueryParser, query_text: &str) -> Option<Box<dyn Query>> {
+        let fields = self.fields;
+        let text_fields = [
+            fields.title_en,
+            fields.body_en,
+            fields.title_es,
+            fields.body_es,
+        ];
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut tolerated = false;
+        let mut rest = query_text.trim();
+        while !rest.is_empty() {
+            if let Some(quoted) = rest.strip_prefix('"') {
+                let end = quoted.find('"').unwrap_or(quoted.len());
+                let phrase = &quoted[..end];
+                if !phrase.trim().is_empty() {
+                    let (query, _) = parser.parse_query_lenient(&format!("\"{phrase}\""));
+                    clauses.push((Occur::Must, query));
+                }
+                rest = quoted.get(end + 1..).unwrap_or("").trim_start();
+                continue;
+            }
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let (word, tail) = rest.split_at(end);
+            rest = tail.trim_start();
+            let (occur, word) = match word.strip_prefix('-') {
+                Some(excluded) => (Occur::MustNot, excluded),
+                None => (Occur::Must, word),
+            };
+            let letters: String = word.chars().filter(|c| c.is_alphanumeric()).collect();
+            if letters.is_empty() {
+                continue;
+            }
+            let distance = match letters.chars().count() {
+                0..=4 => 0,
+                5..=7 => 1,
+                _ => 2,
+            };
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for field in text_fields {
+                let Ok(mut analyzer) = self.index.tokenizer_for_field(field) else {
+                    continue;
+                };
+                let mut stream = analyzer.token_stream(&letters);
+                while stream.advance() {
+                    let term = Term::from_field_text(field, &stream.token().text);
+                    let query: Box<dyn Query> = if distance == 0 || occur == Occur::MustNot {
+                        Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
+                    } else {
+                        Box::new(tantivy::query::FuzzyTermQuery::new(term, distance, true))
+                    };
+                    alternatives.push((Occur::Should, query));
+                }
+            }
+            if alternatives.is_empty() {
+                continue;
+            }
+            tolerated |= distance > 0 && occur == Occur::Must;
+            clauses.push((occur, Box::new(BooleanQuery::new(alternatives))));
+        }
+        (tolerated && clauses.iter().any(|(occur, _)| *occur == Occur::Must))
+            .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+    }
+
     /// Searches titles and bodies in both languages, narrowed by `filters`.
     pub fn search(
         &self,
@@ -444,8 +614,19 @@ impl SearchIndex {
         parser.set_field_boost(fields.title_en, 2.0);
         parser.set_field_boost(fields.title_es, 2.0);
         let (text_query, _errors) = parser.parse_query_lenient(query_text);
+        // What was typed, or close to it: exact matches rank first.
+        let matching: Box<dyn Query> = match self.typo_tolerant(&parser, query_text) {
+            Some(tolerant) => Box::new(BooleanQuery::new(vec![
+                (
+                    Occur::Should,
+                    Box::new(tantivy::query::BoostQuery::new(text_query.box_clone(), 2.0)),
+                ),
+                (Occur::Should, tolerant),
+            ])),
+            None => text_query.box_clone(),
+        };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (Occur::Must, text_query.box_clone()),
+            (Occur::Must, matching),
             (
                 Occur::MustNot,
                 Box::new(TermQuery::new(
@@ -491,7 +672,17 @@ impl SearchIndex {
             ));
         }
         let query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
-        let (top, total) = searcher.search(&query, &(TopDocs::with_limit(limit), Count))?;
+        let (top, total): (Vec<(f32, tantivy::DocAddress)>, usize) = if filters.by_date {
+            let collector = TopDocs::with_limit(limit)
+                .order_by_fast_field::<tantivy::DateTime>("published_at", tantivy::Order::Desc);
+            let (top, total) = searcher.search(&query, &(collector, Count))?;
+            (
+                top.into_iter().map(|(_, address)| (0.0, address)).collect(),
+                total,
+            )
+        } else {
+            searcher.search(&query, &(TopDocs::with_limit(limit), Count))?
+        };
         let mut generators = Vec::new();
         for field in [
             fields.body_en,
@@ -546,5 +737,31 @@ impl SearchIndex {
             });
         }
         Ok((hits, total as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(language: Language, text: &str) -> Vec<String> {
+        let mut analyzer = analyzer(language);
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn accents_fold_and_words_stem_in_both_directions() {
+        let spanish = |word| tokens(Language::Spanish, word);
+        assert_eq!(spanish("organización"), spanish("organizacion"));
+        assert_eq!(spanish("organizaciones"), spanish("organizacion"));
+        assert_eq!(spanish("Migración"), spanish("migracion"));
+        let english = |word| tokens(Language::English, word);
+        assert_eq!(english("organizing"), english("organize"));
+        assert_eq!(english("tenants"), english("tenant"));
     }
 }

@@ -100,6 +100,9 @@ mod embedded {
 #[derive(Clone)]
 pub struct ReadModel {
     pub index: SearchIndex,
+    /// The index was created anew for this version: the consumer replays
+    /// the whole bus once (every projection is idempotent).
+    pub replay: bool,
     pub feeds: Feeds,
     pub usage: Usage,
     pub status: status::Status,
@@ -120,11 +123,12 @@ impl ReadModel {
         )
         .await?;
         let index_dir = config.index_dir.clone();
-        let index = tokio::task::spawn_blocking(move || SearchIndex::open(&index_dir))
+        let (index, replay) = tokio::task::spawn_blocking(move || SearchIndex::open(&index_dir))
             .await
             .map_err(|err| AggregatorError::Index(err.to_string()))??;
         Ok(ReadModel {
             index,
+            replay,
             usage: Usage::new(pool.clone()),
             status: status::Status::new(
                 pool.clone(),
@@ -232,8 +236,9 @@ async fn serve_metrics(listener: TcpListener, read_model: ReadModel, shutdown: S
 /// Consumes the events stream until `shutdown`, reconnecting after failures.
 pub async fn consume(config: Config, read_model: ReadModel, shutdown: Shutdown) {
     let mut backoff = Duration::from_millis(100);
+    let mut replay = read_model.replay;
     while !shutdown.is_cancelled() {
-        match consume_once(&config, &read_model, &shutdown).await {
+        match consume_once(&config, &read_model, &shutdown, &mut replay).await {
             Ok(()) => break,
             Err(err) => {
                 warn!(error = %err, "consumer failed, restarting");
@@ -252,6 +257,7 @@ async fn consume_once(
     config: &Config,
     read_model: &ReadModel,
     shutdown: &Shutdown,
+    replay: &mut bool,
 ) -> Result<(), AggregatorError> {
     let bus_error = |err: &dyn std::fmt::Display| AggregatorError::Bus(err.to_string());
     let jetstream = anp_bus::connect(&config.bus)
@@ -260,6 +266,18 @@ async fn consume_once(
     let stream = anp_bus::ensure_stream(&jetstream, &config.bus)
         .await
         .map_err(|err| bus_error(&err))?;
+    if *replay {
+        // A new consumer starts at the first event on the bus.
+        match stream.delete_consumer(&config.consumer).await {
+            Ok(_) => info!(consumer = %config.consumer, "replaying the bus into a new index"),
+            // A first start: the new consumer starts at the beginning anyway.
+            Err(err) if err.to_string().to_lowercase().contains("not found") => {
+                debug!(error = %err, "no consumer to reset")
+            }
+            Err(err) => return Err(bus_error(&err)),
+        }
+        *replay = false;
+    }
     let consumer: jetstream::consumer::Consumer<pull::Config> = stream
         .get_or_create_consumer(
             &config.consumer,

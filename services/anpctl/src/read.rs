@@ -37,6 +37,9 @@ pub struct SearchArgs {
     /// …and on or before this day.
     #[arg(long)]
     to: Option<chrono::NaiveDate>,
+    /// Newest first instead of best match.
+    #[arg(long)]
+    newest: bool,
     #[arg(long, default_value_t = 20)]
     limit: u32,
 }
@@ -106,6 +109,7 @@ pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
             kind: args.kind.unwrap_or_default(),
             from: args.from.map(|day| day_start(day, 0)),
             to: args.to.map(|day| day_start(day, 1)),
+            sort: if args.newest { "date" } else { "" }.into(),
         })
         .await
         .map_err(grpc_error)?

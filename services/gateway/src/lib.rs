@@ -157,6 +157,7 @@ pub fn router(state: AppState) -> Router {
             get(|s, p, q| views::topic_feed(s, p, q, FeedFormat::Json)),
         )
         .route("/search", get(views::search))
+        .route("/api/search", get(views::search_json))
         .route("/directory", get(directory::page))
         .route("/directory.geojson", get(directory::geojson))
         .route("/healthz", get(|| async { "ok" }))

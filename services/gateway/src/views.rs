@@ -35,6 +35,8 @@ pub struct SearchQuery {
     from: Option<String>,
     /// YYYY-MM-DD: …and before the end of this day (UTC).
     to: Option<String>,
+    /// relevance (default) or date
+    sort: Option<String>,
 }
 
 /// A `YYYY-MM-DD` query parameter as the start of that day (UTC), plus `days`.
@@ -689,12 +691,15 @@ fn uuid_like(text: &str) -> Option<()> {
 #[derive(Serialize)]
 struct HitView {
     kind: String,
+    id: String,
     title: String,
     href: String,
     network_slug: String,
+    site_slug: String,
     site_name: String,
     lang: String,
     snippet_html: String,
+    published_at: String,
 }
 
 /// Checks the `q` parameter; the error names it.
@@ -715,37 +720,39 @@ pub fn check_query(q: &str) -> Result<(), PageError> {
     Ok(())
 }
 
-pub async fn search(
-    State(state): State<AppState>,
-    Query(params): Query<SearchQuery>,
-) -> Result<Response, PageError> {
-    let q = params.q.unwrap_or_default();
+/// Runs a search for the page or the JSON API; the errors name the
+/// parameter.
+async fn run_search(
+    state: &AppState,
+    params: &SearchQuery,
+) -> Result<(Vec<HitView>, u64), PageError> {
+    let q = params.q.clone().unwrap_or_default();
     check_query(&q)?;
-    let network = params.network.unwrap_or_default();
+    let network = params.network.clone().unwrap_or_default();
     if !network.is_empty() {
         anp_kit::check_slug("network", &network)
             .map_err(|message| PageError::new(StatusCode::BAD_REQUEST, message))?;
     }
-    let (hits, total) = if q.trim().is_empty() {
-        (vec![], 0)
-    } else {
-        let response = state
-            .aggregator
-            .clone()
-            .search(SearchRequest {
-                query: q.clone(),
-                network_slug: network.clone(),
-                limit: 20,
-                kind: params.kind.clone().unwrap_or_default(),
-                from: day_param("from", params.from.as_deref(), 0)?,
-                to: day_param("to", params.to.as_deref(), 1)?,
-            })
-            .await
-            .map_err(PageError::from_status)?
-            .into_inner();
-        (response.hits, response.total)
-    };
-    let hits: Vec<HitView> = hits
+    if q.trim().is_empty() {
+        return Ok((vec![], 0));
+    }
+    let response = state
+        .aggregator
+        .clone()
+        .search(SearchRequest {
+            query: q,
+            network_slug: network,
+            limit: 20,
+            kind: params.kind.clone().unwrap_or_default(),
+            from: day_param("from", params.from.as_deref(), 0)?,
+            to: day_param("to", params.to.as_deref(), 1)?,
+            sort: params.sort.clone().unwrap_or_default(),
+        })
+        .await
+        .map_err(PageError::from_status)?
+        .into_inner();
+    let hits = response
+        .hits
         .into_iter()
         .map(|hit| HitView {
             href: match hit.kind.as_str() {
@@ -761,14 +768,48 @@ pub async fn search(
                 }
                 _ => format!("/n/{}/{}", hit.network_slug, hit.site_slug),
             },
+            published_at: hit
+                .published_at
+                .map(|at| anp_kit::from_timestamp(Some(&at)).to_rfc3339())
+                .unwrap_or_default(),
+            id: hit.id,
             kind: hit.kind,
             title: hit.title,
             network_slug: hit.network_slug,
+            site_slug: hit.site_slug,
             site_name: hit.site_name,
             lang: hit.lang,
             snippet_html: hit.snippet_html,
         })
         .collect();
+    Ok((hits, response.total))
+}
+
+/// The same search as JSON: `{"total": n, "hits": [...]}`; errors as
+/// `{"error": "..."}` with status 400.
+pub async fn search_json(
+    State(state): State<AppState>,
+    Query(params): Query<SearchQuery>,
+) -> Response {
+    match run_search(&state, &params).await {
+        Ok((hits, total)) => {
+            axum::Json(serde_json::json!({ "total": total, "hits": hits })).into_response()
+        }
+        Err(err) => (
+            err.status,
+            axum::Json(serde_json::json!({ "error": err.message })),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    Query(params): Query<SearchQuery>,
+) -> Result<Response, PageError> {
+    let (hits, total) = run_search(&state, &params).await?;
+    let q = params.q.clone().unwrap_or_default();
+    let network = params.network.clone().unwrap_or_default();
     render(
         &state,
         "search.html",
@@ -778,6 +819,7 @@ pub async fn search(
             query => q,
             search_network => network,
             kind => params.kind.clone().unwrap_or_default(),
+            sort => params.sort.clone().unwrap_or_default(),
             from => params.from.clone().unwrap_or_default(),
             to => params.to.clone().unwrap_or_default(),
             hits => hits,
