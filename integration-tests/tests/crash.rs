@@ -107,6 +107,18 @@ async fn assert_all_exactly_once(stack: &Stack, ids: &[String]) {
     assert_eq!(total as usize, POSTS, "each post once in the index");
 }
 
+/// The environment of an aggregator process serving the stack's address
+/// with the stack's index.
+fn aggregator_env(stack: &Stack) -> Vec<(&'static str, String)> {
+    let mut env = process_env(&stack.infra);
+    env.push((
+        "ANP_INDEX_DIR",
+        stack.index_dir.path().display().to_string(),
+    ));
+    env.push(("ANP_AGGREGATOR_LISTEN", stack.aggregator_addr.clone()));
+    env
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aggregator_killed_mid_writes_loses_nothing() {
     let stack = Stack::start_with(Options {
@@ -116,12 +128,7 @@ async fn aggregator_killed_mid_writes_loses_nothing() {
     .await;
     onboard(&stack, "crash", "Crash").await;
     create_site(&stack, "crash", "site", "Site").await;
-    let mut env = process_env(&stack.infra);
-    env.push((
-        "ANP_INDEX_DIR",
-        stack.index_dir.path().display().to_string(),
-    ));
-    env.push(("ANP_AGGREGATOR_LISTEN", stack.aggregator_addr.clone()));
+    let env = aggregator_env(&stack);
     let mut aggregator = Process::spawn("anp-aggregator", &env);
 
     let acked = Arc::new(AtomicUsize::new(0));
@@ -180,12 +187,7 @@ async fn an_index_of_another_version_is_rebuilt_from_the_bus() {
     .await;
     onboard(&stack, "rebuild", "Rebuild").await;
     create_site(&stack, "rebuild", "site", "Site").await;
-    let mut env = process_env(&stack.infra);
-    env.push((
-        "ANP_INDEX_DIR",
-        stack.index_dir.path().display().to_string(),
-    ));
-    env.push(("ANP_AGGREGATOR_LISTEN", stack.aggregator_addr.clone()));
+    let env = aggregator_env(&stack);
     let mut aggregator = Process::spawn("anp-aggregator", &env);
     let mut ids = Vec::new();
     for title in ["Assembly", "Potluck", "Rally"] {

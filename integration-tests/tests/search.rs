@@ -83,8 +83,14 @@ async fn typos_accents_phrases_exclusions_and_newest_first() {
     // Accents fold; Spanish stems.
     assert_eq!(ids(&stack, "organizacion", "").await, vec![marcha.as_str()]);
     // Exclusions and phrases.
-    assert_eq!(ids(&stack, "union -tenants", "").await, vec![potluck.as_str()]);
-    assert_eq!(ids(&stack, "\"tenants union\"", "").await, vec![union.as_str()]);
+    assert_eq!(
+        ids(&stack, "union -tenants", "").await,
+        vec![potluck.as_str()]
+    );
+    assert_eq!(
+        ids(&stack, "\"tenants union\"", "").await,
+        vec![union.as_str()]
+    );
     assert!(ids(&stack, "\"union tenants\"", "").await.is_empty());
     // Newest first on request.
     assert_eq!(
