@@ -30,6 +30,7 @@ const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 /// analyzed changes the schema, and an index of another schema is rebuilt.
 const TOKENIZER_EN: &str = "anp_en_2";
 const TOKENIZER_ES: &str = "anp_es_2";
+const TOKENIZER_PLAIN: &str = "anp_plain_1";
 /// The kind of a document that only remembers a post's version.
 const TOMBSTONE: &str = "tombstone";
 
@@ -78,6 +79,9 @@ struct Fields {
     body_en: Field,
     title_es: Field,
     body_es: Field,
+    /// Other languages: words lowercased and accents folded, not stemmed.
+    title_plain: Field,
+    body_plain: Field,
     published_at: Field,
     version: Field,
 }
@@ -105,6 +109,8 @@ fn schema() -> (Schema, Fields) {
         body_en: builder.add_text_field("body_en", text(TOKENIZER_EN)),
         title_es: builder.add_text_field("title_es", text(TOKENIZER_ES)),
         body_es: builder.add_text_field("body_es", text(TOKENIZER_ES)),
+        title_plain: builder.add_text_field("title_plain", text(TOKENIZER_PLAIN)),
+        body_plain: builder.add_text_field("body_plain", text(TOKENIZER_PLAIN)),
         published_at: builder.add_date_field(
             "published_at",
             // Microseconds: "newest first" orders posts of the same second.
@@ -117,6 +123,39 @@ fn schema() -> (Schema, Fields) {
         version: builder.add_u64_field("version", STORED | INDEXED),
     };
     (builder.build(), fields)
+}
+
+/// Languages without a stemmer here: words, lowercased, accents folded.
+fn plain_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+impl Fields {
+    /// Every field searched, titles first in each language.
+    fn text(&self) -> [Field; 6] {
+        [
+            self.title_en,
+            self.body_en,
+            self.title_es,
+            self.body_es,
+            self.title_plain,
+            self.body_plain,
+        ]
+    }
+
+    /// The title and body fields of a language: English (also the default),
+    /// Spanish, or plain for the others.
+    fn for_lang(&self, lang: &str) -> (Field, Field) {
+        match lang {
+            "" | "en" => (self.title_en, self.body_en),
+            "es" => (self.title_es, self.body_es),
+            _ => (self.title_plain, self.body_plain),
+        }
+    }
 }
 
 fn analyzer(language: Language) -> TextAnalyzer {
@@ -240,6 +279,9 @@ impl SearchIndex {
         index
             .tokenizers()
             .register(TOKENIZER_ES, analyzer(Language::Spanish));
+        index
+            .tokenizers()
+            .register(TOKENIZER_PLAIN, plain_analyzer());
         let writer = index.writer(WRITER_HEAP_BYTES)?;
         let reader = index
             .reader_builder()
@@ -311,11 +353,7 @@ impl SearchIndex {
             ))?;
             return Ok(());
         }
-        let (title_field, body_field) = if doc.lang == "es" {
-            (fields.title_es, fields.body_es)
-        } else {
-            (fields.title_en, fields.body_en)
-        };
+        let (title_field, body_field) = fields.for_lang(doc.lang);
         let body_text = ammonia::Builder::empty().clean(doc.body_html).to_string();
         let at = anp_kit::from_timestamp(doc.at);
         writer.add_document(doc!(
@@ -529,13 +567,7 @@ impl SearchIndex {
     /// in quotes stay phrases, `-word` still excludes. `None` when nothing
     /// would be tolerated.
     fn typo_tolerant(&self, parser: &QueryParser, query_text: &str) -> Option<Box<dyn Query>> {
-        let fields = self.fields;
-        let text_fields = [
-            fields.title_en,
-            fields.body_en,
-            fields.title_es,
-            fields.body_es,
-        ];
+        let text_fields = self.fields.text();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut tolerated = false;
         let mut rest = query_text.trim();
@@ -601,18 +633,11 @@ impl SearchIndex {
     ) -> Result<(Vec<SearchHit>, u64), AggregatorError> {
         let fields = self.fields;
         let searcher = self.reader.searcher();
-        let mut parser = QueryParser::for_index(
-            &self.index,
-            vec![
-                fields.title_en,
-                fields.body_en,
-                fields.title_es,
-                fields.body_es,
-            ],
-        );
+        let mut parser = QueryParser::for_index(&self.index, fields.text().to_vec());
         parser.set_conjunction_by_default();
-        parser.set_field_boost(fields.title_en, 2.0);
-        parser.set_field_boost(fields.title_es, 2.0);
+        for title in [fields.title_en, fields.title_es, fields.title_plain] {
+            parser.set_field_boost(title, 2.0);
+        }
         let (text_query, _errors) = parser.parse_query_lenient(query_text);
         // What was typed, or close to it: exact matches rank first.
         let matching: Box<dyn Query> = match self.typo_tolerant(&parser, query_text) {
@@ -684,11 +709,21 @@ impl SearchIndex {
             searcher.search(&query, &(TopDocs::with_limit(limit), Count))?
         };
         let mut generators = Vec::new();
+        let [
+            title_en,
+            body_en,
+            title_es,
+            body_es,
+            title_plain,
+            body_plain,
+        ] = fields.text();
         for field in [
-            fields.body_en,
-            fields.body_es,
-            fields.title_en,
-            fields.title_es,
+            body_en,
+            body_es,
+            body_plain,
+            title_en,
+            title_es,
+            title_plain,
         ] {
             let mut generator = SnippetGenerator::create(&searcher, &*text_query, field)?;
             generator.set_max_num_chars(200);
@@ -704,11 +739,7 @@ impl SearchIndex {
                     .unwrap_or_default()
             };
             let lang = text(fields.lang);
-            let title = if lang == "es" {
-                text(fields.title_es)
-            } else {
-                text(fields.title_en)
-            };
+            let title = text(fields.for_lang(&lang).0);
             let snippet_html = generators
                 .iter()
                 .map(|generator| generator.snippet_from_doc(&document).to_html())
