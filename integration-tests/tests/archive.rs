@@ -236,7 +236,14 @@ async fn an_exported_network_imports_into_an_empty_installation_unchanged() {
                 .await
                 .1
                 .contains("Mural day");
-            (feed.len() == 3 && renamed && search_ids(&old, "saturday", "exodus").await.len() == 1)
+            // The pages show the upcoming events too.
+            let network_page = get_text(&old.http("/n/exodus")).await.1;
+            let events =
+                network_page.contains("Weekly meeting") && network_page.contains(&assembly.id);
+            (feed.len() == 3
+                && renamed
+                && events
+                && search_ids(&old, "saturday", "exodus").await.len() == 1)
                 .then_some(())
         },
     )
