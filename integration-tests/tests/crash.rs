@@ -116,6 +116,7 @@ fn aggregator_env(stack: &Stack) -> Vec<(&'static str, String)> {
         stack.index_dir.path().display().to_string(),
     ));
     env.push(("ANP_AGGREGATOR_LISTEN", stack.aggregator_addr.clone()));
+    env.push(("ANP_SITES_URL", format!("http://{}", stack.sites_addr)));
     env
 }
 

@@ -301,7 +301,7 @@ impl Stack {
         ));
 
         if options.aggregator {
-            let config = aggregator_config(&infra, &index_dir);
+            let config = aggregator_config(&infra, &index_dir, &sites_addr);
             tasks.push(spawn_service(
                 "aggregator",
                 anp_aggregator::run(config, aggregator_listener, shutdown.clone()),
@@ -488,13 +488,18 @@ fn spawn_service(
     })
 }
 
-pub fn aggregator_config(infra: &Infra, index_dir: &tempfile::TempDir) -> anp_aggregator::Config {
+pub fn aggregator_config(
+    infra: &Infra,
+    index_dir: &tempfile::TempDir,
+    sites_addr: &str,
+) -> anp_aggregator::Config {
     anp_aggregator::Config {
         database: database(infra, "aggregator"),
         bus: infra.bus.clone(),
         index_dir: index_dir.path().to_path_buf(),
         consumer: "aggregator".into(),
         metrics_listen: None,
+        sites_url: format!("http://{sites_addr}"),
     }
 }
 

@@ -13,7 +13,7 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use crate::feeds::{Cursor, Scope};
-use crate::index::SearchFilters;
+use crate::search::SearchFilters;
 use crate::upcoming::{HORIZON_DAYS, UpcomingCursor};
 use crate::{AggregatorError, ReadModel};
 
@@ -40,6 +40,21 @@ fn check_limit(limit: u32) -> Result<u32, AggregatorError> {
     }
 }
 
+/// A tag: 1-40 lowercase letters, digits and hyphens.
+fn check_tag(field: &str, tag: &str) -> Result<(), String> {
+    if tag.is_empty()
+        || tag.chars().count() > 40
+        || !tag
+            .chars()
+            .all(|c| c.is_alphanumeric() && !c.is_uppercase() || c == '-')
+    {
+        return Err(format!(
+            "{field}: {tag:?} is not a tag (1-40 lowercase letters, digits, hyphens)"
+        ));
+    }
+    Ok(())
+}
+
 /// Validates a search request; the error names the field.
 pub fn check_search(request: &SearchRequest) -> Result<u32, AggregatorError> {
     let count = request.query.chars().count();
@@ -64,6 +79,25 @@ pub fn check_search(request: &SearchRequest) -> Result<u32, AggregatorError> {
             "kind: {:?} is not post, page, thread, site or event",
             request.kind
         )));
+    }
+    if !request.site_slug.is_empty() {
+        if request.network_slug.is_empty() {
+            return Err(AggregatorError::Invalid(
+                "network_slug: required when site_slug is given".into(),
+            ));
+        }
+        check_slug("site_slug", &request.site_slug).map_err(AggregatorError::Invalid)?;
+    }
+    if !request.tag.is_empty() {
+        check_tag("tag", &request.tag).map_err(AggregatorError::Invalid)?;
+    }
+    if !request.lang.is_empty() {
+        anp_kit::check_language("lang", &request.lang).map_err(AggregatorError::Invalid)?;
+    }
+    if request.cursor.len() > 200 {
+        return Err(AggregatorError::Invalid(
+            "cursor: not a cursor of this search".into(),
+        ));
     }
     if !matches!(request.sort.as_str(), "" | "relevance" | "date") {
         return Err(AggregatorError::Invalid(format!(
@@ -92,17 +126,8 @@ impl Api {
                     "scope.tag: a tag's timeline spans every network; give it alone",
                 ));
             }
-            let tag = &scope_request.tag;
-            if tag.chars().count() > 40
-                || !tag
-                    .chars()
-                    .all(|c| c.is_alphanumeric() && !c.is_uppercase() || c == '-')
-            {
-                return Err(Status::invalid_argument(format!(
-                    "scope.tag: {tag:?} is not a tag (1-40 lowercase letters, digits, hyphens)"
-                )));
-            }
-            return Ok(Some(Scope::Tag(tag.clone())));
+            check_tag("scope.tag", &scope_request.tag).map_err(Status::invalid_argument)?;
+            return Ok(Some(Scope::Tag(scope_request.tag.clone())));
         }
         if !scope_request.lang.is_empty() {
             if !others_empty {
@@ -248,26 +273,44 @@ impl AggregatorService for Api {
         &self,
         request: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
+        let token = anp_session::bearer(&request).map(str::to_owned);
         let body = request.into_inner();
         let limit = check_search(&body).map_err(|err| err.to_status())?;
         if body.query.trim().is_empty() {
             return Ok(Response::new(SearchResponse::default()));
         }
+        let audiences = self
+            .read_model
+            .audiences
+            .of_caller(token.as_deref())
+            .await?;
         let index = self.read_model.index.clone();
         let filters = SearchFilters {
             by_date: body.sort == "date",
+            site_key: (!body.site_slug.is_empty())
+                .then(|| format!("{}/{}", body.network_slug, body.site_slug)),
             network_slug: (!body.network_slug.is_empty()).then_some(body.network_slug),
             kind: (!body.kind.is_empty()).then_some(body.kind),
+            tag: (!body.tag.is_empty()).then_some(body.tag),
+            lang: (!body.lang.is_empty()).then_some(body.lang),
             from: body.from.map(|from| anp_kit::from_timestamp(Some(&from))),
             to: body.to.map(|to| anp_kit::from_timestamp(Some(&to))),
+            facets: body.facets,
+            audiences,
         };
-        let (hits, total) = tokio::task::spawn_blocking(move || {
-            index.search(&body.query, &filters, limit as usize)
+        let cursor = Some(body.cursor).filter(|cursor| !cursor.is_empty());
+        let page = tokio::task::spawn_blocking(move || {
+            index.search(&body.query, &filters, limit as usize, cursor.as_deref())
         })
         .await
         .map_err(|err| Status::internal(err.to_string()))?
         .map_err(|err| err.to_status())?;
-        Ok(Response::new(SearchResponse { hits, total }))
+        Ok(Response::new(SearchResponse {
+            hits: page.hits,
+            total: page.total,
+            facets: page.facets,
+            next_cursor: page.next_cursor.unwrap_or_default(),
+        }))
     }
 
     async fn get_feed(

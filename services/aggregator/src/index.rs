@@ -6,14 +6,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use anp_proto::aggregator::v1::SearchHit;
-use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::collector::TopDocs;
+use tantivy::query::TermQuery;
 use tantivy::schema::{
-    DateOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    DateOptions, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
 };
-use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
     TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
@@ -22,7 +20,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 use anp_markdown::html_unescape;
 
-use crate::AggregatorError;
+use crate::{AggregatorError, audience};
 use crate::events::{Delivered, Projected};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -32,21 +30,19 @@ const TOKENIZER_EN: &str = "anp_en_2";
 const TOKENIZER_ES: &str = "anp_es_2";
 const TOKENIZER_PLAIN: &str = "anp_plain_1";
 /// The kind of a document that only remembers a post's version.
-const TOMBSTONE: &str = "tombstone";
+pub(crate) const TOMBSTONE: &str = "tombstone";
+/// Most tags of a document that are indexed.
+const TAGS_MAX: usize = 20;
 
-/// What a search is narrowed to, and how hits are ordered.
-#[derive(Debug, Clone, Default)]
-pub struct SearchFilters {
-    /// Newest first instead of by relevance.
-    pub by_date: bool,
-    pub network_slug: Option<String>,
-    pub kind: Option<String>,
-    /// The document's date (an occurrence's start) in `[from, to)`.
-    pub from: Option<chrono::DateTime<chrono::Utc>>,
-    pub to: Option<chrono::DateTime<chrono::Utc>>,
+/// A number unique to a document id (64 bits of its SHA-256), stable across
+/// versions: equal dates are ordered by it.
+pub(crate) fn uid(id: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]))
 }
 
-fn tantivy_date(at: chrono::DateTime<chrono::Utc>) -> tantivy::DateTime {
+pub(crate) fn tantivy_date(at: chrono::DateTime<chrono::Utc>) -> tantivy::DateTime {
     tantivy::DateTime::from_timestamp_micros(at.timestamp_micros())
 }
 
@@ -55,6 +51,10 @@ struct TextDoc<'a> {
     id: String,
     kind: &'static str,
     visible: bool,
+    /// public, network or site.
+    visibility: &'a str,
+    site_id: &'a str,
+    tags: &'a [String],
     network_id: &'a str,
     network_slug: &'a str,
     site_slug: &'a str,
@@ -67,23 +67,33 @@ struct TextDoc<'a> {
 }
 
 #[derive(Clone, Copy)]
-struct Fields {
-    id: Field,
-    kind: Field,
-    network_id: Field,
-    network_slug: Field,
-    site_slug: Field,
-    site_name: Field,
-    lang: Field,
-    title_en: Field,
-    body_en: Field,
-    title_es: Field,
-    body_es: Field,
+pub(crate) struct Fields {
+    pub id: Field,
+    pub kind: Field,
+    pub network_id: Field,
+    pub network_slug: Field,
+    pub site_slug: Field,
+    pub site_name: Field,
+    /// `<network slug>/<site slug>`: filters and counts a site.
+    pub site_key: Field,
+    pub lang: Field,
+    pub tags: Field,
+    /// Who may read it (see `audience`); tombstones have none.
+    pub audience: Field,
+    /// public, network or site; shown on hits.
+    pub visibility: Field,
+    /// A number unique to the document, for a stable order among equal
+    /// dates.
+    pub uid: Field,
+    pub title_en: Field,
+    pub body_en: Field,
+    pub title_es: Field,
+    pub body_es: Field,
     /// Other languages: words lowercased and accents folded, not stemmed.
-    title_plain: Field,
-    body_plain: Field,
-    published_at: Field,
-    version: Field,
+    pub title_plain: Field,
+    pub body_plain: Field,
+    pub published_at: Field,
+    pub version: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -99,12 +109,17 @@ fn schema() -> (Schema, Fields) {
     };
     let fields = Fields {
         id: builder.add_text_field("id", STRING | STORED),
-        kind: builder.add_text_field("kind", STRING | STORED),
+        kind: builder.add_text_field("kind", STRING | STORED | FAST),
         network_id: builder.add_text_field("network_id", STRING | STORED),
-        network_slug: builder.add_text_field("network_slug", STRING | STORED),
+        network_slug: builder.add_text_field("network_slug", STRING | STORED | FAST),
         site_slug: builder.add_text_field("site_slug", STRING | STORED),
         site_name: builder.add_text_field("site_name", STORED),
-        lang: builder.add_text_field("lang", STRING | STORED),
+        site_key: builder.add_text_field("site_key", STRING | FAST),
+        lang: builder.add_text_field("lang", STRING | STORED | FAST),
+        tags: builder.add_text_field("tags", STRING | STORED | FAST),
+        audience: builder.add_text_field("audience", STRING),
+        visibility: builder.add_text_field("visibility", STORED),
+        uid: builder.add_u64_field("uid", INDEXED | FAST),
         title_en: builder.add_text_field("title_en", text(TOKENIZER_EN)),
         body_en: builder.add_text_field("body_en", text(TOKENIZER_EN)),
         title_es: builder.add_text_field("title_es", text(TOKENIZER_ES)),
@@ -136,7 +151,7 @@ fn plain_analyzer() -> TextAnalyzer {
 
 impl Fields {
     /// Every field searched, titles first in each language.
-    fn text(&self) -> [Field; 6] {
+    pub fn text(&self) -> [Field; 6] {
         [
             self.title_en,
             self.body_en,
@@ -149,7 +164,7 @@ impl Fields {
 
     /// The title and body fields of a language: English (also the default),
     /// Spanish, or plain for the others.
-    fn for_lang(&self, lang: &str) -> (Field, Field) {
+    pub fn for_lang(&self, lang: &str) -> (Field, Field) {
         match lang {
             "" | "en" => (self.title_en, self.body_en),
             "es" => (self.title_es, self.body_es),
@@ -244,10 +259,12 @@ impl<T: TokenStream> TokenStream for SpanishSuffixAccentsStream<T> {
 /// The search index and its single writer.
 #[derive(Clone)]
 pub struct SearchIndex {
-    index: Index,
-    reader: IndexReader,
+    pub(crate) index: Index,
+    pub(crate) reader: IndexReader,
     writer: Arc<Mutex<IndexWriter>>,
-    fields: Fields,
+    pub(crate) fields: Fields,
+    /// Searchers kept for cursors over relevance.
+    pub(crate) snapshots: crate::search::Snapshots,
 }
 
 impl SearchIndex {
@@ -293,6 +310,7 @@ impl SearchIndex {
                 reader,
                 writer: Arc::new(Mutex::new(writer)),
                 fields,
+                snapshots: crate::search::Snapshots::default(),
             },
             rebuilt,
         ))
@@ -356,7 +374,12 @@ impl SearchIndex {
         let (title_field, body_field) = fields.for_lang(doc.lang);
         let body_text = ammonia::Builder::empty().clean(doc.body_html).to_string();
         let at = anp_kit::from_timestamp(doc.at);
-        writer.add_document(doc!(
+        let visibility = match doc.visibility {
+            "" => "public",
+            other => other,
+        };
+        let mut document = doc!(
+            fields.uid => uid(&doc.id),
             fields.id => doc.id,
             fields.kind => doc.kind,
             fields.network_id => doc.network_id.to_owned(),
@@ -364,11 +387,25 @@ impl SearchIndex {
             fields.site_slug => doc.site_slug.to_owned(),
             fields.site_name => doc.site_name.to_owned(),
             fields.lang => doc.lang.to_owned(),
+            fields.visibility => visibility,
             title_field => doc.title.to_owned(),
             body_field => html_unescape(&body_text),
             fields.published_at => tantivy::DateTime::from_timestamp_micros(at.timestamp_micros()),
             fields.version => version,
-        ))?;
+        );
+        if !doc.site_slug.is_empty() {
+            document.add_text(
+                fields.site_key,
+                format!("{}/{}", doc.network_slug, doc.site_slug),
+            );
+        }
+        for tag in doc.tags.iter().take(TAGS_MAX) {
+            document.add_text(fields.tags, tag);
+        }
+        for token in audience::of_document(visibility, doc.network_id, doc.site_id) {
+            document.add_text(fields.audience, token);
+        }
+        writer.add_document(document)?;
         Ok(())
     }
 
@@ -435,13 +472,18 @@ impl SearchIndex {
         );
         for occurrence in occurrences.iter().filter(|o| !o.cancelled).take(200) {
             // Events have no language of their own: both analyzers see them.
+            let id = format!(
+                "event:{}@{}",
+                state.event_id,
+                anp_calendar::state::local_text(occurrence.original)
+            );
             writer.add_document(doc!(
-                fields.id => format!(
-                    "event:{}@{}",
-                    state.event_id,
-                    anp_calendar::state::local_text(occurrence.original)
-                ),
+                fields.uid => uid(&id),
+                fields.id => id,
                 fields.kind => "event",
+                fields.visibility => "public",
+                fields.audience => audience::PUBLIC,
+                fields.site_key => format!("{}/{}", state.network_slug, state.site_slug),
                 fields.network_id => state.network_id.clone(),
                 fields.network_slug => state.network_slug.clone(),
                 fields.site_slug => state.site_slug.clone(),
@@ -485,8 +527,12 @@ impl SearchIndex {
                     let id = format!("site:{}", site.site_id);
                     writer.delete_term(Term::from_field_text(fields.id, &id));
                     writer.add_document(doc!(
+                        fields.uid => uid(&id),
                         fields.id => id,
                         fields.kind => "site",
+                        fields.visibility => "public",
+                        fields.audience => audience::PUBLIC,
+                        fields.site_key => format!("{}/{}", site.network_slug, site.slug),
                         fields.network_id => site.network_id.clone(),
                         fields.network_slug => site.network_slug.clone(),
                         fields.site_slug => site.slug.clone(),
@@ -501,7 +547,11 @@ impl SearchIndex {
                     let doc = TextDoc {
                         id: format!("post:{}", state.post_id),
                         kind: "post",
-                        visible: crate::events::publicly_visible(state),
+                        // Members-only posts are found by members only.
+                        visible: matches!(state.status.as_str(), "" | "published"),
+                        visibility: &state.visibility,
+                        site_id: &state.site_id,
+                        tags: &state.tags,
                         network_id: &state.network_id,
                         network_slug: &state.network_slug,
                         site_slug: &state.site_slug,
@@ -517,7 +567,16 @@ impl SearchIndex {
                     let doc = TextDoc {
                         id: format!("thread:{}", state.thread_id),
                         kind: "thread",
-                        visible: state.visibility == "public" && !state.hidden,
+                        visible: !state.hidden,
+                        // Members-only threads: the site's members, or for
+                        // a network's board, the network's.
+                        visibility: match (state.visibility.as_str(), state.site_id.is_empty()) {
+                            ("public", _) => "public",
+                            (_, true) => "network",
+                            (_, false) => "site",
+                        },
+                        site_id: &state.site_id,
+                        tags: &[],
                         network_id: &state.network_id,
                         network_slug: &state.network_slug,
                         site_slug: &state.site_slug,
@@ -534,6 +593,9 @@ impl SearchIndex {
                         id: format!("page:{}", state.page_id),
                         kind: "page",
                         visible: !state.deleted,
+                        visibility: "public",
+                        site_id: &state.site_id,
+                        tags: &[],
                         network_id: &state.network_id,
                         network_slug: &state.network_slug,
                         site_slug: &state.site_slug,
@@ -559,215 +621,6 @@ impl SearchIndex {
         drop(writer);
         self.reader.reload()?;
         Ok(())
-    }
-
-    /// The query with typos forgiven: each plain word of five letters or
-    /// more matches terms one edit away (two from eight letters), through
-    /// each field's own analyzer (so stems and accents still fold); words
-    /// in quotes stay phrases, `-word` still excludes. `None` when nothing
-    /// would be tolerated.
-    fn typo_tolerant(&self, parser: &QueryParser, query_text: &str) -> Option<Box<dyn Query>> {
-        let text_fields = self.fields.text();
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut tolerated = false;
-        let mut rest = query_text.trim();
-        while !rest.is_empty() {
-            if let Some(quoted) = rest.strip_prefix('"') {
-                let end = quoted.find('"').unwrap_or(quoted.len());
-                let phrase = &quoted[..end];
-                if !phrase.trim().is_empty() {
-                    let (query, _) = parser.parse_query_lenient(&format!("\"{phrase}\""));
-                    clauses.push((Occur::Must, query));
-                }
-                rest = quoted.get(end + 1..).unwrap_or("").trim_start();
-                continue;
-            }
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            let (word, tail) = rest.split_at(end);
-            rest = tail.trim_start();
-            let (occur, word) = match word.strip_prefix('-') {
-                Some(excluded) => (Occur::MustNot, excluded),
-                None => (Occur::Must, word),
-            };
-            let letters: String = word.chars().filter(|c| c.is_alphanumeric()).collect();
-            if letters.is_empty() {
-                continue;
-            }
-            let distance = match letters.chars().count() {
-                0..=4 => 0,
-                5..=7 => 1,
-                _ => 2,
-            };
-            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for field in text_fields {
-                let Ok(mut analyzer) = self.index.tokenizer_for_field(field) else {
-                    continue;
-                };
-                let mut stream = analyzer.token_stream(&letters);
-                while stream.advance() {
-                    let term = Term::from_field_text(field, &stream.token().text);
-                    let query: Box<dyn Query> = if distance == 0 || occur == Occur::MustNot {
-                        Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
-                    } else {
-                        Box::new(tantivy::query::FuzzyTermQuery::new(term, distance, true))
-                    };
-                    alternatives.push((Occur::Should, query));
-                }
-            }
-            if alternatives.is_empty() {
-                continue;
-            }
-            tolerated |= distance > 0 && occur == Occur::Must;
-            clauses.push((occur, Box::new(BooleanQuery::new(alternatives))));
-        }
-        (tolerated && clauses.iter().any(|(occur, _)| *occur == Occur::Must))
-            .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
-    }
-
-    /// Searches titles and bodies in both languages, narrowed by `filters`.
-    pub fn search(
-        &self,
-        query_text: &str,
-        filters: &SearchFilters,
-        limit: usize,
-    ) -> Result<(Vec<SearchHit>, u64), AggregatorError> {
-        let fields = self.fields;
-        let searcher = self.reader.searcher();
-        let mut parser = QueryParser::for_index(&self.index, fields.text().to_vec());
-        parser.set_conjunction_by_default();
-        for title in [fields.title_en, fields.title_es, fields.title_plain] {
-            parser.set_field_boost(title, 2.0);
-        }
-        let (text_query, _errors) = parser.parse_query_lenient(query_text);
-        // What was typed, or close to it: exact matches rank first.
-        let matching: Box<dyn Query> = match self.typo_tolerant(&parser, query_text) {
-            Some(tolerant) => Box::new(BooleanQuery::new(vec![
-                (
-                    Occur::Should,
-                    Box::new(tantivy::query::BoostQuery::new(text_query.box_clone(), 2.0)),
-                ),
-                (Occur::Should, tolerant),
-            ])),
-            None => text_query.box_clone(),
-        };
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (Occur::Must, matching),
-            (
-                Occur::MustNot,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(fields.kind, TOMBSTONE),
-                    IndexRecordOption::Basic,
-                )),
-            ),
-        ];
-        for (field, value) in [
-            (fields.network_slug, &filters.network_slug),
-            (fields.kind, &filters.kind),
-        ] {
-            if let Some(value) = value {
-                clauses.push((
-                    Occur::Must,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(field, value),
-                        IndexRecordOption::Basic,
-                    )),
-                ));
-            }
-        }
-        if filters.from.is_some() || filters.to.is_some() {
-            use std::ops::Bound;
-            let bound = |at: Option<chrono::DateTime<chrono::Utc>>, inclusive: bool| match at {
-                None => Bound::Unbounded,
-                Some(at) => {
-                    let term =
-                        Term::from_field_date_for_search(fields.published_at, tantivy_date(at));
-                    if inclusive {
-                        Bound::Included(term)
-                    } else {
-                        Bound::Excluded(term)
-                    }
-                }
-            };
-            clauses.push((
-                Occur::Must,
-                Box::new(tantivy::query::RangeQuery::new(
-                    bound(filters.from, true),
-                    bound(filters.to, false),
-                )),
-            ));
-        }
-        let query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
-        let (top, total): (Vec<(f32, tantivy::DocAddress)>, usize) = if filters.by_date {
-            let collector = TopDocs::with_limit(limit)
-                .order_by_fast_field::<tantivy::DateTime>("published_at", tantivy::Order::Desc);
-            let (top, total) = searcher.search(&query, &(collector, Count))?;
-            (
-                top.into_iter().map(|(_, address)| (0.0, address)).collect(),
-                total,
-            )
-        } else {
-            searcher.search(&query, &(TopDocs::with_limit(limit), Count))?
-        };
-        let mut generators = Vec::new();
-        let [
-            title_en,
-            body_en,
-            title_es,
-            body_es,
-            title_plain,
-            body_plain,
-        ] = fields.text();
-        for field in [
-            body_en,
-            body_es,
-            body_plain,
-            title_en,
-            title_es,
-            title_plain,
-        ] {
-            let mut generator = SnippetGenerator::create(&searcher, &*text_query, field)?;
-            generator.set_max_num_chars(200);
-            generators.push(generator);
-        }
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
-            let document: TantivyDocument = searcher.doc(address)?;
-            let text = |field: Field| {
-                document
-                    .get_first(field)
-                    .and_then(|value| value.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            };
-            let lang = text(fields.lang);
-            let title = text(fields.for_lang(&lang).0);
-            let snippet_html = generators
-                .iter()
-                .map(|generator| generator.snippet_from_doc(&document).to_html())
-                .find(|html| !html.is_empty())
-                .unwrap_or_default();
-            let published_at = document
-                .get_first(fields.published_at)
-                .and_then(|value| value.as_datetime())
-                .map(|date| prost_types::Timestamp {
-                    seconds: date.into_timestamp_secs(),
-                    nanos: 0,
-                });
-            let id = text(fields.id);
-            let (kind, bare_id) = id.split_once(':').unwrap_or(("", id.as_str()));
-            hits.push(SearchHit {
-                kind: kind.to_owned(),
-                id: bare_id.to_owned(),
-                title,
-                snippet_html,
-                network_slug: text(fields.network_slug),
-                site_slug: text(fields.site_slug),
-                site_name: text(fields.site_name),
-                lang,
-                published_at,
-                score,
-            });
-        }
-        Ok((hits, total as u64))
     }
 }
 

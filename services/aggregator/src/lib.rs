@@ -2,10 +2,12 @@
 //! domain events into a Tantivy search index and into newest-first feeds in
 //! PostgreSQL, acknowledging a batch only after both have committed it.
 
+pub mod audience;
 pub mod events;
 pub mod feeds;
 pub mod grpc;
 pub mod index;
+pub mod search;
 pub mod status;
 pub mod upcoming;
 pub mod usage;
@@ -49,12 +51,16 @@ pub enum AggregatorError {
     Store(#[from] anp_eventstore::StoreError),
     #[error("bus: {0}")]
     Bus(String),
+    /// A cursor whose snapshot is gone.
+    #[error("{0}")]
+    Expired(String),
 }
 
 impl ServiceError for AggregatorError {
     fn kind(&self) -> ErrorKind {
         match self {
             AggregatorError::Invalid(_) => ErrorKind::InvalidArgument,
+            AggregatorError::Expired(_) => ErrorKind::FailedPrecondition,
             _ => ErrorKind::Internal,
         }
     }
@@ -77,6 +83,9 @@ pub struct Config {
     /// Where Prometheus reads `/metrics` (`ANP_AGGREGATOR_METRICS_LISTEN`;
     /// none: not served).
     pub metrics_listen: Option<String>,
+    /// The sites service, asked who a searcher is (`ANP_SITES_URL`; empty:
+    /// every search is public).
+    pub sites_url: String,
 }
 
 impl Config {
@@ -88,6 +97,7 @@ impl Config {
             consumer: anp_kit::env_or("ANP_AGGREGATOR_CONSUMER", "aggregator"),
             metrics_listen: Some(anp_kit::env_or("ANP_AGGREGATOR_METRICS_LISTEN", ""))
                 .filter(|listen| !listen.is_empty()),
+            sites_url: anp_kit::env_or("ANP_SITES_URL", "http://127.0.0.1:50051"),
         })
     }
 }
@@ -106,6 +116,7 @@ pub struct ReadModel {
     pub feeds: Feeds,
     pub usage: Usage,
     pub status: status::Status,
+    pub audiences: audience::Audiences,
 }
 
 impl ReadModel {
@@ -137,6 +148,7 @@ impl ReadModel {
                 config.index_dir.clone(),
             ),
             feeds: Feeds::new(pool),
+            audiences: audience::Audiences::new(&config.sites_url)?,
         })
     }
 

@@ -42,6 +42,20 @@ pub struct SearchArgs {
     newest: bool,
     #[arg(long, default_value_t = 20)]
     limit: u32,
+    /// One site: `<network>/<site>` (instead of --network).
+    #[arg(long, conflicts_with = "network")]
+    site: Option<String>,
+    #[arg(long)]
+    tag: Option<String>,
+    /// ISO 639-1 language code.
+    #[arg(long)]
+    lang: Option<String>,
+    /// Also count the hits per network, site, kind, tag and language.
+    #[arg(long)]
+    facets: bool,
+    /// Cursor printed at the end of a previous page.
+    #[arg(long)]
+    cursor: Option<String>,
 }
 
 pub async fn feed(url: &str, args: FeedArgs) -> anyhow::Result<()> {
@@ -99,27 +113,54 @@ fn day_start(day: chrono::NaiveDate, days: i64) -> prost_types::Timestamp {
     )
 }
 
+/// Searches as the signed-in person, if any (members also find their
+/// networks' and sites' members-only documents).
 pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
+    let (network_slug, site_slug) = match &args.site {
+        Some(site) => crate::split_site(site)?,
+        None => (args.network.unwrap_or_default(), String::new()),
+    };
     let mut aggregator = AggregatorServiceClient::new(channel(url).await?);
     let response = aggregator
-        .search(SearchRequest {
+        .search(crate::auth::maybe_session(SearchRequest {
             query: args.query,
-            network_slug: args.network.unwrap_or_default(),
+            network_slug,
+            site_slug,
             limit: args.limit,
             kind: args.kind.unwrap_or_default(),
             from: args.from.map(|day| day_start(day, 0)),
             to: args.to.map(|day| day_start(day, 1)),
             sort: if args.newest { "date" } else { "" }.into(),
-        })
+            tag: args.tag.unwrap_or_default(),
+            lang: args.lang.unwrap_or_default(),
+            facets: args.facets,
+            cursor: args.cursor.unwrap_or_default(),
+        })?)
         .await
         .map_err(grpc_error)?
         .into_inner();
     println!("{} hits", response.total);
     for hit in response.hits {
+        let members = match hit.visibility.as_str() {
+            "network" => "\t(network members)",
+            "site" => "\t(site members)",
+            _ => "",
+        };
         println!(
-            "{:.2}\t{}\t{}/{}\t{}",
+            "{:.2}\t{}\t{}/{}\t{}{members}",
             hit.score, hit.kind, hit.network_slug, hit.site_slug, hit.title
         );
+    }
+    for facet in response.facets.iter().filter(|facet| !facet.values.is_empty()) {
+        let values: Vec<String> = facet
+            .values
+            .iter()
+            .map(|value| format!("{} {}", value.value, value.count))
+            .collect();
+        println!("{}: {}", facet.field, values.join(", "));
+    }
+    if !response.next_cursor.is_empty() {
+        println!("next: --cursor {}", response.next_cursor);
     }
     Ok(())
 }

@@ -97,7 +97,7 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         .filter(|value| !value.is_empty() && value.len() < 4096)
 }
 
-fn bearer<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+pub(crate) fn bearer<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Some(value) = token.and_then(|token| format!("Bearer {token}").parse().ok()) {
         request.metadata_mut().insert("authorization", value);

@@ -37,6 +37,44 @@ pub struct SearchQuery {
     to: Option<String>,
     /// relevance (default) or date
     sort: Option<String>,
+    /// One site of `network`.
+    site: Option<String>,
+    tag: Option<String>,
+    lang: Option<String>,
+    /// The next page of the same search.
+    cursor: Option<String>,
+}
+
+impl SearchQuery {
+    /// The parameters as a query string, with `changes` applied (an empty
+    /// value drops the parameter) and without the cursor.
+    fn href(&self, changes: &[(&str, &str)]) -> String {
+        let mut pairs: Vec<(&str, String)> = [
+            ("q", &self.q),
+            ("network", &self.network),
+            ("site", &self.site),
+            ("kind", &self.kind),
+            ("tag", &self.tag),
+            ("lang", &self.lang),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("sort", &self.sort),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.clone().filter(|v| !v.is_empty())?)))
+        .collect();
+        for (name, value) in changes {
+            pairs.retain(|(existing, _)| existing != name);
+            if !value.is_empty() {
+                pairs.push((name, (*value).to_owned()));
+            }
+        }
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in pairs {
+            query.append_pair(name, &value);
+        }
+        format!("/search?{}", query.finish())
+    }
 }
 
 /// A `YYYY-MM-DD` query parameter as the start of that day (UTC), plus `days`.
@@ -700,6 +738,9 @@ struct HitView {
     lang: String,
     snippet_html: String,
     published_at: String,
+    tags: Vec<String>,
+    /// public, network or site.
+    visibility: String,
 }
 
 /// Checks the `q` parameter; the error names it.
@@ -720,36 +761,95 @@ pub fn check_query(q: &str) -> Result<(), PageError> {
     Ok(())
 }
 
-/// Runs a search for the page or the JSON API; the errors name the
-/// parameter.
+#[derive(Serialize)]
+struct FacetValueView {
+    value: String,
+    count: u64,
+    /// This search narrowed to the value, or widened again when selected.
+    href: String,
+    selected: bool,
+}
+
+#[derive(Serialize)]
+struct FacetView {
+    field: String,
+    values: Vec<FacetValueView>,
+}
+
+/// One page of a search, for the page and the JSON API.
+#[derive(Serialize, Default)]
+struct SearchView {
+    total: u64,
+    hits: Vec<HitView>,
+    facets: Vec<FacetView>,
+    /// Empty: the last page.
+    next_cursor: String,
+}
+
+fn bad(message: String) -> PageError {
+    PageError::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// Runs a search for the page or the JSON API, as whoever the session
+/// cookie names (members find their networks' and sites' members-only
+/// documents); the errors name the parameter.
 async fn run_search(
     state: &AppState,
+    headers: &axum::http::HeaderMap,
     params: &SearchQuery,
-) -> Result<(Vec<HitView>, u64), PageError> {
+) -> Result<SearchView, PageError> {
     let q = params.q.clone().unwrap_or_default();
     check_query(&q)?;
-    let network = params.network.clone().unwrap_or_default();
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    let network = text(&params.network);
     if !network.is_empty() {
-        anp_kit::check_slug("network", &network)
-            .map_err(|message| PageError::new(StatusCode::BAD_REQUEST, message))?;
+        anp_kit::check_slug("network", &network).map_err(bad)?;
+    }
+    let site = text(&params.site);
+    if !site.is_empty() {
+        if network.is_empty() {
+            return Err(bad("network: required when site is given".into()));
+        }
+        anp_kit::check_slug("site", &site).map_err(bad)?;
+    }
+    let lang = text(&params.lang);
+    if !lang.is_empty() {
+        anp_kit::check_language("lang", &lang).map_err(bad)?;
     }
     if q.trim().is_empty() {
-        return Ok((vec![], 0));
+        return Ok(SearchView::default());
     }
+    let token = crate::calendar::session_token(headers);
     let response = state
         .aggregator
         .clone()
-        .search(SearchRequest {
-            query: q,
-            network_slug: network,
-            limit: 20,
-            kind: params.kind.clone().unwrap_or_default(),
-            from: day_param("from", params.from.as_deref(), 0)?,
-            to: day_param("to", params.to.as_deref(), 1)?,
-            sort: params.sort.clone().unwrap_or_default(),
-        })
+        .search(crate::calendar::bearer(
+            SearchRequest {
+                query: q,
+                network_slug: network.clone(),
+                site_slug: site,
+                limit: 20,
+                kind: text(&params.kind),
+                tag: text(&params.tag),
+                lang,
+                from: day_param("from", params.from.as_deref(), 0)?,
+                to: day_param("to", params.to.as_deref(), 1)?,
+                sort: text(&params.sort),
+                facets: true,
+                cursor: text(&params.cursor),
+            },
+            token.as_deref(),
+        ))
         .await
-        .map_err(PageError::from_status)?
+        .map_err(|status| {
+            // The API's field names are the page's parameter names.
+            let mut err = PageError::from_status(status);
+            err.message = err
+                .message
+                .replace("network_slug:", "network:")
+                .replace("site_slug:", "site:");
+            err
+        })?
         .into_inner();
     let hits = response
         .hits
@@ -780,21 +880,78 @@ async fn run_search(
             site_name: hit.site_name,
             lang: hit.lang,
             snippet_html: hit.snippet_html,
+            tags: hit.tags,
+            visibility: hit.visibility,
         })
         .collect();
-    Ok((hits, response.total))
+    let facets = response
+        .facets
+        .into_iter()
+        .map(|facet| {
+            let values = facet
+                .values
+                .into_iter()
+                .map(|value| {
+                    // A site is `network/site`: it sets both parameters.
+                    let (selected, href) = match facet.field.as_str() {
+                        "site" => {
+                            let (n, s) = value.value.split_once('/').unwrap_or(("", ""));
+                            let selected = params.site.as_deref() == Some(s) && network == n;
+                            let href = if selected {
+                                params.href(&[("site", "")])
+                            } else {
+                                params.href(&[("network", n), ("site", s)])
+                            };
+                            (selected, href)
+                        }
+                        field => {
+                            let param = if field == "network" { "network" } else { field };
+                            let current = match param {
+                                "network" => &params.network,
+                                "kind" => &params.kind,
+                                "tag" => &params.tag,
+                                _ => &params.lang,
+                            };
+                            let selected = current.as_deref() == Some(value.value.as_str());
+                            let href = match (selected, param) {
+                                (true, "network") => params.href(&[("network", ""), ("site", "")]),
+                                (true, _) => params.href(&[(param, "")]),
+                                (false, _) => params.href(&[(param, value.value.as_str())]),
+                            };
+                            (selected, href)
+                        }
+                    };
+                    FacetValueView {
+                        value: value.value,
+                        count: value.count,
+                        href,
+                        selected,
+                    }
+                })
+                .collect();
+            FacetView {
+                field: facet.field,
+                values,
+            }
+        })
+        .collect();
+    Ok(SearchView {
+        total: response.total,
+        hits,
+        facets,
+        next_cursor: response.next_cursor,
+    })
 }
 
-/// The same search as JSON: `{"total": n, "hits": [...]}`; errors as
-/// `{"error": "..."}` with status 400.
+/// The same search as JSON: `{"total", "hits", "facets", "next_cursor"}`;
+/// errors as `{"error": "..."}` with status 400.
 pub async fn search_json(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Query(params): Query<SearchQuery>,
 ) -> Response {
-    match run_search(&state, &params).await {
-        Ok((hits, total)) => {
-            axum::Json(serde_json::json!({ "total": total, "hits": hits })).into_response()
-        }
+    match run_search(&state, &headers, &params).await {
+        Ok(view) => axum::Json(view).into_response(),
         Err(err) => (
             err.status,
             axum::Json(serde_json::json!({ "error": err.message })),
@@ -805,11 +962,17 @@ pub async fn search_json(
 
 pub async fn search(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Query(params): Query<SearchQuery>,
 ) -> Result<Response, PageError> {
-    let (hits, total) = run_search(&state, &params).await?;
+    let view = run_search(&state, &headers, &params).await?;
     let q = params.q.clone().unwrap_or_default();
     let network = params.network.clone().unwrap_or_default();
+    let next_href = (!view.next_cursor.is_empty()).then(|| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("cursor", &view.next_cursor);
+        format!("{}&{}", params.href(&[]), query.finish())
+    });
     render(
         &state,
         "search.html",
@@ -818,12 +981,19 @@ pub async fn search(
             umbrella_name => state.umbrella_name.clone(),
             query => q,
             search_network => network,
+            site => params.site.clone().unwrap_or_default(),
+            tag => params.tag.clone().unwrap_or_default(),
+            lang => params.lang.clone().unwrap_or_default(),
             kind => params.kind.clone().unwrap_or_default(),
             sort => params.sort.clone().unwrap_or_default(),
             from => params.from.clone().unwrap_or_default(),
             to => params.to.clone().unwrap_or_default(),
-            hits => hits,
-            total => total,
+            hits => view.hits,
+            total => view.total,
+            facets => view.facets,
+            next_href => next_href,
+            first_page => params.cursor.as_deref().unwrap_or("").is_empty(),
+            first_href => params.href(&[]),
         },
     )
 }

@@ -26,6 +26,8 @@ use crate::{Sites, state};
 pub const INVITATION_TTL_HOURS: u32 = 168;
 pub const INVITATION_TTL_MAX_HOURS: u32 = 720;
 pub const JOIN_MESSAGE_MAX: usize = 500;
+/// Most networks and sites listed as a caller's readable scopes.
+const READER_SCOPES_MAX: i64 = 10_000;
 const TOKEN_MAC_BYTES: usize = 16;
 
 pub fn network_stream(network_id: Uuid) -> String {
@@ -833,9 +835,34 @@ impl Sites {
                 joined_at: Some(anp_kit::timestamp(row.get(3))),
             })
             .collect();
+        // Members-only documents of a site are read by members of the site,
+        // of any ancestor site and of the whole network (role inheritance).
+        let readers = client
+            .query(
+                "SELECT m.network_id FROM memberships m \
+                 WHERE m.account_id = $1 AND m.scope_id = m.network_id \
+                 UNION SELECT s.id FROM memberships m JOIN sites s \
+                 ON s.network_id = m.network_id AND m.scope_id = ANY(s.path) \
+                 WHERE m.account_id = $1 LIMIT $2",
+                &[&principal.account_id, &READER_SCOPES_MAX],
+            )
+            .await?;
+        let networks = client
+            .query(
+                "SELECT DISTINCT network_id FROM memberships WHERE account_id = $1",
+                &[&principal.account_id],
+            )
+            .await?;
+        let ids = |rows: &[tokio_postgres::Row]| {
+            rows.iter()
+                .map(|row| row.get::<_, Uuid>(0).to_string())
+                .collect()
+        };
         Ok(WhoAmIResponse {
             account: Some(account),
             memberships,
+            member_network_ids: ids(&networks),
+            reader_scope_ids: ids(&readers),
         })
     }
 

@@ -1,0 +1,595 @@
+//! Querying the search index: words, phrases, exclusions and typos; filters;
+//! only what the caller may read (see `audience`); facet counts over the
+//! same permitted hits; highlighted snippets; cursor paging.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anp_proto::aggregator::v1::{Facet, FacetValue, SearchHit};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Value};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, Searcher, SegmentReader, TantivyDocument, Term};
+
+use crate::AggregatorError;
+use crate::index::{SearchIndex, TOMBSTONE, tantivy_date};
+
+/// How long a relevance cursor keeps the index as it was at the first page
+/// (from its last use).
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
+/// Most snapshots kept at once; the least recently used goes first.
+const SNAPSHOTS_MAX: usize = 256;
+/// Paging by relevance stops this deep: narrow the search instead.
+pub const OFFSET_MAX: usize = 10_000;
+/// Values counted per facet.
+const FACET_VALUES: u32 = 10;
+/// The facets, by the name hits and requests use and the field counted.
+const FACETS: [(&str, &str); 5] = [
+    ("network", "network_slug"),
+    ("site", "site_key"),
+    ("kind", "kind"),
+    ("tag", "tags"),
+    ("lang", "lang"),
+];
+
+/// What a search is narrowed to, and how hits are ordered.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilters {
+    /// Newest first instead of by relevance.
+    pub by_date: bool,
+    pub network_slug: Option<String>,
+    /// `<network slug>/<site slug>`.
+    pub site_key: Option<String>,
+    pub kind: Option<String>,
+    pub tag: Option<String>,
+    pub lang: Option<String>,
+    /// The document's date (an occurrence's start) in `[from, to)`.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Count hits per facet.
+    pub facets: bool,
+    /// The caller's audience tokens (at least `public`).
+    pub audiences: Arc<Vec<String>>,
+}
+
+impl SearchFilters {
+    /// What a cursor is bound to: the same words and filters.
+    fn fingerprint(&self, query_text: &str) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (
+            query_text,
+            self.by_date,
+            &self.network_slug,
+            &self.site_key,
+            &self.kind,
+            &self.tag,
+            &self.lang,
+            self.from.map(|at| at.timestamp_micros()),
+            self.to.map(|at| at.timestamp_micros()),
+        )
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// One page of hits.
+#[derive(Debug, Default)]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    pub total: u64,
+    pub facets: Vec<Facet>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where the next page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    /// By relevance: over snapshot `snapshot`, from `offset`.
+    Relevance {
+        snapshot: u64,
+        offset: usize,
+        fingerprint: u64,
+    },
+    /// By date: after the hit dated `micros` with uid `uid` (newest first,
+    /// then by uid descending).
+    Date {
+        micros: i64,
+        uid: u64,
+        fingerprint: u64,
+    },
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        let text = match self {
+            Cursor::Relevance {
+                snapshot,
+                offset,
+                fingerprint,
+            } => format!("r.{snapshot:x}.{offset}.{fingerprint:x}"),
+            Cursor::Date {
+                micros,
+                uid,
+                fingerprint,
+            } => format!("d.{micros}.{uid:x}.{fingerprint:x}"),
+        };
+        URL_SAFE_NO_PAD.encode(text)
+    }
+
+    fn decode(cursor: &str) -> Result<Self, AggregatorError> {
+        let invalid = || AggregatorError::Invalid("cursor: not a cursor of this search".into());
+        if cursor.len() > 200 {
+            return Err(invalid());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let parts: Vec<&str> = text.split('.').collect();
+        let hex = |value: &str| u64::from_str_radix(value, 16).map_err(|_| invalid());
+        match parts.as_slice() {
+            ["r", snapshot, offset, fingerprint] => Ok(Cursor::Relevance {
+                snapshot: hex(snapshot)?,
+                offset: offset.parse().map_err(|_| invalid())?,
+                fingerprint: hex(fingerprint)?,
+            }),
+            ["d", micros, uid, fingerprint] => Ok(Cursor::Date {
+                micros: micros.parse().map_err(|_| invalid())?,
+                uid: hex(uid)?,
+                fingerprint: hex(fingerprint)?,
+            }),
+            _ => Err(invalid()),
+        }
+    }
+
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Cursor::Relevance { fingerprint, .. } | Cursor::Date { fingerprint, .. } => {
+                *fingerprint
+            }
+        }
+    }
+}
+
+/// Searchers kept so that paging by relevance sees the index as it was at
+/// the first page: no hit twice, none skipped, whatever is written since.
+#[derive(Clone)]
+pub struct Snapshots {
+    next: Arc<AtomicU64>,
+    kept: Arc<Mutex<HashMap<u64, (Instant, Searcher)>>>,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        // A random start: a cursor from an earlier process finds nothing.
+        let start = uuid::Uuid::new_v4().as_u64_pair().0 >> 1;
+        Snapshots {
+            next: Arc::new(AtomicU64::new(start)),
+            kept: Arc::default(),
+        }
+    }
+}
+
+impl Snapshots {
+    fn keep(&self, searcher: Searcher) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.retain(|_, (used, _)| used.elapsed() < SNAPSHOT_TTL);
+            if kept.len() >= SNAPSHOTS_MAX
+                && let Some(oldest) = kept
+                    .iter()
+                    .min_by_key(|(_, (used, _))| *used)
+                    .map(|(id, _)| *id)
+            {
+                kept.remove(&oldest);
+            }
+            kept.insert(id, (Instant::now(), searcher));
+        }
+        id
+    }
+
+    fn get(&self, id: u64) -> Option<Searcher> {
+        let mut kept = self.kept.lock().ok()?;
+        let (used, searcher) = kept.get_mut(&id)?;
+        if used.elapsed() >= SNAPSHOT_TTL {
+            kept.remove(&id);
+            return None;
+        }
+        *used = Instant::now();
+        Some(searcher.clone())
+    }
+
+    /// How many are kept now.
+    pub fn len(&self) -> usize {
+        self.kept.lock().map(|kept| kept.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn term_query(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
+}
+
+impl SearchIndex {
+    /// The query with typos forgiven: each plain word of five letters or
+    /// more matches terms one edit away (two from eight letters), through
+    /// each field's own analyzer (so stems and accents still fold); words
+    /// in quotes stay phrases, `-word` still excludes. `None` when nothing
+    /// would be tolerated.
+    fn typo_tolerant(&self, parser: &QueryParser, query_text: &str) -> Option<Box<dyn Query>> {
+        let text_fields = self.fields.text();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut tolerated = false;
+        let mut rest = query_text.trim();
+        while !rest.is_empty() {
+            if let Some(quoted) = rest.strip_prefix('"') {
+                let end = quoted.find('"').unwrap_or(quoted.len());
+                let phrase = &quoted[..end];
+                if !phrase.trim().is_empty() {
+                    let (query, _) = parser.parse_query_lenient(&format!("\"{phrase}\""));
+                    clauses.push((Occur::Must, query));
+                }
+                rest = quoted.get(end + 1..).unwrap_or("").trim_start();
+                continue;
+            }
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let (word, tail) = rest.split_at(end);
+            rest = tail.trim_start();
+            let (occur, word) = match word.strip_prefix('-') {
+                Some(excluded) => (Occur::MustNot, excluded),
+                None => (Occur::Must, word),
+            };
+            let letters: String = word.chars().filter(|c| c.is_alphanumeric()).collect();
+            if letters.is_empty() {
+                continue;
+            }
+            let distance = match letters.chars().count() {
+                0..=4 => 0,
+                5..=7 => 1,
+                _ => 2,
+            };
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for field in text_fields {
+                let Ok(mut analyzer) = self.index.tokenizer_for_field(field) else {
+                    continue;
+                };
+                let mut stream = analyzer.token_stream(&letters);
+                while stream.advance() {
+                    let term = Term::from_field_text(field, &stream.token().text);
+                    let query: Box<dyn Query> = if distance == 0 || occur == Occur::MustNot {
+                        Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
+                    } else {
+                        Box::new(tantivy::query::FuzzyTermQuery::new(term, distance, true))
+                    };
+                    alternatives.push((Occur::Should, query));
+                }
+            }
+            if alternatives.is_empty() {
+                continue;
+            }
+            tolerated |= distance > 0 && occur == Occur::Must;
+            clauses.push((occur, Box::new(BooleanQuery::new(alternatives))));
+        }
+        (tolerated && clauses.iter().any(|(occur, _)| *occur == Occur::Must))
+            .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+    }
+
+    /// Searches titles and bodies in every language, narrowed by `filters`,
+    /// over what the caller may read; `cursor` continues an earlier page.
+    pub fn search(
+        &self,
+        query_text: &str,
+        filters: &SearchFilters,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SearchPage, AggregatorError> {
+        let fields = self.fields;
+        let fingerprint = filters.fingerprint(query_text);
+        let cursor = cursor.map(Cursor::decode).transpose()?;
+        if cursor.is_some_and(|cursor| cursor.fingerprint() != fingerprint) {
+            return Err(AggregatorError::Invalid(
+                "cursor: belongs to another search (other words or filters)".into(),
+            ));
+        }
+        if cursor.is_some_and(|cursor| matches!(cursor, Cursor::Date { .. }) != filters.by_date) {
+            return Err(AggregatorError::Invalid(
+                "cursor: belongs to another sort".into(),
+            ));
+        }
+        let (searcher, snapshot, offset) = match cursor {
+            Some(Cursor::Relevance {
+                snapshot, offset, ..
+            }) => {
+                if offset > OFFSET_MAX {
+                    return Err(AggregatorError::Invalid(format!(
+                        "cursor: paging stops after {OFFSET_MAX} hits; narrow the search"
+                    )));
+                }
+                let searcher = self.snapshots.get(snapshot).ok_or_else(|| {
+                    AggregatorError::Expired(
+                        "cursor: expired (unused for 10 minutes, or the service restarted); search again"
+                            .into(),
+                    )
+                })?;
+                (searcher, Some(snapshot), offset)
+            }
+            _ => (self.reader.searcher(), None, 0),
+        };
+        let mut parser = QueryParser::for_index(&self.index, fields.text().to_vec());
+        parser.set_conjunction_by_default();
+        for title in [fields.title_en, fields.title_es, fields.title_plain] {
+            parser.set_field_boost(title, 2.0);
+        }
+        let (text_query, _errors) = parser.parse_query_lenient(query_text);
+        // What was typed, or close to it: exact matches rank first.
+        let matching: Box<dyn Query> = match self.typo_tolerant(&parser, query_text) {
+            Some(tolerant) => Box::new(BooleanQuery::new(vec![
+                (
+                    Occur::Should,
+                    Box::new(tantivy::query::BoostQuery::new(text_query.box_clone(), 2.0)),
+                ),
+                (Occur::Should, tolerant),
+            ])),
+            None => text_query.box_clone(),
+        };
+        // Only what the caller may read: tombstones have no audience.
+        let readable: Vec<(Occur, Box<dyn Query>)> = filters
+            .audiences
+            .iter()
+            .map(|token| (Occur::Should, term_query(fields.audience, token)))
+            .collect();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, matching),
+            (Occur::Must, Box::new(BooleanQuery::new(readable))),
+            (Occur::MustNot, term_query(fields.kind, TOMBSTONE)),
+        ];
+        for (field, value) in [
+            (fields.network_slug, &filters.network_slug),
+            (fields.site_key, &filters.site_key),
+            (fields.kind, &filters.kind),
+            (fields.tags, &filters.tag),
+            (fields.lang, &filters.lang),
+        ] {
+            if let Some(value) = value {
+                clauses.push((Occur::Must, term_query(field, value)));
+            }
+        }
+        let date_term = |at: chrono::DateTime<chrono::Utc>| {
+            Term::from_field_date_for_search(fields.published_at, tantivy_date(at))
+        };
+        if filters.from.is_some() || filters.to.is_some() {
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    filters.from.map_or(Bound::Unbounded, |at| Bound::Included(date_term(at))),
+                    filters.to.map_or(Bound::Unbounded, |at| Bound::Excluded(date_term(at))),
+                )),
+            ));
+        }
+        // The whole search, before the cursor: what counts and facets see.
+        let query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
+        let (top, total, last_key) = if filters.by_date {
+            let after = match cursor {
+                Some(Cursor::Date { micros, uid, .. }) => Some((micros, uid)),
+                _ => None,
+            };
+            let paged: Box<dyn Query> = match after {
+                None => query.box_clone(),
+                Some((micros, uid)) => {
+                    let at = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+                    // Older than the last hit, or as old with a lower uid.
+                    let older: Box<dyn Query> = Box::new(RangeQuery::new(
+                        Bound::Unbounded,
+                        Bound::Excluded(date_term(at)),
+                    ));
+                    let same_date: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                        (
+                            Occur::Must,
+                            Box::new(RangeQuery::new(
+                                Bound::Included(date_term(at)),
+                                Bound::Included(date_term(at)),
+                            )) as Box<dyn Query>,
+                        ),
+                        (
+                            Occur::Must,
+                            Box::new(RangeQuery::new(
+                                Bound::Unbounded,
+                                Bound::Excluded(Term::from_field_u64(fields.uid, uid)),
+                            )),
+                        ),
+                    ]));
+                    Box::new(BooleanQuery::new(vec![
+                        (Occur::Must, query.box_clone()),
+                        (
+                            Occur::Must,
+                            Box::new(BooleanQuery::new(vec![
+                                (Occur::Should, older),
+                                (Occur::Should, same_date),
+                            ])),
+                        ),
+                    ]))
+                }
+            };
+            // One more than asked: whether another page follows.
+            let collector = TopDocs::with_limit(limit + 1).custom_score(|segment: &SegmentReader| {
+                let dates = segment
+                    .fast_fields()
+                    .date("published_at")
+                    .ok()
+                    .map(|column| column.first_or_default_col(tantivy::DateTime::MIN));
+                let uids = segment
+                    .fast_fields()
+                    .u64("uid")
+                    .ok()
+                    .map(|column| column.first_or_default_col(0));
+                move |doc: tantivy::DocId| {
+                    (
+                        dates.as_ref().map_or(i64::MIN, |dates| {
+                            dates.get_val(doc).into_timestamp_micros()
+                        }),
+                        uids.as_ref().map_or(0, |uids| uids.get_val(doc)),
+                    )
+                }
+            });
+            let mut top = searcher.search(&*paged, &collector)?;
+            let total = searcher.search(&*query, &Count)?;
+            let more = top.len() > limit;
+            top.truncate(limit);
+            let last = top.last().map(|(key, _)| *key).filter(|_| more);
+            (
+                top.into_iter()
+                    .map(|(_, address)| (0.0, address))
+                    .collect::<Vec<(f32, DocAddress)>>(),
+                total,
+                last,
+            )
+        } else {
+            let (top, total) = searcher.search(
+                &*query,
+                &(TopDocs::with_limit(limit).and_offset(offset), Count),
+            )?;
+            (top, total, None)
+        };
+        let facets = if filters.facets {
+            self.facets(&searcher, &*query)?
+        } else {
+            Vec::new()
+        };
+        let next_cursor = match last_key {
+            Some((micros, uid)) => Some(Cursor::Date {
+                micros,
+                uid,
+                fingerprint,
+            }),
+            None if filters.by_date => None,
+            None if offset + top.len() < total && top.len() == limit => Some(Cursor::Relevance {
+                snapshot: snapshot.unwrap_or_else(|| self.snapshots.keep(searcher.clone())),
+                offset: offset + top.len(),
+                fingerprint,
+            }),
+            None => None,
+        }
+        .map(|cursor| cursor.encode());
+        let hits = self.hits(&searcher, &*text_query, top)?;
+        Ok(SearchPage {
+            hits,
+            total: total as u64,
+            facets,
+            next_cursor,
+        })
+    }
+
+    /// The top values of each facet among the hits of `query`.
+    fn facets(&self, searcher: &Searcher, query: &dyn Query) -> Result<Vec<Facet>, AggregatorError> {
+        use tantivy::aggregation::AggregationCollector;
+        use tantivy::aggregation::agg_req::Aggregations;
+        let request: serde_json::Map<String, serde_json::Value> = FACETS
+            .iter()
+            .map(|(name, field)| {
+                (
+                    (*name).to_owned(),
+                    serde_json::json!({ "terms": { "field": field, "size": FACET_VALUES } }),
+                )
+            })
+            .collect();
+        let aggregations: Aggregations = serde_json::from_value(serde_json::Value::Object(request))
+            .map_err(|err| AggregatorError::Index(format!("facets: {err}")))?;
+        let collector = AggregationCollector::from_aggs(aggregations, Default::default());
+        let results = searcher.search(query, &collector)?;
+        let results = serde_json::to_value(&results)
+            .map_err(|err| AggregatorError::Index(format!("facets: {err}")))?;
+        Ok(FACETS
+            .iter()
+            .map(|(name, _)| Facet {
+                field: (*name).to_owned(),
+                values: results[name]["buckets"]
+                    .as_array()
+                    .map(|buckets| {
+                        buckets
+                            .iter()
+                            .filter_map(|bucket| {
+                                Some(FacetValue {
+                                    value: bucket["key"].as_str()?.to_owned(),
+                                    count: bucket["doc_count"].as_u64()?,
+                                })
+                            })
+                            .filter(|value| !value.value.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The stored documents of `top` as hits, with snippets of `text_query`.
+    fn hits(
+        &self,
+        searcher: &Searcher,
+        text_query: &dyn Query,
+        top: Vec<(f32, DocAddress)>,
+    ) -> Result<Vec<SearchHit>, AggregatorError> {
+        let fields = self.fields;
+        let [title_en, body_en, title_es, body_es, title_plain, body_plain] = fields.text();
+        let mut generators = Vec::new();
+        for field in [body_en, body_es, body_plain, title_en, title_es, title_plain] {
+            let mut generator = SnippetGenerator::create(searcher, text_query, field)?;
+            generator.set_max_num_chars(200);
+            generators.push(generator);
+        }
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let text = |field: Field| {
+                document
+                    .get_first(field)
+                    .and_then(|value| value.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            let lang = text(fields.lang);
+            let title = text(fields.for_lang(&lang).0);
+            let snippet_html = generators
+                .iter()
+                .map(|generator| generator.snippet_from_doc(&document).to_html())
+                .find(|html| !html.is_empty())
+                .unwrap_or_default();
+            let published_at = document
+                .get_first(fields.published_at)
+                .and_then(|value| value.as_datetime())
+                .map(|date| prost_types::Timestamp {
+                    seconds: date.into_timestamp_secs(),
+                    nanos: 0,
+                });
+            let id = text(fields.id);
+            let (kind, bare_id) = id.split_once(':').unwrap_or(("", id.as_str()));
+            hits.push(SearchHit {
+                kind: kind.to_owned(),
+                id: bare_id.to_owned(),
+                title,
+                snippet_html,
+                network_slug: text(fields.network_slug),
+                site_slug: text(fields.site_slug),
+                site_name: text(fields.site_name),
+                lang,
+                published_at,
+                score,
+                tags: document
+                    .get_all(fields.tags)
+                    .filter_map(|value| value.as_str().map(str::to_owned))
+                    .collect(),
+                visibility: text(fields.visibility),
+            });
+        }
+        Ok(hits)
+    }
+}
