@@ -22,3 +22,4 @@ mod search;
 mod social;
 mod timelines;
 mod usage;
+mod visibility;

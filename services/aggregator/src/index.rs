@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
 use tantivy::schema::{
-    DateOptions, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions, Value,
+    DateOptions, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema,
+    TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
@@ -20,8 +20,8 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 use anp_markdown::html_unescape;
 
-use crate::{AggregatorError, audience};
 use crate::events::{Delivered, Projected};
+use crate::{AggregatorError, audience};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 /// The analyzers' names carry their version: a change of how text is

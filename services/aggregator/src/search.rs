@@ -372,8 +372,12 @@ impl SearchIndex {
             clauses.push((
                 Occur::Must,
                 Box::new(RangeQuery::new(
-                    filters.from.map_or(Bound::Unbounded, |at| Bound::Included(date_term(at))),
-                    filters.to.map_or(Bound::Unbounded, |at| Bound::Excluded(date_term(at))),
+                    filters
+                        .from
+                        .map_or(Bound::Unbounded, |at| Bound::Included(date_term(at))),
+                    filters
+                        .to
+                        .map_or(Bound::Unbounded, |at| Bound::Excluded(date_term(at))),
                 )),
             ));
         }
@@ -384,65 +388,38 @@ impl SearchIndex {
                 Some(Cursor::Date { micros, uid, .. }) => Some((micros, uid)),
                 _ => None,
             };
-            let paged: Box<dyn Query> = match after {
-                None => query.box_clone(),
-                Some((micros, uid)) => {
-                    let at = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
-                    // Older than the last hit, or as old with a lower uid.
-                    let older: Box<dyn Query> = Box::new(RangeQuery::new(
-                        Bound::Unbounded,
-                        Bound::Excluded(date_term(at)),
-                    ));
-                    let same_date: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
-                        (
-                            Occur::Must,
-                            Box::new(RangeQuery::new(
-                                Bound::Included(date_term(at)),
-                                Bound::Included(date_term(at)),
-                            )) as Box<dyn Query>,
-                        ),
-                        (
-                            Occur::Must,
-                            Box::new(RangeQuery::new(
-                                Bound::Unbounded,
-                                Bound::Excluded(Term::from_field_u64(fields.uid, uid)),
-                            )),
-                        ),
-                    ]));
-                    Box::new(BooleanQuery::new(vec![
-                        (Occur::Must, query.box_clone()),
-                        (
-                            Occur::Must,
-                            Box::new(BooleanQuery::new(vec![
-                                (Occur::Should, older),
-                                (Occur::Should, same_date),
-                            ])),
-                        ),
-                    ]))
-                }
-            };
-            // One more than asked: whether another page follows.
-            let collector = TopDocs::with_limit(limit + 1).custom_score(|segment: &SegmentReader| {
-                let dates = segment
-                    .fast_fields()
-                    .date("published_at")
-                    .ok()
-                    .map(|column| column.first_or_default_col(tantivy::DateTime::MIN));
-                let uids = segment
-                    .fast_fields()
-                    .u64("uid")
-                    .ok()
-                    .map(|column| column.first_or_default_col(0));
-                move |doc: tantivy::DocId| {
-                    (
-                        dates.as_ref().map_or(i64::MIN, |dates| {
-                            dates.get_val(doc).into_timestamp_micros()
-                        }),
-                        uids.as_ref().map_or(0, |uids| uids.get_val(doc)),
-                    )
-                }
-            });
-            let mut top = searcher.search(&*paged, &collector)?;
+            // Hits at or before the cursor score None, below every other
+            // hit, and are dropped: each hit comes once, none is skipped.
+            let collector =
+                TopDocs::with_limit(limit + 1).custom_score(move |segment: &SegmentReader| {
+                    let dates = segment
+                        .fast_fields()
+                        .date("published_at")
+                        .ok()
+                        .map(|column| column.first_or_default_col(tantivy::DateTime::MIN));
+                    let uids = segment
+                        .fast_fields()
+                        .u64("uid")
+                        .ok()
+                        .map(|column| column.first_or_default_col(0));
+                    move |doc: tantivy::DocId| {
+                        let key = (
+                            dates.as_ref().map_or(i64::MIN, |dates| {
+                                dates.get_val(doc).into_timestamp_micros()
+                            }),
+                            uids.as_ref().map_or(0, |uids| uids.get_val(doc)),
+                        );
+                        match after {
+                            Some(after) if key >= after => None,
+                            _ => Some(key),
+                        }
+                    }
+                });
+            let mut top: Vec<((i64, u64), DocAddress)> = searcher
+                .search(&*query, &collector)?
+                .into_iter()
+                .filter_map(|(key, address)| Some((key?, address)))
+                .collect();
             let total = searcher.search(&*query, &Count)?;
             let more = top.len() > limit;
             top.truncate(limit);
@@ -491,7 +468,11 @@ impl SearchIndex {
     }
 
     /// The top values of each facet among the hits of `query`.
-    fn facets(&self, searcher: &Searcher, query: &dyn Query) -> Result<Vec<Facet>, AggregatorError> {
+    fn facets(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+    ) -> Result<Vec<Facet>, AggregatorError> {
         use tantivy::aggregation::AggregationCollector;
         use tantivy::aggregation::agg_req::Aggregations;
         let request: serde_json::Map<String, serde_json::Value> = FACETS
@@ -540,9 +521,23 @@ impl SearchIndex {
         top: Vec<(f32, DocAddress)>,
     ) -> Result<Vec<SearchHit>, AggregatorError> {
         let fields = self.fields;
-        let [title_en, body_en, title_es, body_es, title_plain, body_plain] = fields.text();
+        let [
+            title_en,
+            body_en,
+            title_es,
+            body_es,
+            title_plain,
+            body_plain,
+        ] = fields.text();
         let mut generators = Vec::new();
-        for field in [body_en, body_es, body_plain, title_en, title_es, title_plain] {
+        for field in [
+            body_en,
+            body_es,
+            body_plain,
+            title_en,
+            title_es,
+            title_plain,
+        ] {
             let mut generator = SnippetGenerator::create(searcher, text_query, field)?;
             generator.set_max_num_chars(200);
             generators.push(generator);
@@ -591,5 +586,82 @@ impl SearchIndex {
             });
         }
         Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Delivered, Projected};
+    use anp_proto::events::v1::PostState;
+
+    fn post(n: u32, micros: i64) -> Delivered {
+        Delivered {
+            seq: u64::from(n) + 1,
+            event: Projected::Post {
+                state: PostState {
+                    post_id: format!("00000000-0000-0000-0000-{n:012}"),
+                    network_id: "11111111-1111-1111-1111-111111111111".into(),
+                    network_slug: "net".into(),
+                    site_id: "22222222-2222-2222-2222-222222222222".into(),
+                    site_slug: "site".into(),
+                    title: format!("Post {n}"),
+                    body_html: "<p>paging</p>".into(),
+                    lang: "en".into(),
+                    published_at: Some(prost_types::Timestamp {
+                        seconds: micros / 1_000_000,
+                        nanos: (micros % 1_000_000) as i32 * 1000,
+                    }),
+                    ..Default::default()
+                },
+                version: 1,
+            },
+            meta: None,
+            traceparent: String::new(),
+        }
+    }
+
+    fn public() -> SearchFilters {
+        SearchFilters {
+            audiences: Arc::new(vec!["public".into()]),
+            ..Default::default()
+        }
+    }
+
+    /// Pages of `limit` until the end, as post numbers.
+    fn all_pages(index: &SearchIndex, filters: &SearchFilters, limit: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let page = index
+                .search("paging", filters, limit, cursor.as_deref())
+                .unwrap();
+            ids.extend(page.hits.into_iter().map(|hit| hit.title));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return ids,
+            }
+        }
+        panic!("no end");
+    }
+
+    #[test]
+    fn pages_by_date_and_relevance_cover_every_hit_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = SearchIndex::open(dir.path()).unwrap();
+        // Some posts share a microsecond: the uid orders them.
+        let base = 1_700_000_000_000_000i64;
+        let batch: Vec<Delivered> = (0..23).map(|n| post(n, base + i64::from(n / 3))).collect();
+        index.apply(&batch).unwrap();
+        for by_date in [true, false] {
+            let filters = SearchFilters {
+                by_date,
+                ..public()
+            };
+            let ids = all_pages(&index, &filters, 5);
+            let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+            assert_eq!(ids.len(), 23, "by date {by_date}: {ids:?}");
+            assert_eq!(unique.len(), 23, "by date {by_date}: {ids:?}");
+        }
     }
 }

@@ -151,7 +151,11 @@ pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
             hit.score, hit.kind, hit.network_slug, hit.site_slug, hit.title
         );
     }
-    for facet in response.facets.iter().filter(|facet| !facet.values.is_empty()) {
+    for facet in response
+        .facets
+        .iter()
+        .filter(|facet| !facet.values.is_empty())
+    {
         let values: Vec<String> = facet
             .values
             .iter()
