@@ -500,6 +500,9 @@ pub fn aggregator_config(
         consumer: "aggregator".into(),
         metrics_listen: None,
         sites_url: format!("http://{sites_addr}"),
+        event_stores: anp_aggregator::parse_event_stores(anp_aggregator::DEFAULT_EVENT_STORES)
+            .expect("event stores"),
+        session_public_key: Some(signer().public_key().to_owned()),
     }
 }
 

@@ -83,3 +83,176 @@ async fn unreadable_events_are_parked_and_the_projections_go_on() {
     assert_eq!(status.consumer_pending, 0);
     stack.stop().await;
 }
+
+/// Every id once among all hits of `words` (pages of 100).
+async fn all_hit_ids(stack: &Stack, words: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let response = stack
+            .aggregator()
+            .search(anp_proto::aggregator::v1::SearchRequest {
+                query: words.into(),
+                limit: 100,
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        ids.extend(response.hits.into_iter().map(|hit| hit.id));
+        if response.next_cursor.is_empty() {
+            return ids;
+        }
+        cursor = response.next_cursor;
+    }
+}
+
+fn generations(stack: &Stack) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(stack.index_dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reindex_rebuilds_from_the_event_stores_under_load_and_swaps() {
+    use anp_proto::aggregator::v1::ReindexRequest;
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+    use tonic::Code;
+
+    let stack = Stack::start().await;
+    stack.onboard("rebuilt", "Rebuilt").await;
+    create_site(&stack, "rebuilt", "site", "Site").await;
+    let wait = Duration::from_secs(30);
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    for n in 0..30 {
+        let id = publish(
+            &stack,
+            "rebuilt",
+            "site",
+            &format!("Before {n}"),
+            "rebuilt words",
+            "en",
+        )
+        .await;
+        acked.lock().unwrap().insert(id);
+    }
+    eventually(wait, "the first posts searchable", || async {
+        (all_hit_ids(&stack, "rebuilt").await.len() == 30).then_some(())
+    })
+    .await;
+    let before = generations(&stack);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // Only an operator with projections:rebuild, only through the ops API.
+    crate::harness::expect_error(
+        stack.ops().reindex(ReindexRequest::default()).await,
+        Code::Unauthenticated,
+        "authorization",
+    );
+    crate::harness::expect_error(
+        stack.aggregator().reindex(ReindexRequest::default()).await,
+        Code::Unauthenticated,
+        "authorization",
+    );
+    crate::harness::expect_error(
+        stack
+            .ops()
+            .reindex(crate::harness::authorized(ReindexRequest {
+                scope: "everything".into(),
+            }))
+            .await,
+        Code::InvalidArgument,
+        "scope",
+    );
+
+    // Writes and searches go on while the rebuild runs.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stack, acked, done) = (&stack, acked.clone(), done.clone());
+        async move {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) && n < 60 {
+                let id = publish(
+                    stack,
+                    "rebuilt",
+                    "site",
+                    &format!("During {n}"),
+                    "rebuilt words",
+                    "en",
+                )
+                .await;
+                acked.lock().unwrap().insert(id);
+                n += 1;
+            }
+        }
+    };
+    let reader = {
+        let (stack, done) = (&stack, done.clone());
+        async move {
+            let mut searches = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                // The old index serves all along: never fewer hits than before.
+                let found = all_hit_ids(stack, "rebuilt").await.len();
+                assert!(found >= 30, "search went short during the rebuild: {found}");
+                searches += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            searches
+        }
+    };
+    let rebuild = {
+        let (stack, done) = (&stack, done.clone());
+        async move {
+            // Let some writes land first.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let report = stack
+                .ops()
+                .reindex(crate::harness::authorized(ReindexRequest {
+                    scope: "all".into(),
+                }))
+                .await
+                .unwrap()
+                .into_inner();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            report
+        }
+    };
+    let ((), searches, report) = tokio::join!(writer, reader, rebuild);
+    assert!(searches > 0);
+    assert!(report.events >= 30, "{report:?}");
+
+    // Exactly once, everything acknowledged: in search and in the feed.
+    let expected = acked.lock().unwrap().clone();
+    let found = eventually(wait, "every acknowledged post once", || async {
+        let ids = all_hit_ids(&stack, "rebuilt").await;
+        (ids.len() == expected.len()).then_some(ids)
+    })
+    .await;
+    assert_eq!(found.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    let feed = crate::flow::paged_feed_ids(&stack, "rebuilt", "site", 50).await;
+    assert_eq!(feed.len(), expected.len());
+    assert_eq!(feed.into_iter().collect::<BTreeSet<_>>(), expected);
+    // A new generation took the old one's place.
+    let after = generations(&stack);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before);
+    let current = std::fs::read_to_string(stack.index_dir.path().join("CURRENT")).unwrap();
+    assert_eq!(current.trim(), after[0]);
+    // The new index goes on taking writes from the bus.
+    let later = publish(&stack, "rebuilt", "site", "After", "rebuilt words", "en").await;
+    eventually(wait, "a post after the swap", || async {
+        all_hit_ids(&stack, "rebuilt")
+            .await
+            .contains(&later)
+            .then_some(())
+    })
+    .await;
+    stack.stop().await;
+}

@@ -88,6 +88,13 @@ pub fn decode(payload: &[u8]) -> Result<(Projected, Option<Meta>, String), Decod
         event_type: "envelope".into(),
         message: err.to_string(),
     })?;
+    decode_envelope(envelope)
+}
+
+/// Decodes an envelope read from an event store (a rebuild) or the bus.
+pub fn decode_envelope(
+    envelope: Envelope,
+) -> Result<(Projected, Option<Meta>, String), DecodeError> {
     let fail = |err: prost::DecodeError| DecodeError {
         event_type: envelope.event_type.clone(),
         message: err.to_string(),

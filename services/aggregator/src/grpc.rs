@@ -6,8 +6,8 @@ use anp_proto::aggregator::v1::aggregator_service_server::{
 };
 use anp_proto::aggregator::v1::{
     FeedScope, GetFeedRequest, GetFeedResponse, ProjectionStatusRequest, ProjectionStatusResponse,
-    RecordRequestsRequest, RecordRequestsResponse, SearchRequest, SearchResponse, UpcomingRequest,
-    UpcomingResponse, UsageDaysRequest, UsageDaysResponse,
+    RecordRequestsRequest, RecordRequestsResponse, ReindexRequest, ReindexResponse, SearchRequest,
+    SearchResponse, UpcomingRequest, UpcomingResponse, UsageDaysRequest, UsageDaysResponse,
 };
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
@@ -284,7 +284,7 @@ impl AggregatorService for Api {
             .audiences
             .of_caller(token.as_deref())
             .await?;
-        let index = self.read_model.index.clone();
+        let index = self.read_model.index.current();
         let filters = SearchFilters {
             by_date: body.sort == "date",
             site_key: (!body.site_slug.is_empty())
@@ -310,6 +310,37 @@ impl AggregatorService for Api {
             total: page.total,
             facets: page.facets,
             next_cursor: page.next_cursor.unwrap_or_default(),
+        }))
+    }
+
+    async fn reindex(
+        &self,
+        request: Request<ReindexRequest>,
+    ) -> Result<Response<ReindexResponse>, Status> {
+        let Some(grants) = &self.read_model.reindex.grants else {
+            return Err(Status::failed_precondition(
+                "reindex: ANP_SESSION_PUBLIC_KEY is not set here",
+            ));
+        };
+        let grant = grants.grant_of(&request, "reindex", None)?;
+        let scope = crate::reindex::Scope::parse(&request.get_ref().scope)
+            .map_err(|err| err.to_status())?;
+        tracing::info!(by = %grant.subject, ?scope, "rebuilding projections");
+        let sources = self
+            .read_model
+            .reindex
+            .sources()
+            .await
+            .map_err(|err| err.to_status())?;
+        let report = self
+            .read_model
+            .rebuild(&sources, scope)
+            .await
+            .map_err(|err| err.to_status())?;
+        Ok(Response::new(ReindexResponse {
+            events: report.events,
+            seconds: report.seconds,
+            search_documents: report.search_documents,
         }))
     }
 

@@ -3,8 +3,8 @@
 //! kept in the commit payload, so a redelivered event is applied once.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
@@ -256,6 +256,67 @@ impl<T: TokenStream> TokenStream for SpanishSuffixAccentsStream<T> {
     }
 }
 
+/// The file under the index root naming the current generation.
+const CURRENT: &str = "CURRENT";
+
+/// Names `generation` as current, atomically (a rename).
+fn write_current(root: &Path, generation: &str) -> Result<(), AggregatorError> {
+    let io = |err: std::io::Error| AggregatorError::Index(format!("{}: {err}", root.display()));
+    let temporary = root.join("CURRENT.next");
+    std::fs::write(&temporary, generation).map_err(io)?;
+    std::fs::rename(&temporary, root.join(CURRENT)).map_err(io)
+}
+
+/// The index the service reads and writes now; a rebuild swaps in another.
+#[derive(Clone)]
+pub struct IndexHandle {
+    root: PathBuf,
+    current: Arc<RwLock<(SearchIndex, String)>>,
+}
+
+impl IndexHandle {
+    pub fn new(root: &Path, index: SearchIndex) -> Self {
+        let generation = std::fs::read_to_string(root.join(CURRENT))
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_default();
+        IndexHandle {
+            root: root.to_path_buf(),
+            current: Arc::new(RwLock::new((index, generation))),
+        }
+    }
+
+    pub fn current(&self) -> SearchIndex {
+        match self.current.read() {
+            Ok(current) => current.0.clone(),
+            Err(poisoned) => poisoned.into_inner().0.clone(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Makes `index` (generation `generation`) current and deletes the old
+    /// generation's files; searches running on the old one finish on it.
+    pub fn swap(&self, index: SearchIndex, generation: String) -> Result<(), AggregatorError> {
+        write_current(&self.root, &generation)?;
+        let old = {
+            let mut current = self
+                .current
+                .write()
+                .map_err(|_| AggregatorError::Index("index handle lock poisoned".into()))?;
+            std::mem::replace(&mut *current, (index, generation))
+        };
+        if !old.1.is_empty() {
+            let dir = self.root.join(&old.1);
+            if let Err(err) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %err, "old index generation not deleted");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The search index and its single writer.
 #[derive(Clone)]
 pub struct SearchIndex {
@@ -268,10 +329,43 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir`, creating it when missing. An index of
-    /// another schema (an older version) is deleted and created empty;
-    /// `rebuilt` says so, and the consumer then replays the bus into it.
-    pub fn open(dir: &Path) -> Result<(Self, bool), AggregatorError> {
+    /// Opens the current generation of the index under `root` (named by
+    /// `root/CURRENT`), creating it when missing. An index of another schema
+    /// (an older version) is deleted and created empty; `rebuilt` says so,
+    /// and the consumer then replays the bus into it.
+    pub fn open(root: &Path) -> Result<(Self, bool), AggregatorError> {
+        let io = |err: std::io::Error| AggregatorError::Index(format!("{}: {err}", root.display()));
+        std::fs::create_dir_all(root).map_err(io)?;
+        // An index of before generations lay in the root itself.
+        let mut rebuilt = false;
+        if root.join("meta.json").exists() {
+            tracing::warn!(dir = %root.display(), "search index of an older layout: rebuilding it from the bus");
+            for entry in std::fs::read_dir(root).map_err(io)?.flatten() {
+                if entry.file_type().map_err(io)?.is_file() {
+                    std::fs::remove_file(entry.path()).map_err(io)?;
+                }
+            }
+            rebuilt = true;
+        }
+        let generation = std::fs::read_to_string(root.join(CURRENT))
+            .ok()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| name.starts_with("gen-") && !name.contains('/'))
+            .unwrap_or_else(|| "gen-1".to_owned());
+        let (index, other_schema) = Self::open_dir(&root.join(&generation))?;
+        write_current(root, &generation)?;
+        Ok((index, rebuilt || other_schema))
+    }
+
+    /// A new, empty generation under `root` beside the current one, for a
+    /// rebuild; `IndexHandle::swap` makes it current.
+    pub fn create_next(root: &Path) -> Result<(Self, String), AggregatorError> {
+        let generation = format!("gen-{}", chrono::Utc::now().timestamp_micros());
+        let (index, _) = Self::open_dir(&root.join(&generation))?;
+        Ok((index, generation))
+    }
+
+    fn open_dir(dir: &Path) -> Result<(Self, bool), AggregatorError> {
         let io = |err: std::io::Error| AggregatorError::Index(format!("{}: {err}", dir.display()));
         std::fs::create_dir_all(dir).map_err(io)?;
         let (schema, fields) = schema();
@@ -316,6 +410,11 @@ impl SearchIndex {
         ))
     }
 
+    /// Documents in the committed index (tombstones included).
+    pub fn documents(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
     /// The sequence of the last event in the committed index.
     pub fn checkpoint(&self) -> Result<u64, AggregatorError> {
         let metas = self.index.load_metas()?;
@@ -349,12 +448,14 @@ impl SearchIndex {
         &self,
         writer: &mut IndexWriter,
         pending: &mut HashMap<String, u64>,
+        fresh: bool,
         doc: TextDoc<'_>,
         version: u64,
     ) -> Result<(), AggregatorError> {
         let fields = self.fields;
         let known = match pending.get(&doc.id) {
             Some(version) => Some(*version),
+            None if fresh => None,
             None => self.stored_version(&doc.id)?,
         };
         if known.is_some_and(|known| known >= version) {
@@ -416,6 +517,7 @@ impl SearchIndex {
         &self,
         writer: &mut IndexWriter,
         pending: &mut HashMap<String, u64>,
+        fresh: bool,
         state: &anp_proto::events::v1::CalendarEventState,
         version: u64,
     ) -> Result<(), AggregatorError> {
@@ -426,6 +528,7 @@ impl SearchIndex {
         }
         let known = match pending.get(&marker) {
             Some(version) => Some(*version),
+            None if fresh => None,
             None => self.stored_version(&marker)?,
         };
         if known.is_some_and(|known| known >= version) {
@@ -508,12 +611,55 @@ impl SearchIndex {
             return Ok(());
         };
         let last_seq = batch_seq.max(self.checkpoint()?);
-        let fields = self.fields;
         let mut writer = self
             .writer
             .lock()
             .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))?;
-        let mut pending_versions: HashMap<String, u64> = HashMap::new();
+        self.add_all(&mut writer, batch, &mut HashMap::new(), false)?;
+        self.commit_with(&mut writer, last_seq)
+    }
+
+    /// Adds a batch of a rebuild to a new index without committing it: the
+    /// events come in their stores' order, so `versions` (kept across
+    /// batches) knows every document's version without looking it up.
+    pub fn add_fresh(
+        &self,
+        batch: &[Delivered],
+        versions: &mut HashMap<String, u64>,
+    ) -> Result<(), AggregatorError> {
+        let mut writer = self
+            .writer
+            .lock()
+            .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))?;
+        self.add_all(&mut writer, batch, versions, true)
+    }
+
+    /// Commits what was added, with `seq` (the bus sequence it covers) as
+    /// the checkpoint.
+    pub fn commit_at(&self, seq: u64) -> Result<(), AggregatorError> {
+        let mut writer = self
+            .writer
+            .lock()
+            .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))?;
+        self.commit_with(&mut writer, seq)
+    }
+
+    fn commit_with(&self, writer: &mut IndexWriter, seq: u64) -> Result<(), AggregatorError> {
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&seq.to_string());
+        prepared.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn add_all(
+        &self,
+        writer: &mut IndexWriter,
+        batch: &[Delivered],
+        pending_versions: &mut HashMap<String, u64>,
+        fresh: bool,
+    ) -> Result<(), AggregatorError> {
+        let fields = self.fields;
         for delivered in batch {
             match &delivered.event {
                 Projected::NetworkOffboarded { network_id, .. } => {
@@ -561,7 +707,7 @@ impl SearchIndex {
                         body_html: &state.body_html,
                         at: state.published_at.as_ref(),
                     };
-                    self.put_text(&mut writer, &mut pending_versions, doc, *version)?;
+                    self.put_text(writer, pending_versions, fresh, doc, *version)?;
                 }
                 Projected::Thread { state, version } => {
                     let doc = TextDoc {
@@ -586,7 +732,7 @@ impl SearchIndex {
                         body_html: &state.body_html,
                         at: state.created_at.as_ref(),
                     };
-                    self.put_text(&mut writer, &mut pending_versions, doc, *version)?;
+                    self.put_text(writer, pending_versions, fresh, doc, *version)?;
                 }
                 Projected::Page { state, version } => {
                     let doc = TextDoc {
@@ -605,21 +751,16 @@ impl SearchIndex {
                         body_html: &state.body_html,
                         at: state.updated_at.as_ref(),
                     };
-                    self.put_text(&mut writer, &mut pending_versions, doc, *version)?;
+                    self.put_text(writer, pending_versions, fresh, doc, *version)?;
                 }
                 Projected::CalendarEvent { state, version } => {
-                    self.put_event(&mut writer, &mut pending_versions, state, *version)?;
+                    self.put_event(writer, pending_versions, fresh, state, *version)?;
                 }
                 // Site hits keep the slug they were indexed with; old slugs still
                 // lead to the site.
                 Projected::SiteRenamed { .. } | Projected::Ignored => {}
             }
         }
-        let mut prepared = writer.prepare_commit()?;
-        prepared.set_payload(&last_seq.to_string());
-        prepared.commit()?;
-        drop(writer);
-        self.reader.reload()?;
         Ok(())
     }
 }

@@ -7,12 +7,14 @@ pub mod events;
 pub mod feeds;
 pub mod grpc;
 pub mod index;
+pub mod reindex;
 pub mod search;
 pub mod status;
 pub mod upcoming;
 pub mod usage;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anp_bus::BusConfig;
@@ -25,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::events::Delivered;
 use crate::feeds::Feeds;
-use crate::index::SearchIndex;
+use crate::index::{IndexHandle, SearchIndex};
 use crate::usage::Usage;
 
 pub const SERVICE: &str = "aggregator";
@@ -51,6 +53,9 @@ pub enum AggregatorError {
     Store(#[from] anp_eventstore::StoreError),
     #[error("bus: {0}")]
     Bus(String),
+    /// Something already running (a rebuild).
+    #[error("{0}")]
+    Busy(String),
     /// A cursor whose snapshot is gone.
     #[error("{0}")]
     Expired(String),
@@ -61,6 +66,7 @@ impl ServiceError for AggregatorError {
         match self {
             AggregatorError::Invalid(_) => ErrorKind::InvalidArgument,
             AggregatorError::Expired(_) => ErrorKind::FailedPrecondition,
+            AggregatorError::Busy(_) => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
         }
     }
@@ -86,6 +92,12 @@ pub struct Config {
     /// The sites service, asked who a searcher is (`ANP_SITES_URL`; empty:
     /// every search is public).
     pub sites_url: String,
+    /// The event stores a rebuild reads, as (service, schema) in the same
+    /// database (`ANP_EVENT_STORES`, `service:schema,…`).
+    pub event_stores: Vec<(String, String)>,
+    /// Verifies the sites service's grants (`ANP_SESSION_PUBLIC_KEY`; none:
+    /// no rebuild can be asked for).
+    pub session_public_key: Option<String>,
 }
 
 impl Config {
@@ -98,8 +110,31 @@ impl Config {
             metrics_listen: Some(anp_kit::env_or("ANP_AGGREGATOR_METRICS_LISTEN", ""))
                 .filter(|listen| !listen.is_empty()),
             sites_url: anp_kit::env_or("ANP_SITES_URL", "http://127.0.0.1:50051"),
+            event_stores: parse_event_stores(&anp_kit::env_or(
+                "ANP_EVENT_STORES",
+                DEFAULT_EVENT_STORES,
+            ))?,
+            session_public_key: std::env::var("ANP_SESSION_PUBLIC_KEY")
+                .ok()
+                .filter(|key| !key.is_empty()),
         })
     }
+}
+
+/// The services whose stores hold the events the read side projects.
+pub const DEFAULT_EVENT_STORES: &str = "sites:sites,content:content,events:events";
+
+/// `service:schema,…` as pairs.
+pub fn parse_event_stores(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let (service, schema) = part.trim().split_once(':').ok_or_else(|| {
+                anyhow::anyhow!("ANP_EVENT_STORES: {part:?} is not service:schema")
+            })?;
+            Ok((service.to_owned(), schema.to_owned()))
+        })
+        .collect()
 }
 
 mod embedded {
@@ -109,7 +144,12 @@ mod embedded {
 /// The projections the consumer writes and the gRPC API reads.
 #[derive(Clone)]
 pub struct ReadModel {
-    pub index: SearchIndex,
+    pub index: IndexHandle,
+    /// Held while a batch is applied; a rebuild holds it to catch up and
+    /// swap without a batch in between.
+    pub applying: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the one rebuild that may run at a time.
+    pub rebuilding: Arc<tokio::sync::Mutex<()>>,
     /// The index was created anew for this version: the consumer replays
     /// the whole bus once (every projection is idempotent).
     pub replay: bool,
@@ -117,6 +157,7 @@ pub struct ReadModel {
     pub usage: Usage,
     pub status: status::Status,
     pub audiences: audience::Audiences,
+    pub reindex: reindex::Settings,
 }
 
 impl ReadModel {
@@ -138,7 +179,9 @@ impl ReadModel {
             .await
             .map_err(|err| AggregatorError::Index(err.to_string()))??;
         Ok(ReadModel {
-            index,
+            index: IndexHandle::new(&config.index_dir, index),
+            applying: Arc::default(),
+            rebuilding: Arc::default(),
             replay,
             usage: Usage::new(pool.clone()),
             status: status::Status::new(
@@ -149,14 +192,27 @@ impl ReadModel {
             ),
             feeds: Feeds::new(pool),
             audiences: audience::Audiences::new(&config.sites_url)?,
+            reindex: reindex::Settings {
+                database_url: config.database.url.clone(),
+                stores: config.event_stores.clone(),
+                grants: match &config.session_public_key {
+                    Some(key) => {
+                        Some(anp_session::Verifier::from_public_key(key).map_err(|err| {
+                            AggregatorError::Invalid(format!("ANP_SESSION_PUBLIC_KEY: {err}"))
+                        })?)
+                    }
+                    None => None,
+                },
+            },
         })
     }
 
     /// Applies one batch to both projections.
     pub async fn apply(&self, batch: Vec<Delivered>) -> Result<(), AggregatorError> {
+        let _applying = self.applying.lock().await;
         self.feeds.apply(&batch).await?;
         self.usage.apply(&batch).await?;
-        let index = self.index.clone();
+        let index = self.index.current();
         tokio::task::spawn_blocking(move || index.apply(&batch))
             .await
             .map_err(|err| AggregatorError::Index(err.to_string()))??;
@@ -205,7 +261,7 @@ impl ReadModel {
     pub async fn projection_status(
         &self,
     ) -> Result<anp_proto::aggregator::v1::ProjectionStatusResponse, AggregatorError> {
-        let index = self.index.clone();
+        let index = self.index.current();
         let index_seq = tokio::task::spawn_blocking(move || index.checkpoint())
             .await
             .map_err(|err| AggregatorError::Index(err.to_string()))??;

@@ -29,14 +29,21 @@ pub struct Status {
     index_dir: PathBuf,
 }
 
+/// Bytes of the files under `dir` (every generation of the index: a
+/// rebuild's new one counts while it is written).
 fn directory_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
-                .filter_map(|entry| entry.metadata().ok())
-                .filter(|meta| meta.is_file())
-                .map(|meta| meta.len())
+                .filter_map(|entry| {
+                    let meta = entry.metadata().ok()?;
+                    Some(if meta.is_dir() {
+                        directory_bytes(&entry.path())
+                    } else {
+                        meta.len()
+                    })
+                })
                 .sum()
         })
         .unwrap_or(0)

@@ -107,6 +107,9 @@ enum Command {
     /// How far behind the projections (feeds, search) are, the consumer's
     /// backlog, the index's size and parked events.
     Projections,
+    /// Rebuild the read side from the event stores while it keeps serving,
+    /// then swap. Ops token with projections:rebuild.
+    Reindex(ops::ReindexArgs),
 }
 
 /// Quotas given on the command line (unset: the plan's).
@@ -180,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Feed(args) => read::feed(&cli.aggregator_url, args).await,
         Command::Search(args) => read::search(&cli.aggregator_url, args).await,
         Command::Projections => read::projections(&cli.aggregator_url).await,
+        Command::Reindex(args) => ops::reindex(&cli.sites_url, args).await,
         Command::Social(args) => read::social(&cli.content_url, args).await,
     }
 }

@@ -402,6 +402,33 @@ pub async fn token(url: &str, command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Args)]
+pub struct ReindexArgs {
+    /// search (a new index beside the old, swapped in), feeds (timelines
+    /// re-applied) or all.
+    #[arg(long, default_value = "all")]
+    scope: String,
+}
+
+pub async fn reindex(url: &str, args: ReindexArgs) -> anyhow::Result<()> {
+    let mut ops = OpsServiceClient::new(channel(url).await?);
+    let report = ops
+        .reindex(auth::ops(anp_proto::aggregator::v1::ReindexRequest {
+            scope: args.scope,
+        })?)
+        .await
+        .map_err(grpc_error)?
+        .into_inner();
+    println!(
+        "rebuilt from {} events in {:.1} s ({:.0} events/s); search holds {} documents",
+        report.events,
+        report.seconds,
+        report.events as f64 / report.seconds.max(0.001),
+        report.search_documents
+    );
+    Ok(())
+}
+
 pub async fn audit(url: &str, args: AuditArgs) -> anyhow::Result<()> {
     let mut ops = OpsServiceClient::new(channel(url).await?);
     let entries = ops

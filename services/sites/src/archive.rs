@@ -87,7 +87,7 @@ const NETWORK_ACCOUNTS: &str = "SELECT account_id FROM memberships WHERE network
      UNION SELECT accepted_by FROM invitations WHERE network_id = $1 AND accepted_by IS NOT NULL";
 
 impl Sites {
-    fn grant<T>(
+    pub(crate) fn grant<T>(
         &self,
         message: T,
         actor: &str,

@@ -399,6 +399,33 @@ impl OpsService for Api {
         .await
     }
 
+    async fn reindex(
+        &self,
+        request: Request<anp_proto::aggregator::v1::ReindexRequest>,
+    ) -> Result<Response<anp_proto::aggregator::v1::ReindexResponse>, Status> {
+        self.ops(
+            request,
+            "Reindex",
+            "projections:rebuild",
+            |_| String::new(),
+            |body, actor, _| async move {
+                let report = self.sites.reindex(&body.scope, &actor).await?;
+                let detail = format!(
+                    "scope={} events={} seconds={:.1}",
+                    if body.scope.is_empty() {
+                        "all"
+                    } else {
+                        &body.scope
+                    },
+                    report.events,
+                    report.seconds
+                );
+                Ok((report, detail))
+            },
+        )
+        .await
+    }
+
     async fn cost_share(
         &self,
         request: Request<ops::CostShareRequest>,

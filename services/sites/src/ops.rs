@@ -39,6 +39,7 @@ pub const SCOPES: &[&str] = &[
     "audit:read",
     "usage:read",
     "tokens:admin",
+    "projections:rebuild",
 ];
 
 /// The plans and their quotas: (name, sites, members, storage bytes).
