@@ -1,5 +1,7 @@
 //! Newest-first timelines in PostgreSQL, per umbrella, network and site.
 
+use std::collections::HashMap;
+
 use anp_proto::aggregator::v1::FeedEntry;
 use anp_proto::events::v1::PostState;
 use base64::Engine;
@@ -13,6 +15,177 @@ use crate::events::{Delivered, Projected};
 
 const CHECKPOINT: &str = "feeds";
 const SUMMARY_CHARS: usize = 280;
+
+/// Writes a run of post events into the timelines: only a post's newer
+/// version changes anything (even one that takes it out of them).
+async fn write_posts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    run: Vec<(&PostState, u64)>,
+) -> Result<(), AggregatorError> {
+    // The newest version of each post in the run.
+    let mut newest: HashMap<Uuid, (&PostState, i64, Uuid, Uuid)> = HashMap::new();
+    for (state, version) in run {
+        let (Ok(post_id), Ok(network_id), Ok(site_id)) = (
+            state.post_id.parse::<Uuid>(),
+            state.network_id.parse::<Uuid>(),
+            state.site_id.parse::<Uuid>(),
+        ) else {
+            tracing::warn!(post_id = %state.post_id, "post event with a bad id skipped");
+            continue;
+        };
+        let version = version as i64;
+        if newest
+            .get(&post_id)
+            .is_none_or(|(_, known, _, _)| *known < version)
+        {
+            newest.insert(post_id, (state, version, network_id, site_id));
+        }
+    }
+    if newest.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = newest.keys().copied().collect();
+    let versions: Vec<i64> = ids.iter().map(|id| newest[id].1).collect();
+    let networks: Vec<Uuid> = ids.iter().map(|id| newest[id].2).collect();
+    let rows = tx
+        .query(
+            "INSERT INTO post_versions (post_id, version, network_id) \
+             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) \
+             ON CONFLICT (post_id) DO UPDATE SET version = EXCLUDED.version \
+             WHERE post_versions.version < EXCLUDED.version \
+             RETURNING post_id, (xmax = 0) AS inserted",
+            &[&ids, &versions, &networks],
+        )
+        .await?;
+    let mut entries = Entries::default();
+    // Posts seen before: the timelines they are no longer in.
+    let mut known_before: Vec<Uuid> = Vec::new();
+    let mut kept: (Vec<Uuid>, Vec<String>) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let post_id: Uuid = row.get(0);
+        let inserted: bool = row.get(1);
+        let (state, version, network_id, site_id) = newest[&post_id];
+        let scopes = if crate::events::publicly_visible(state) {
+            scopes_of(state, site_id)
+        } else {
+            Vec::new()
+        };
+        if !inserted {
+            known_before.push(post_id);
+            for scope in &scopes {
+                kept.0.push(post_id);
+                kept.1.push(scope.key());
+            }
+        }
+        entries.push(state, post_id, version, network_id, site_id, &scopes);
+    }
+    if !known_before.is_empty() {
+        tx.execute(
+            "DELETE FROM feed_entries f WHERE f.post_id = ANY($1) AND NOT EXISTS \
+               (SELECT 1 FROM unnest($2::uuid[], $3::text[]) AS k(post_id, scope) \
+                WHERE k.post_id = f.post_id AND k.scope = f.scope)",
+            &[&known_before, &kept.0, &kept.1],
+        )
+        .await?;
+    }
+    if !entries.scope.is_empty() {
+        tx.execute(
+            "INSERT INTO feed_entries (scope, post_id, version, published_at, updated_at, \
+               network_slug, site_slug, site_name, title, summary_html, body_html, lang, author, \
+               network_id, site_id) \
+             SELECT u.scope, u.post_id, u.version, u.published_at, u.updated_at, u.network_slug, \
+               COALESCE(n.slug, u.site_slug), COALESCE(n.name, u.site_name), u.title, \
+               u.summary_html, u.body_html, u.lang, u.author, u.network_id, u.site_id \
+             FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::timestamptz[], \
+               $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+               $11::text[], $12::text[], $13::text[], $14::uuid[], $15::uuid[]) \
+               AS u(scope, post_id, version, published_at, updated_at, network_slug, site_slug, \
+                    site_name, title, summary_html, body_html, lang, author, network_id, site_id) \
+             LEFT JOIN site_names n ON n.site_id = u.site_id \
+             ON CONFLICT (scope, post_id) DO UPDATE SET \
+               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
+               title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
+               body_html = EXCLUDED.body_html, lang = EXCLUDED.lang, \
+               site_slug = EXCLUDED.site_slug, site_name = EXCLUDED.site_name \
+             WHERE feed_entries.version < EXCLUDED.version",
+            &[
+                &entries.scope,
+                &entries.post_id,
+                &entries.version,
+                &entries.published_at,
+                &entries.updated_at,
+                &entries.network_slug,
+                &entries.site_slug,
+                &entries.site_name,
+                &entries.title,
+                &entries.summary_html,
+                &entries.body_html,
+                &entries.lang,
+                &entries.author,
+                &entries.network_id,
+                &entries.site_id,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Timeline rows as columns, for one `unnest` insert.
+#[derive(Default)]
+struct Entries {
+    scope: Vec<String>,
+    post_id: Vec<Uuid>,
+    version: Vec<i64>,
+    published_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
+    network_slug: Vec<String>,
+    site_slug: Vec<String>,
+    site_name: Vec<String>,
+    title: Vec<String>,
+    summary_html: Vec<String>,
+    body_html: Vec<String>,
+    lang: Vec<String>,
+    author: Vec<String>,
+    network_id: Vec<Uuid>,
+    site_id: Vec<Uuid>,
+}
+
+impl Entries {
+    fn push(
+        &mut self,
+        state: &PostState,
+        post_id: Uuid,
+        version: i64,
+        network_id: Uuid,
+        site_id: Uuid,
+        scopes: &[Scope],
+    ) {
+        if scopes.is_empty() {
+            return;
+        }
+        let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
+        let updated_at = anp_kit::from_timestamp(state.updated_at.as_ref());
+        let summary = summarize(&state.body_html);
+        for scope in scopes {
+            self.scope.push(scope.key());
+            self.post_id.push(post_id);
+            self.version.push(version);
+            self.published_at.push(published_at);
+            self.updated_at.push(updated_at);
+            self.network_slug.push(state.network_slug.clone());
+            self.site_slug.push(state.site_slug.clone());
+            self.site_name.push(state.site_name.clone());
+            self.title.push(state.title.clone());
+            self.summary_html.push(summary.clone());
+            self.body_html.push(state.body_html.clone());
+            self.lang.push(state.lang.clone());
+            self.author.push(state.author.clone());
+            self.network_id.push(network_id);
+            self.site_id.push(site_id);
+        }
+    }
+}
 
 /// Which timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,24 +284,15 @@ impl Feeds {
         };
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let upsert = tx
-            .prepare(
-                "INSERT INTO feed_entries (scope, post_id, version, published_at, updated_at, \
-                   network_slug, site_slug, site_name, title, summary_html, body_html, lang, author, \
-                   network_id, site_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, \
-                   COALESCE((SELECT slug FROM site_names WHERE site_id = $15), $7), \
-                   COALESCE((SELECT name FROM site_names WHERE site_id = $15), $8), \
-                   $9, $10, $11, $12, $13, $14, $15) \
-                 ON CONFLICT (scope, post_id) DO UPDATE SET \
-                   version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
-                   title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
-                   body_html = EXCLUDED.body_html, lang = EXCLUDED.lang, \
-                   site_slug = EXCLUDED.site_slug, site_name = EXCLUDED.site_name \
-                 WHERE feed_entries.version < EXCLUDED.version",
-            )
-            .await?;
+        // Posts are written a run at a time (a few statements for hundreds
+        // of posts); any other event ends the run, so order is kept.
+        let mut run: Vec<(&PostState, u64)> = Vec::new();
         for delivered in batch {
+            if let Projected::Post { state, version } = &delivered.event {
+                run.push((state, *version));
+                continue;
+            }
+            write_posts(&tx, std::mem::take(&mut run)).await?;
             if let Projected::NetworkOffboarded { network_id, slug } = &delivered.event {
                 // Posts of other networks shared into this one's sites.
                 tx.execute(
@@ -203,72 +367,8 @@ impl Feeds {
                 crate::upcoming::apply(&*tx, state, *version, Utc::now()).await?;
                 continue;
             }
-            let Projected::Post { state, version } = &delivered.event else {
-                continue;
-            };
-            let (Ok(post_id), Ok(network_id), Ok(site_id)) = (
-                state.post_id.parse::<Uuid>(),
-                state.network_id.parse::<Uuid>(),
-                state.site_id.parse::<Uuid>(),
-            ) else {
-                tracing::warn!(post_id = %state.post_id, "post event with a bad id skipped");
-                continue;
-            };
-            let version = *version as i64;
-            // Only a newer version of a post changes anything, even one that
-            // takes it out of the timelines.
-            let newer = tx
-                .query_opt(
-                    "INSERT INTO post_versions (post_id, version, network_id) VALUES ($1, $2, $3) \
-                     ON CONFLICT (post_id) DO UPDATE SET version = EXCLUDED.version \
-                     WHERE post_versions.version < EXCLUDED.version RETURNING 1",
-                    &[&post_id, &version, &network_id],
-                )
-                .await?
-                .is_some();
-            if !newer {
-                continue;
-            }
-            if !crate::events::publicly_visible(state) {
-                tx.execute("DELETE FROM feed_entries WHERE post_id = $1", &[&post_id])
-                    .await?;
-                continue;
-            }
-            let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
-            let updated_at = anp_kit::from_timestamp(state.updated_at.as_ref());
-            let summary = summarize(&state.body_html);
-            let scopes = scopes_of(state, site_id);
-            // Timelines it left (a share withdrawn).
-            let keys: Vec<String> = scopes.iter().map(Scope::key).collect();
-            tx.execute(
-                "DELETE FROM feed_entries WHERE post_id = $1 AND scope <> ALL($2)",
-                &[&post_id, &keys],
-            )
-            .await?;
-            for scope in scopes {
-                tx.execute(
-                    &upsert,
-                    &[
-                        &scope.key(),
-                        &post_id,
-                        &version,
-                        &published_at,
-                        &updated_at,
-                        &state.network_slug,
-                        &state.site_slug,
-                        &state.site_name,
-                        &state.title,
-                        &summary,
-                        &state.body_html,
-                        &state.lang,
-                        &state.author,
-                        &network_id,
-                        &site_id,
-                    ],
-                )
-                .await?;
-            }
         }
+        write_posts(&tx, run).await?;
         tx.execute(
             "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET seq = GREATEST(projection_checkpoints.seq, EXCLUDED.seq)",
