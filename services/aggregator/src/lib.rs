@@ -210,12 +210,22 @@ impl ReadModel {
     /// Applies one batch to both projections.
     pub async fn apply(&self, batch: Vec<Delivered>) -> Result<(), AggregatorError> {
         let _applying = self.applying.lock().await;
-        self.feeds.apply(&batch).await?;
-        self.usage.apply(&batch).await?;
+        // The projections keep their own checkpoints: they are written at
+        // once (the index on a blocking thread, the others in PostgreSQL).
+        let batch = Arc::new(batch);
         let index = self.index.current();
-        tokio::task::spawn_blocking(move || index.apply(&batch))
-            .await
-            .map_err(|err| AggregatorError::Index(err.to_string()))??;
+        let indexed = {
+            let batch = batch.clone();
+            tokio::task::spawn_blocking(move || index.apply(&batch))
+        };
+        let (feeds, usage, indexed) = tokio::join!(
+            self.feeds.apply(&batch),
+            self.usage.apply(&batch),
+            indexed
+        );
+        feeds?;
+        usage?;
+        indexed.map_err(|err| AggregatorError::Index(err.to_string()))??;
         Ok(())
     }
 }

@@ -1,0 +1,1155 @@
+//! Search and feeds at scale (issue 5), each figure beside a baseline
+//! measured on the same machine in the same run, as a ratio.
+//!
+//! A generator with a fixed seed makes the corpus: 1,000 networks, 20,000
+//! sites and 1,000,000 posts in English and Spanish (Zipf-distributed words,
+//! real ones first, then made-up ones for the long tail). Then:
+//! - indexing: the posts go onto NATS as the content service would publish
+//!   them; the aggregator (its own release process) projects them into the
+//!   index, the timelines and the usage meters; baseline: JetStream
+//!   delivering and acknowledging the same messages to a consumer that does
+//!   nothing else;
+//! - search: a query mix (common word, rare word, two words, a phrase; by
+//!   relevance and by date; with and without a network filter) through gRPC;
+//!   baseline: PostgreSQL full-text search on the same corpus (tsvector, GIN,
+//!   ts_rank), same queries, same filters;
+//! - umbrella feed page: p99 at 20,000 sites; baseline: an installation of
+//!   10 sites;
+//! - projection lag: 1,000 writes/s through the content service for 20 s,
+//!   acknowledgement → visible in search and in the site's feed; baseline:
+//!   the acknowledgement's own latency;
+//! - full rebuild from the event stores (`Reindex`, search); baseline: only
+//!   reading the same events from PostgreSQL.
+//!
+//! `ANP_BENCH_POSTS` (default 1,000,000), `ANP_BENCH_NETWORKS` (1,000) and
+//! `ANP_BENCH_QUERIES` (per class, 50) scale it down. Run with `make bench`;
+//! results in `docs/benchmarks.md`.
+
+#[allow(dead_code)]
+#[path = "../tests/harness.rs"]
+mod harness;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anp_proto::aggregator::v1::aggregator_service_client::AggregatorServiceClient;
+use anp_proto::aggregator::v1::{
+    FeedScope, GetFeedRequest, ProjectionStatusRequest, ReindexRequest, SearchRequest,
+};
+use anp_proto::events::v1::{Envelope, PostPublished, PostState, SiteCreated};
+use async_nats::jetstream;
+use futures::StreamExt;
+use harness::{Infra, Process, process_env};
+use prost::Message;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const SEED: u64 = 20_261_127;
+const SITES_PER_NETWORK: usize = 20;
+const VOCABULARY: usize = 30_000;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+const ENGLISH: &str = "the of and to in a is for that on with we our are this as at be by from \
+    it not all will have you they more can people community rights workers housing climate \
+    justice meeting city support action public water school health right march union \
+    tenants families organize local against new power work change policy members solidarity \
+    campaign vote safe youth women land food energy free state time year week police \
+    immigration border detention asylum deportation legal clinic volunteers training \
+    neighborhood rent eviction wages strike coalition rally assembly petition council budget \
+    transit pollution drought flood heat forest river coast farm green future children \
+    teachers nurses care story voices history culture music art festival library garden \
+    kitchen shelter together listen share learn build defend protect demand";
+const SPANISH: &str = "de la que el en y a los se del las un por con no una su para es al lo \
+    como más pero sus le ya o este sí porque esta entre cuando muy sin sobre también me hasta \
+    comunidad derechos trabajadores vivienda clima justicia reunión ciudad apoyo acción \
+    pública agua escuela salud marcha sindicato inquilinos familias organización local \
+    contra poder trabajo cambio política miembros solidaridad campaña voto seguro juventud \
+    mujeres tierra comida energía libre estado tiempo año semana policía migración frontera \
+    detención asilo deportación legal clínica voluntarios formación barrio alquiler desalojo \
+    salarios huelga coalición asamblea petición consejo presupuesto transporte contaminación \
+    sequía inundación calor bosque río costa campo verde futuro niños maestras enfermeras \
+    cuidado historia voces cultura música arte festival biblioteca huerta cocina refugio";
+const EN_SYLLABLES: &[&str] = &[
+    "ba", "ter", "lin", "mor", "ca", "den", "ri", "sto", "pla", "ven", "gor", "tha", "mi", "ro",
+    "sel", "fen", "dra", "ku", "wel", "pan", "shor", "bel", "tin", "ox", "ward",
+];
+const ES_SYLLABLES: &[&str] = &[
+    "ma", "ri", "po", "sa", "lu", "te", "ci", "do", "ra", "ve", "ni", "ga", "lo", "che", "mu",
+    "ba", "que", "ño", "fi", "ta", "ción", "gue", "llo", "rí", "dé",
+];
+const TAGS: &[&str] = &[
+    "housing", "climate", "migration", "labor", "health", "education", "water", "food",
+    "transit", "youth", "women", "indigenous", "legal", "art", "energy", "police", "asylum",
+    "rent", "strike", "vivienda", "clima", "migracion", "salud", "trabajo",
+];
+
+/// Real words first (the most frequent), then made-up ones to `VOCABULARY`.
+fn vocabulary(real: &str, syllables: &[&str], rng: &mut StdRng) -> Vec<String> {
+    let mut words: Vec<String> = real.split_whitespace().map(str::to_owned).collect();
+    let mut seen: std::collections::HashSet<String> = words.iter().cloned().collect();
+    while words.len() < VOCABULARY {
+        let parts = rng.random_range(2..=4);
+        let word: String = (0..parts)
+            .map(|_| syllables[rng.random_range(0..syllables.len())])
+            .collect();
+        if seen.insert(word.clone()) {
+            words.push(word);
+        }
+    }
+    words
+}
+
+struct Corpus {
+    networks: usize,
+    en: Vec<String>,
+    es: Vec<String>,
+    posts: Vec<Post>,
+    network_ids: Vec<Uuid>,
+    site_ids: Vec<Uuid>,
+}
+
+struct Post {
+    id: Uuid,
+    event_id: Uuid,
+    network: usize,
+    site: usize,
+    spanish: bool,
+    title: String,
+    body: String,
+    tags: Vec<String>,
+    micros: i64,
+}
+
+impl Corpus {
+    fn generate(networks: usize, posts: usize) -> Corpus {
+        let mut rng = StdRng::seed_from_u64(SEED);
+        let en = vocabulary(ENGLISH, EN_SYLLABLES, &mut rng);
+        let es = vocabulary(SPANISH, ES_SYLLABLES, &mut rng);
+        let zipf = Zipf::new(VOCABULARY as f64, 1.07).expect("zipf");
+        let network_ids: Vec<Uuid> = (0..networks)
+            .map(|_| Uuid::from_u128(rng.random()))
+            .collect();
+        let site_ids: Vec<Uuid> = (0..networks * SITES_PER_NETWORK)
+            .map(|_| Uuid::from_u128(rng.random()))
+            .collect();
+        let start = 1_732_700_000_000_000i64; // 2024-11-27
+        let span = 2 * 365 * 86_400 * 1_000_000i64;
+        let words = |rng: &mut StdRng, spanish: bool, count: usize| -> String {
+            let vocabulary = if spanish { &es } else { &en };
+            (0..count)
+                .map(|_| vocabulary[zipf.sample(rng) as usize - 1].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut generated = Vec::with_capacity(posts);
+        for n in 0..posts {
+            let spanish = rng.random_bool(0.4);
+            let network = rng.random_range(0..networks);
+            let site = network * SITES_PER_NETWORK + rng.random_range(0..SITES_PER_NETWORK);
+            let title_words = rng.random_range(4..=8);
+            let body_words = rng.random_range(60..=140);
+            let title = words(&mut rng, spanish, title_words);
+            let body = words(&mut rng, spanish, body_words);
+            let tags = if rng.random_bool(0.3) {
+                vec![TAGS[rng.random_range(0..TAGS.len())].to_owned()]
+            } else {
+                vec![]
+            };
+            generated.push(Post {
+                id: Uuid::from_u128(rng.random()),
+                event_id: Uuid::from_u128(rng.random()),
+                network,
+                site,
+                spanish,
+                title,
+                body,
+                tags,
+                micros: start + span / posts as i64 * n as i64 + rng.random_range(0..1_000_000),
+            });
+        }
+        Corpus {
+            networks,
+            en,
+            es,
+            posts: generated,
+            network_ids,
+            site_ids,
+        }
+    }
+
+    fn text_bytes(&self) -> u64 {
+        self.posts
+            .iter()
+            .map(|post| (post.title.len() + post.body.len()) as u64)
+            .sum()
+    }
+
+    fn site_created(&self, site: usize) -> (String, Envelope) {
+        let network = site / SITES_PER_NETWORK;
+        let created = SiteCreated {
+            site_id: self.site_ids[site].to_string(),
+            network_id: self.network_ids[network].to_string(),
+            network_slug: network_slug(network),
+            slug: site_slug(site),
+            name: format!("Site {site}"),
+            parent_site_id: String::new(),
+            settings: None,
+        };
+        let envelope = Envelope {
+            event_id: Uuid::from_u128(0x5175_0000_0000_0000_0000_0000_0000_0000 + site as u128)
+                .to_string(),
+            stream_id: format!("site-{}", self.site_ids[site]),
+            version: 1,
+            event_type: "SiteCreated".into(),
+            schema_version: 1,
+            service: "sites".into(),
+            network_id: self.network_ids[network].to_string(),
+            site_id: self.site_ids[site].to_string(),
+            actor: "bench".into(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_732_000_000,
+                nanos: 0,
+            }),
+            traceparent: String::new(),
+            payload: created.encode_to_vec(),
+        };
+        ("sites".into(), envelope)
+    }
+
+    fn post_state(&self, post: &Post) -> PostState {
+        let at = prost_types::Timestamp {
+            seconds: post.micros / 1_000_000,
+            nanos: (post.micros % 1_000_000) as i32 * 1000,
+        };
+        PostState {
+            post_id: post.id.to_string(),
+            network_id: self.network_ids[post.network].to_string(),
+            network_slug: network_slug(post.network),
+            site_id: self.site_ids[post.site].to_string(),
+            site_slug: site_slug(post.site),
+            site_name: format!("Site {}", post.site),
+            title: post.title.clone(),
+            body_markdown: post.body.clone(),
+            body_html: format!("<p>{}</p>", post.body),
+            lang: if post.spanish { "es" } else { "en" }.into(),
+            author: "bench".into(),
+            published_at: Some(at),
+            updated_at: Some(at),
+            status: "published".into(),
+            visibility: "public".into(),
+            tags: post.tags.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn post_published(&self, post: &Post) -> Envelope {
+        let state = self.post_state(post);
+        Envelope {
+            event_id: post.event_id.to_string(),
+            stream_id: format!("post-{}", post.id),
+            version: 1,
+            event_type: "PostPublished".into(),
+            schema_version: 1,
+            service: "content".into(),
+            network_id: state.network_id.clone(),
+            site_id: state.site_id.clone(),
+            actor: "bench".into(),
+            occurred_at: state.published_at,
+            traceparent: String::new(),
+            payload: PostPublished { post: Some(state) }.encode_to_vec(),
+        }
+    }
+}
+
+fn network_slug(network: usize) -> String {
+    format!("net-{network:04}")
+}
+
+fn site_slug(site: usize) -> String {
+    format!("site-{:02}", site % SITES_PER_NETWORK)
+}
+
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+fn channel(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect_lazy()
+}
+
+async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_healthy(addr: &str) {
+    let health = tonic_health::pb::health_client::HealthClient::new(channel(addr));
+    wait_for("a service to answer", Duration::from_secs(60), || {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+}
+
+fn percentile(values: &[Duration], p: f64) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2}ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// Publishes envelopes with up to 4,096 acknowledgements in flight; returns
+/// the last sequence.
+async fn publish_all(
+    jetstream: &jetstream::Context,
+    infra: &Infra,
+    envelopes: impl Iterator<Item = (String, Envelope)>,
+) -> u64 {
+    let mut in_flight = VecDeque::new();
+    let mut last = 0;
+    for (service, envelope) in envelopes {
+        let subject = infra
+            .bus
+            .subject(&service, &envelope.network_id, &envelope.event_type);
+        let ack = jetstream
+            .publish(subject, envelope.encode_to_vec().into())
+            .await
+            .expect("publish");
+        in_flight.push_back(ack);
+        if in_flight.len() >= 4096 {
+            last = in_flight.pop_front().unwrap().await.expect("ack").sequence;
+        }
+    }
+    for ack in in_flight {
+        last = ack.await.expect("ack").sequence;
+    }
+    last
+}
+
+/// Waits until both the index and the timelines hold `seq`.
+async fn wait_projected(aggregator: &mut AggregatorServiceClient<Channel>, seq: u64) {
+    loop {
+        let status = aggregator
+            .projection_status(ProjectionStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        if status.index_seq >= seq && status.feeds_seq >= seq {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A query of the mix.
+#[derive(Clone)]
+struct Query {
+    class: &'static str,
+    text: String,
+    spanish: bool,
+    by_date: bool,
+    network: Option<String>,
+}
+
+fn query_mix(corpus: &Corpus, per_class: usize) -> Vec<Query> {
+    let mut rng = StdRng::seed_from_u64(SEED + 1);
+    let mut mix = Vec::new();
+    for by_date in [false, true] {
+        for filtered in [false, true] {
+            for class in ["common", "rare", "two words", "phrase"] {
+                for _ in 0..per_class {
+                    let spanish = rng.random_bool(0.4);
+                    let vocabulary = if spanish { &corpus.es } else { &corpus.en };
+                    // Real words of four letters or more (not stop words).
+                    let pick = |rng: &mut StdRng, ranks: std::ops::Range<usize>| loop {
+                        let word = &vocabulary[rng.random_range(ranks.clone())];
+                        if word.chars().count() >= 4 {
+                            return word.clone();
+                        }
+                    };
+                    let text = match class {
+                        "common" => pick(&mut rng, 20..60),
+                        "rare" => pick(&mut rng, 5_000..VOCABULARY),
+                        "two words" => {
+                            format!("{} {}", pick(&mut rng, 20..2_000), pick(&mut rng, 20..2_000))
+                        }
+                        _ => {
+                            // Two neighbouring words of a post.
+                            let post = &corpus.posts[rng.random_range(0..corpus.posts.len())];
+                            let words: Vec<&str> = post.body.split(' ').collect();
+                            let at = rng.random_range(0..words.len() - 1);
+                            format!("\"{} {}\"", words[at], words[at + 1])
+                        }
+                    };
+                    let network = filtered
+                        .then(|| network_slug(rng.random_range(0..corpus.networks)));
+                    mix.push(Query {
+                        class,
+                        text,
+                        spanish,
+                        by_date,
+                        network,
+                    });
+                }
+            }
+        }
+    }
+    mix
+}
+
+fn class_name(query: &Query) -> String {
+    format!(
+        "{} · {} · {}",
+        query.class,
+        if query.by_date { "date" } else { "relevance" },
+        if query.network.is_some() {
+            "network"
+        } else {
+            "all"
+        }
+    )
+}
+
+async fn search_grpc(aggregator: &mut AggregatorServiceClient<Channel>, query: &Query) -> usize {
+    aggregator
+        .search(SearchRequest {
+            query: query.text.clone(),
+            network_slug: query.network.clone().unwrap_or_default(),
+            sort: if query.by_date { "date" } else { "" }.into(),
+            limit: 20,
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .into_inner()
+        .hits
+        .len()
+}
+
+async fn search_pg(pg: &tokio_postgres::Client, query: &Query) -> usize {
+    let config = if query.spanish { "spanish" } else { "english" };
+    let order = if query.by_date {
+        "f.published_at DESC"
+    } else {
+        "ts_rank(f.tsv, q) DESC"
+    };
+    let filter = if query.network.is_some() {
+        "AND f.network_slug = $2"
+    } else {
+        "AND $2 = $2"
+    };
+    let sql = format!(
+        "SELECT f.id FROM bench.fts f, websearch_to_tsquery('{config}', $1) q \
+         WHERE f.tsv @@ q {filter} ORDER BY {order} LIMIT 20"
+    );
+    pg.query(&sql, &[&query.text, &query.network.clone().unwrap_or_default()])
+        .await
+        .expect("pg search")
+        .len()
+}
+
+/// Loads the corpus into PostgreSQL for the full-text baseline.
+async fn load_pg_baseline(pg: &tokio_postgres::Client, corpus: &Corpus) {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    pg.batch_execute(
+        "CREATE SCHEMA bench; \
+         CREATE TABLE bench.fts ( \
+           id uuid PRIMARY KEY, network_slug text NOT NULL, lang text NOT NULL, \
+           published_at timestamptz NOT NULL, title text NOT NULL, body text NOT NULL, \
+           tsv tsvector GENERATED ALWAYS AS (to_tsvector( \
+             CASE lang WHEN 'es' THEN 'spanish'::regconfig ELSE 'english'::regconfig END, \
+             title || ' ' || body)) STORED)",
+    )
+    .await
+    .expect("baseline table");
+    let sink = pg
+        .copy_in(
+            "COPY bench.fts (id, network_slug, lang, published_at, title, body) FROM STDIN BINARY",
+        )
+        .await
+        .expect("copy");
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::UUID,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::TEXT,
+            Type::TEXT,
+        ],
+    );
+    futures::pin_mut!(writer);
+    for post in &corpus.posts {
+        let at = chrono::DateTime::from_timestamp_micros(post.micros).unwrap();
+        let lang = if post.spanish { "es" } else { "en" };
+        writer
+            .as_mut()
+            .write(&[
+                &post.id,
+                &network_slug(post.network),
+                &lang,
+                &at,
+                &post.title,
+                &post.body,
+            ])
+            .await
+            .expect("copy row");
+    }
+    writer.finish().await.expect("copy finish");
+    pg.batch_execute(
+        "SET maintenance_work_mem = '1GB'; \
+         CREATE INDEX fts_tsv ON bench.fts USING gin (tsv); \
+         CREATE INDEX fts_date ON bench.fts (published_at DESC); \
+         CREATE INDEX fts_network_date ON bench.fts (network_slug, published_at DESC); \
+         ANALYZE bench.fts",
+    )
+    .await
+    .expect("baseline indexes");
+}
+
+/// Copies the posts into the content service's event store (the sites'
+/// into the sites one), as if they had been written there.
+async fn load_event_stores(pg: &tokio_postgres::Client, corpus: &Corpus) -> u64 {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    let types = [
+        Type::UUID,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT4,
+        Type::UUID,
+        Type::UUID,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::BYTEA,
+    ];
+    let columns = "(event_id, stream_id, version, event_type, schema_version, network_id, \
+                   site_id, actor, occurred_at, payload)";
+    let mut count = 0u64;
+    for (schema, envelopes) in [
+        (
+            "sites",
+            (0..corpus.site_ids.len())
+                .map(|site| corpus.site_created(site).1)
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "content",
+            corpus
+                .posts
+                .iter()
+                .map(|post| corpus.post_published(post))
+                .collect(),
+        ),
+    ] {
+        let sink = pg
+            .copy_in(&format!("COPY {schema}.events {columns} FROM STDIN BINARY"))
+            .await
+            .expect("copy events");
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        futures::pin_mut!(writer);
+        for envelope in &envelopes {
+            let at = anp_kit::from_timestamp(envelope.occurred_at.as_ref());
+            let event_id: Uuid = envelope.event_id.parse().unwrap();
+            let network_id: Uuid = envelope.network_id.parse().unwrap();
+            let site_id: Uuid = envelope.site_id.parse().unwrap();
+            writer
+                .as_mut()
+                .write(&[
+                    &event_id,
+                    &envelope.stream_id,
+                    &(envelope.version as i64),
+                    &envelope.event_type,
+                    &envelope.schema_version,
+                    &network_id,
+                    &site_id,
+                    &envelope.actor,
+                    &at,
+                    &envelope.payload,
+                ])
+                .await
+                .expect("copy event");
+            count += 1;
+        }
+        writer.finish().await.expect("copy events finish");
+    }
+    count
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        println!("search: benchmark");
+        return;
+    }
+    let posts = env_usize("ANP_BENCH_POSTS", 1_000_000);
+    let networks = env_usize("ANP_BENCH_NETWORKS", 1_000);
+    let per_class = env_usize("ANP_BENCH_QUERIES", 50);
+    println!(
+        "# ANP search and feeds benchmark: {networks} networks, {} sites, {posts} posts (seed {SEED})\n",
+        networks * SITES_PER_NETWORK
+    );
+    let generated = Instant::now();
+    let corpus = Corpus::generate(networks, posts);
+    let text_bytes = corpus.text_bytes();
+    println!(
+        "corpus generated in {:.1}s: {:.0} MB of text, {:.0} bytes a post",
+        generated.elapsed().as_secs_f64(),
+        text_bytes as f64 / 1e6,
+        text_bytes as f64 / posts as f64
+    );
+
+    let infra = Infra::new().await;
+    let index = tempfile::tempdir().expect("tempdir");
+    let (sites_addr, content_addr, aggregator_addr) = (free_addr(), free_addr(), free_addr());
+    let mut env = process_env(&infra);
+    env.extend([
+        ("ANP_SITES_LISTEN", sites_addr.clone()),
+        ("ANP_CONTENT_LISTEN", content_addr.clone()),
+        ("ANP_AGGREGATOR_LISTEN", aggregator_addr.clone()),
+        ("ANP_SITES_URL", format!("http://{sites_addr}")),
+        ("ANP_CONTENT_URL", format!("http://{content_addr}")),
+        ("ANP_AGGREGATOR_URL", format!("http://{aggregator_addr}")),
+        ("ANP_INDEX_DIR", index.path().display().to_string()),
+        ("ANP_SIGN_IN_PER_MINUTE", "100000".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]);
+    let mut sites = Some(Process::spawn("anp-sites", &env));
+    let mut content = Some(Process::spawn("anp-content", &env));
+    let _aggregator = Process::spawn("anp-aggregator", &env);
+    for addr in [&sites_addr, &content_addr, &aggregator_addr] {
+        wait_healthy(addr).await;
+    }
+    let mut aggregator = AggregatorServiceClient::new(channel(&aggregator_addr));
+    let jetstream = infra.jetstream().await;
+
+    // ## Indexing through NATS and the projector.
+    let sites_seq = publish_all(
+        &jetstream,
+        &infra,
+        (0..corpus.site_ids.len()).map(|site| corpus.site_created(site)),
+    )
+    .await;
+    wait_projected(&mut aggregator, sites_seq).await;
+    let started = Instant::now();
+    let last_seq = publish_all(
+        &jetstream,
+        &infra,
+        corpus
+            .posts
+            .iter()
+            .map(|post| ("content".to_owned(), corpus.post_published(post))),
+    )
+    .await;
+    let published = started.elapsed();
+    wait_projected(&mut aggregator, last_seq).await;
+    let indexed = started.elapsed();
+    // Baseline: the same messages delivered and acknowledged, nothing else.
+    let stream = jetstream
+        .get_stream(&infra.bus.stream_name)
+        .await
+        .expect("stream");
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: sites_seq + 1,
+            },
+            max_ack_pending: 20_000,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let delivered_started = Instant::now();
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(512)
+        .messages()
+        .await
+        .expect("messages");
+    let mut delivered = 0usize;
+    while delivered < posts {
+        let message = messages.next().await.expect("message").expect("message");
+        message.ack().await.expect("ack");
+        delivered += 1;
+    }
+    let delivery = delivered_started.elapsed();
+    drop(messages);
+    let mb = text_bytes as f64 / 1e6;
+    println!("\n## Indexing {posts} posts ({mb:.0} MB of text) through NATS and the projector");
+    println!("                                          MB/s   posts/s");
+    println!(
+        "  baseline: JetStream delivery + ack     {:6.1}  {:8.0}",
+        mb / delivery.as_secs_f64(),
+        posts as f64 / delivery.as_secs_f64()
+    );
+    println!(
+        "  published → indexed, feeds, usage      {:6.1}  {:8.0}   ratio {:.2}  (publishing alone took {:.1}s)",
+        mb / indexed.as_secs_f64(),
+        posts as f64 / indexed.as_secs_f64(),
+        delivery.as_secs_f64() / indexed.as_secs_f64(),
+        published.as_secs_f64()
+    );
+
+    // ## Search: gRPC against PostgreSQL full-text search.
+    let pg = infra.pg().await;
+    let loaded = Instant::now();
+    load_pg_baseline(&pg, &corpus).await;
+    println!(
+        "\n(PostgreSQL baseline loaded and indexed in {:.0}s)",
+        loaded.elapsed().as_secs_f64()
+    );
+    let mix = query_mix(&corpus, per_class);
+    // Warm both (page cache, plans) with the whole mix once.
+    for query in &mix {
+        search_grpc(&mut aggregator, query).await;
+        search_pg(&pg, query).await;
+    }
+    let mut ours: HashMap<String, Vec<Duration>> = HashMap::new();
+    let mut theirs: HashMap<String, Vec<Duration>> = HashMap::new();
+    let mut empty = (0usize, 0usize);
+    for query in &mix {
+        let sent = Instant::now();
+        let hits = search_grpc(&mut aggregator, query).await;
+        ours.entry(class_name(query)).or_default().push(sent.elapsed());
+        let sent = Instant::now();
+        let rows = search_pg(&pg, query).await;
+        theirs
+            .entry(class_name(query))
+            .or_default()
+            .push(sent.elapsed());
+        empty.0 += usize::from(hits == 0);
+        empty.1 += usize::from(rows == 0);
+    }
+    println!(
+        "\n## Search at {posts} documents, {per_class} queries a class (limit 20; ANP through gRPC)"
+    );
+    println!(
+        "  {:<36} {:>10} {:>10} {:>12} {:>12} {:>9}",
+        "class", "ANP p50", "ANP p99", "PG FTS p50", "PG FTS p99", "p99 ratio"
+    );
+    let mut classes: Vec<&String> = ours.keys().collect();
+    classes.sort();
+    for class in classes {
+        let (a, b) = (&ours[class], &theirs[class]);
+        println!(
+            "  {:<36} {:>10} {:>10} {:>12} {:>12} {:>8.1}×",
+            class,
+            ms(percentile(a, 0.5)),
+            ms(percentile(a, 0.99)),
+            ms(percentile(b, 0.5)),
+            ms(percentile(b, 0.99)),
+            percentile(b, 0.99).as_secs_f64() / percentile(a, 0.99).as_secs_f64()
+        );
+    }
+    let all_ours: Vec<Duration> = ours.values().flatten().copied().collect();
+    let all_theirs: Vec<Duration> = theirs.values().flatten().copied().collect();
+    println!(
+        "  {:<36} {:>10} {:>10} {:>12} {:>12} {:>8.1}×",
+        "whole mix",
+        ms(percentile(&all_ours, 0.5)),
+        ms(percentile(&all_ours, 0.99)),
+        ms(percentile(&all_theirs, 0.5)),
+        ms(percentile(&all_theirs, 0.99)),
+        percentile(&all_theirs, 0.99).as_secs_f64() / percentile(&all_ours, 0.99).as_secs_f64()
+    );
+    println!(
+        "  (queries without hits: ANP {}, PostgreSQL {} of {})",
+        empty.0,
+        empty.1,
+        mix.len()
+    );
+
+    // ## Umbrella feed page: this installation against one of 10 sites.
+    let feed_p99 = |client: AggregatorServiceClient<Channel>| async move {
+        let mut client = client;
+        let mut times = Vec::with_capacity(2_000);
+        for round in 0..2_200 {
+            let sent = Instant::now();
+            let page = client
+                .get_feed(GetFeedRequest {
+                    scope: Some(FeedScope::default()),
+                    limit: 20,
+                    cursor: String::new(),
+                })
+                .await
+                .expect("feed")
+                .into_inner();
+            assert_eq!(page.entries.len(), 20);
+            if round >= 200 {
+                times.push(sent.elapsed());
+            }
+        }
+        times
+    };
+    let big = feed_p99(aggregator.clone()).await;
+    let small_infra = Infra::new().await;
+    let small_index = tempfile::tempdir().expect("tempdir");
+    let small_addr = free_addr();
+    let mut small_env = process_env(&small_infra);
+    small_env.extend([
+        ("ANP_AGGREGATOR_LISTEN", small_addr.clone()),
+        ("ANP_INDEX_DIR", small_index.path().display().to_string()),
+        ("ANP_SITES_URL", String::new()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]);
+    let small_aggregator = Process::spawn("anp-aggregator", &small_env);
+    wait_healthy(&small_addr).await;
+    let small_jetstream = small_infra.jetstream().await;
+    let small = Corpus::generate(1, 1_000);
+    let small_sites = 10;
+    let small_seq = publish_all(
+        &small_jetstream,
+        &small_infra,
+        (0..small_sites)
+            .map(|site| small.site_created(site))
+            .chain(
+                small
+                    .posts
+                    .iter()
+                    .filter(|post| post.site < small_sites)
+                    .map(|post| ("content".to_owned(), small.post_published(post))),
+            ),
+    )
+    .await;
+    let mut small_client = AggregatorServiceClient::new(channel(&small_addr));
+    wait_projected(&mut small_client, small_seq).await;
+    let small_times = feed_p99(small_client).await;
+    drop(small_aggregator);
+    small_infra.cleanup().await;
+    println!("\n## Umbrella feed page (newest 20, GetFeed through gRPC, 2,000 reads)");
+    println!("                                   p50        p99");
+    println!(
+        "  baseline: 10 sites           {:>9}  {:>9}",
+        ms(percentile(&small_times, 0.5)),
+        ms(percentile(&small_times, 0.99))
+    );
+    println!(
+        "  {:>6} sites, {posts} posts {:>9}  {:>9}   p99 ratio {:.2}",
+        networks * SITES_PER_NETWORK,
+        ms(percentile(&big, 0.5)),
+        ms(percentile(&big, 0.99)),
+        percentile(&big, 0.99).as_secs_f64() / percentile(&small_times, 0.99).as_secs_f64()
+    );
+
+    // ## Projection lag at 1,000 writes/s through the content service.
+    lag(&infra, &sites_addr, &content_addr, &aggregator_addr).await;
+
+    // ## Full rebuild from the event stores.
+    // The services whose relays would publish the copied events stop first.
+    sites.take();
+    content.take();
+    let copied = load_event_stores(&pg, &corpus).await;
+    let read_started = Instant::now();
+    let mut read = 0u64;
+    for schema in ["sites", "content"] {
+        let store = anp_eventstore::EventStore::connect(&infra.database_url, schema)
+            .await
+            .expect("store");
+        let mut at = anp_eventstore::Position::default();
+        loop {
+            let events = store.read_all_after(at, 5_000).await.expect("read");
+            let Some(last) = events.last() else { break };
+            at = last.global;
+            read += events.len() as u64;
+        }
+    }
+    let reading = read_started.elapsed();
+    let grant = harness::signer()
+        .sign_grant("bench", "reindex", Uuid::nil())
+        .expect("grant");
+    let rebuilt = aggregator
+        .reindex(harness::with_token(
+            ReindexRequest {
+                scope: "search".into(),
+            },
+            &grant,
+        ))
+        .await
+        .expect("reindex")
+        .into_inner();
+    println!("\n## Full rebuild of the search index from the event stores ({copied} events)");
+    println!(
+        "  baseline: reading them from PostgreSQL   {:>9.0} events/s",
+        read as f64 / reading.as_secs_f64()
+    );
+    println!(
+        "  Reindex (search), beside and swapped    {:>9.0} events/s   ratio {:.2}  ({} documents)",
+        rebuilt.events as f64 / rebuilt.seconds,
+        (rebuilt.events as f64 / rebuilt.seconds) / (read as f64 / reading.as_secs_f64()),
+        rebuilt.search_documents
+    );
+    drop(pg);
+    infra.cleanup().await;
+}
+
+/// 1,000 writes a second for 20 s through PublishPost; each write's
+/// acknowledgement to its first sighting in search and in its site's feed
+/// (both polled every 5 ms for the newest 100).
+async fn lag(infra: &Infra, sites_addr: &str, content_addr: &str, aggregator_addr: &str) {
+    use anp_proto::content::v1::PublishPostRequest;
+    use anp_proto::content::v1::content_service_client::ContentServiceClient;
+    use anp_proto::ops::v1::OnboardNetworkRequest;
+    use anp_proto::ops::v1::ops_service_client::OpsServiceClient;
+    use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
+    use anp_proto::sites::v1::{AcceptInvitationRequest, CreateSiteRequest, SignUpRequest};
+    let _ = infra;
+    const RATE: u64 = 1_000;
+    let run_for = Duration::from_secs(env_usize("ANP_BENCH_LAG_SECONDS", 20) as u64);
+    let mut ops = OpsServiceClient::new(channel(sites_addr));
+    let mut sites = SitesServiceClient::new(channel(sites_addr));
+    let onboarded = ops
+        .onboard_network(harness::authorized(OnboardNetworkRequest {
+            slug: "lag".into(),
+            name: "Lag".into(),
+            idempotency_key: "bench-lag".into(),
+            admin_email: "admin@lag.example.org".into(),
+            plan: "large".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("onboard")
+        .into_inner();
+    let token = sites
+        .sign_up(SignUpRequest {
+            email: "admin@lag.example.org".into(),
+            password: harness::PASSWORD.into(),
+            display_name: "Admin".into(),
+        })
+        .await
+        .expect("sign up")
+        .into_inner()
+        .token;
+    sites
+        .accept_invitation(harness::with_token(
+            AcceptInvitationRequest {
+                token: onboarded.admin_invitation.unwrap().token,
+            },
+            &token,
+        ))
+        .await
+        .expect("accept");
+    let site = sites
+        .create_site(harness::with_token(
+            CreateSiteRequest {
+                network_slug: "lag".into(),
+                slug: "site".into(),
+                name: "Site".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("site")
+        .into_inner();
+    let content = ContentServiceClient::new(channel(content_addr));
+    let aggregator = AggregatorServiceClient::new(channel(aggregator_addr));
+    // Warm-up: the first write and its projection.
+    let mut warm = content.clone();
+    warm.publish_post(harness::with_token(
+        PublishPostRequest {
+            network_slug: "lag".into(),
+            site_slug: "site".into(),
+            title: "Warm".into(),
+            body_markdown: "lagmarker warm".into(),
+            lang: "en".into(),
+            ..Default::default()
+        },
+        &token,
+    ))
+    .await
+    .expect("warm-up");
+
+    let acked: Arc<Mutex<HashMap<String, (Instant, Duration)>>> = Arc::default();
+    let seen_search: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen_feed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchers = {
+        let mut tasks = Vec::new();
+        for feed in [false, true] {
+            let (mut aggregator, stop) = (aggregator.clone(), stop.clone());
+            let seen = if feed {
+                seen_feed.clone()
+            } else {
+                seen_search.clone()
+            };
+            let site_id = site.id.clone();
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let ids: Vec<String> = if feed {
+                        aggregator
+                            .get_feed(GetFeedRequest {
+                                scope: Some(FeedScope {
+                                    site_id: site_id.clone(),
+                                    ..Default::default()
+                                }),
+                                limit: 100,
+                                cursor: String::new(),
+                            })
+                            .await
+                            .map(|page| {
+                                page.into_inner()
+                                    .entries
+                                    .into_iter()
+                                    .map(|entry| entry.id)
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    } else {
+                        aggregator
+                            .search(SearchRequest {
+                                query: "lagmarker".into(),
+                                network_slug: "lag".into(),
+                                sort: "date".into(),
+                                limit: 100,
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|page| {
+                                page.into_inner().hits.into_iter().map(|hit| hit.id).collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    let now = Instant::now();
+                    {
+                        let mut seen = seen.lock().unwrap();
+                        for id in ids {
+                            seen.entry(id).or_insert(now);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }));
+        }
+        tasks
+    };
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut writes = Vec::new();
+    let mut n = 0u64;
+    while started.elapsed() < run_for {
+        ticker.tick().await;
+        n += 1;
+        let (mut content, acked, token) = (content.clone(), acked.clone(), token.clone());
+        writes.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let id = content
+                .publish_post(harness::with_token(
+                    PublishPostRequest {
+                        network_slug: "lag".into(),
+                        site_slug: "site".into(),
+                        title: format!("Write {n}"),
+                        body_markdown: format!("lagmarker write number {n}"),
+                        lang: "en".into(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .expect("publish")
+                .into_inner()
+                .id;
+            acked
+                .lock()
+                .unwrap()
+                .insert(id, (Instant::now(), sent.elapsed()));
+        }));
+    }
+    for write in writes {
+        write.await.expect("write");
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    // Let the last ones show, then stop looking.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let done = {
+            let acked = acked.lock().unwrap();
+            let (search, feed) = (seen_search.lock().unwrap(), seen_feed.lock().unwrap());
+            acked
+                .keys()
+                .all(|id| search.contains_key(id) && feed.contains_key(id))
+        };
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for watcher in watchers {
+        let _ = watcher.await;
+    }
+    let acked = acked.lock().unwrap();
+    let lags = |seen: &HashMap<String, Instant>| -> (Vec<Duration>, usize) {
+        let mut lags = Vec::new();
+        let mut missed = 0;
+        for (id, (at, _)) in acked.iter() {
+            match seen.get(id) {
+                Some(seen) => lags.push(seen.saturating_duration_since(*at)),
+                None => missed += 1,
+            }
+        }
+        (lags, missed)
+    };
+    let (search, search_missed) = lags(&seen_search.lock().unwrap());
+    let (feed, feed_missed) = lags(&seen_feed.lock().unwrap());
+    let ack: Vec<Duration> = acked.values().map(|(_, took)| *took).collect();
+    println!(
+        "\n## Projection lag: {} writes at {rate:.0}/s through PublishPost (seen by polling every 5 ms)",
+        acked.len()
+    );
+    println!("                                          p50        p99");
+    println!(
+        "  baseline: PublishPost acknowledged  {:>9}  {:>9}",
+        ms(percentile(&ack, 0.5)),
+        ms(percentile(&ack, 0.99))
+    );
+    println!(
+        "  ack → visible in search             {:>9}  {:>9}   p99 ratio {:.1}  (never seen: {search_missed})",
+        ms(percentile(&search, 0.5)),
+        ms(percentile(&search, 0.99)),
+        percentile(&search, 0.99).as_secs_f64() / percentile(&ack, 0.99).as_secs_f64()
+    );
+    println!(
+        "  ack → visible in the site's feed    {:>9}  {:>9}   p99 ratio {:.1}  (never seen: {feed_missed})",
+        ms(percentile(&feed, 0.5)),
+        ms(percentile(&feed, 0.99)),
+        percentile(&feed, 0.99).as_secs_f64() / percentile(&ack, 0.99).as_secs_f64()
+    );
+}
