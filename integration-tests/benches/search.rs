@@ -88,9 +88,30 @@ const ES_SYLLABLES: &[&str] = &[
     "ba", "que", "ño", "fi", "ta", "ción", "gue", "llo", "rí", "dé",
 ];
 const TAGS: &[&str] = &[
-    "housing", "climate", "migration", "labor", "health", "education", "water", "food",
-    "transit", "youth", "women", "indigenous", "legal", "art", "energy", "police", "asylum",
-    "rent", "strike", "vivienda", "clima", "migracion", "salud", "trabajo",
+    "housing",
+    "climate",
+    "migration",
+    "labor",
+    "health",
+    "education",
+    "water",
+    "food",
+    "transit",
+    "youth",
+    "women",
+    "indigenous",
+    "legal",
+    "art",
+    "energy",
+    "police",
+    "asylum",
+    "rent",
+    "strike",
+    "vivienda",
+    "clima",
+    "migracion",
+    "salud",
+    "trabajo",
 ];
 
 /// Real words first (the most frequent), then made-up ones to `VOCABULARY`.
@@ -404,7 +425,11 @@ fn query_mix(corpus: &Corpus, per_class: usize) -> Vec<Query> {
                         "common" => pick(&mut rng, 20..60),
                         "rare" => pick(&mut rng, 5_000..VOCABULARY),
                         "two words" => {
-                            format!("{} {}", pick(&mut rng, 20..2_000), pick(&mut rng, 20..2_000))
+                            format!(
+                                "{} {}",
+                                pick(&mut rng, 20..2_000),
+                                pick(&mut rng, 20..2_000)
+                            )
                         }
                         _ => {
                             // Two neighbouring words of a post.
@@ -414,8 +439,8 @@ fn query_mix(corpus: &Corpus, per_class: usize) -> Vec<Query> {
                             format!("\"{} {}\"", words[at], words[at + 1])
                         }
                     };
-                    let network = filtered
-                        .then(|| network_slug(rng.random_range(0..corpus.networks)));
+                    let network =
+                        filtered.then(|| network_slug(rng.random_range(0..corpus.networks)));
                     mix.push(Query {
                         class,
                         text,
@@ -475,10 +500,13 @@ async fn search_pg(pg: &tokio_postgres::Client, query: &Query) -> usize {
         "SELECT f.id FROM bench.fts f, websearch_to_tsquery('{config}', $1) q \
          WHERE f.tsv @@ q {filter} ORDER BY {order} LIMIT 20"
     );
-    pg.query(&sql, &[&query.text, &query.network.clone().unwrap_or_default()])
-        .await
-        .expect("pg search")
-        .len()
+    pg.query(
+        &sql,
+        &[&query.text, &query.network.clone().unwrap_or_default()],
+    )
+    .await
+    .expect("pg search")
+    .len()
 }
 
 /// Loads the corpus into PostgreSQL for the full-text baseline.
@@ -596,7 +624,7 @@ async fn load_event_stores(pg: &tokio_postgres::Client, corpus: &Corpus) -> u64 
                     &envelope.stream_id,
                     &(envelope.version as i64),
                     &envelope.event_type,
-                    &envelope.schema_version,
+                    &(envelope.schema_version as i32),
                     &network_id,
                     &site_id,
                     &envelope.actor,
@@ -648,7 +676,11 @@ async fn main() {
         ("ANP_AGGREGATOR_URL", format!("http://{aggregator_addr}")),
         ("ANP_INDEX_DIR", index.path().display().to_string()),
         ("ANP_SIGN_IN_PER_MINUTE", "100000".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("ANP_DATABASE_POOL_SIZE", "16".to_owned()),
+        (
+            "RUST_LOG",
+            std::env::var("ANP_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        ),
     ]);
     let mut sites = Some(Process::spawn("anp-sites", &env));
     let mut content = Some(Process::spawn("anp-content", &env));
@@ -747,7 +779,9 @@ async fn main() {
     for query in &mix {
         let sent = Instant::now();
         let hits = search_grpc(&mut aggregator, query).await;
-        ours.entry(class_name(query)).or_default().push(sent.elapsed());
+        ours.entry(class_name(query))
+            .or_default()
+            .push(sent.elapsed());
         let sent = Instant::now();
         let rows = search_pg(&pg, query).await;
         theirs
@@ -837,15 +871,13 @@ async fn main() {
     let small_seq = publish_all(
         &small_jetstream,
         &small_infra,
-        (0..small_sites)
-            .map(|site| small.site_created(site))
-            .chain(
-                small
-                    .posts
-                    .iter()
-                    .filter(|post| post.site < small_sites)
-                    .map(|post| ("content".to_owned(), small.post_published(post))),
-            ),
+        (0..small_sites).map(|site| small.site_created(site)).chain(
+            small
+                .posts
+                .iter()
+                .filter(|post| post.site < small_sites)
+                .map(|post| ("content".to_owned(), small.post_published(post))),
+        ),
     )
     .await;
     let mut small_client = AggregatorServiceClient::new(channel(&small_addr));
@@ -1042,7 +1074,11 @@ async fn lag(infra: &Infra, sites_addr: &str, content_addr: &str, aggregator_add
                             })
                             .await
                             .map(|page| {
-                                page.into_inner().hits.into_iter().map(|hit| hit.id).collect()
+                                page.into_inner()
+                                    .hits
+                                    .into_iter()
+                                    .map(|hit| hit.id)
+                                    .collect()
                             })
                             .unwrap_or_default()
                     };

@@ -308,6 +308,7 @@ impl AggregatorService for Api {
         Ok(Response::new(SearchResponse {
             hits: page.hits,
             total: page.total,
+            total_is_lower_bound: page.total_is_lower_bound,
             facets: page.facets,
             next_cursor: page.next_cursor.unwrap_or_default(),
         }))

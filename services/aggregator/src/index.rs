@@ -6,17 +6,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tantivy::collector::TopDocs;
-use tantivy::query::TermQuery;
 use tantivy::schema::{
     DateOptions, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema,
-    TextFieldIndexing, TextOptions, Value,
+    TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
     TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
 
 use anp_markdown::html_unescape;
 
@@ -135,7 +133,9 @@ fn schema() -> (Schema, Fields) {
                 .set_indexed()
                 .set_precision(tantivy::schema::DateTimePrecision::Microseconds),
         ),
-        version: builder.add_u64_field("version", STORED | INDEXED),
+        // Fast: a redelivered event's version is checked without reading
+        // the stored document.
+        version: builder.add_u64_field("version", STORED | INDEXED | FAST),
     };
     (builder.build(), fields)
 }
@@ -425,19 +425,27 @@ impl SearchIndex {
     }
 
     fn stored_version(&self, id: &str) -> Result<Option<u64>, AggregatorError> {
+        use tantivy::DocSet;
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.id, id),
-            IndexRecordOption::Basic,
-        );
-        let top = searcher.search(&query, &TopDocs::with_limit(1))?;
-        let Some((_, address)) = top.first() else {
-            return Ok(None);
-        };
-        let document: TantivyDocument = searcher.doc(*address)?;
-        Ok(document
-            .get_first(self.fields.version)
-            .and_then(|value| value.as_u64()))
+        let term = Term::from_field_text(self.fields.id, id);
+        for segment in searcher.segment_readers() {
+            let Some(mut postings) = segment
+                .inverted_index(self.fields.id)?
+                .read_postings(&term, IndexRecordOption::Basic)
+                .map_err(|err| AggregatorError::Index(err.to_string()))?
+            else {
+                continue;
+            };
+            let versions = segment.fast_fields().u64("version")?;
+            let mut doc = postings.doc();
+            while doc != tantivy::TERMINATED {
+                if !segment.is_deleted(doc) {
+                    return Ok(versions.first(doc));
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(None)
     }
 
     /// Puts a post, page or thread in the index at `version`, unless a

@@ -21,7 +21,7 @@ use anp_bus::BusConfig;
 use anp_kit::{ErrorKind, ServiceError, Shutdown};
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull};
 use axum::response::IntoResponse;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -31,7 +31,7 @@ use crate::index::{IndexHandle, SearchIndex};
 use crate::usage::Usage;
 
 pub const SERVICE: &str = "aggregator";
-const BATCH_MAX: usize = 512;
+const BATCH_MAX: usize = 4096;
 /// How long a delivered, unacknowledged message waits before redelivery
 /// (e.g. when it went to an instance that was killed).
 const ACK_WAIT: Duration = Duration::from_secs(5);
@@ -218,10 +218,18 @@ impl ReadModel {
             let batch = batch.clone();
             tokio::task::spawn_blocking(move || index.apply(&batch))
         };
-        let (feeds, usage, indexed) = tokio::join!(
-            self.feeds.apply(&batch),
-            self.usage.apply(&batch),
-            indexed
+        let started = std::time::Instant::now();
+        let ((feeds, feeds_took), (usage, usage_took), (indexed, index_took)) = tokio::join!(
+            async { (self.feeds.apply(&batch).await, started.elapsed()) },
+            async { (self.usage.apply(&batch).await, started.elapsed()) },
+            async { (indexed.await, started.elapsed()) }
+        );
+        debug!(
+            events = batch.len(),
+            feeds_ms = feeds_took.as_millis() as u64,
+            usage_ms = usage_took.as_millis() as u64,
+            index_ms = index_took.as_millis() as u64,
+            "batch applied"
         );
         feeds?;
         usage?;
@@ -384,9 +392,17 @@ async fn consume_once(
             _ = shutdown.cancelled() => return Ok(()),
             chunk = chunks.next() => chunk,
         };
-        let Some(chunk) = chunk else {
+        let Some(mut chunk) = chunk else {
             return Err(AggregatorError::Bus("message stream ended".into()));
         };
+        // Whatever else is already here joins the batch (one commit for
+        // all): the busier the bus, the bigger the batches.
+        while chunk.len() < BATCH_MAX {
+            match chunks.next().now_or_never() {
+                Some(Some(more)) => chunk.extend(more),
+                _ => break,
+            }
+        }
         let mut batch = Vec::with_capacity(chunk.len());
         let mut messages = Vec::with_capacity(chunk.len());
         let mut parked = Vec::new();

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use anp_proto::aggregator::v1::{Facet, FacetValue, SearchHit};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Searcher, SegmentReader, TantivyDocument, Term};
 
 use crate::AggregatorError;
-use crate::index::{SearchIndex, TOMBSTONE, tantivy_date};
+use crate::index::{SearchIndex, tantivy_date};
 
 /// How long a relevance cursor keeps the index as it was at the first page
 /// (from its last use).
@@ -84,6 +84,8 @@ impl SearchFilters {
 pub struct SearchPage {
     pub hits: Vec<SearchHit>,
     pub total: u64,
+    /// More hits than `total`: counting stopped there.
+    pub total_is_lower_bound: bool,
     pub facets: Vec<Facet>,
     pub next_cursor: Option<String>,
 }
@@ -96,6 +98,7 @@ enum Cursor {
         snapshot: u64,
         offset: usize,
         fingerprint: u64,
+        tolerant: bool,
     },
     /// By date: after the hit dated `micros` with uid `uid` (newest first,
     /// then by uid descending).
@@ -103,22 +106,29 @@ enum Cursor {
         micros: i64,
         uid: u64,
         fingerprint: u64,
+        tolerant: bool,
     },
 }
 
 impl Cursor {
     fn encode(&self) -> String {
+        let mode = |tolerant: bool| if tolerant { "t" } else { "e" };
         let text = match self {
             Cursor::Relevance {
                 snapshot,
                 offset,
                 fingerprint,
-            } => format!("r.{snapshot:x}.{offset}.{fingerprint:x}"),
+                tolerant,
+            } => format!(
+                "r.{snapshot:x}.{offset}.{fingerprint:x}.{}",
+                mode(*tolerant)
+            ),
             Cursor::Date {
                 micros,
                 uid,
                 fingerprint,
-            } => format!("d.{micros}.{uid:x}.{fingerprint:x}"),
+                tolerant,
+            } => format!("d.{micros}.{uid:x}.{fingerprint:x}.{}", mode(*tolerant)),
         };
         URL_SAFE_NO_PAD.encode(text)
     }
@@ -132,18 +142,31 @@ impl Cursor {
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let parts: Vec<&str> = text.split('.').collect();
         let hex = |value: &str| u64::from_str_radix(value, 16).map_err(|_| invalid());
+        let mode = |value: &str| match value {
+            "t" => Ok(true),
+            "e" => Ok(false),
+            _ => Err(invalid()),
+        };
         match parts.as_slice() {
-            ["r", snapshot, offset, fingerprint] => Ok(Cursor::Relevance {
+            ["r", snapshot, offset, fingerprint, tolerant] => Ok(Cursor::Relevance {
                 snapshot: hex(snapshot)?,
                 offset: offset.parse().map_err(|_| invalid())?,
                 fingerprint: hex(fingerprint)?,
+                tolerant: mode(tolerant)?,
             }),
-            ["d", micros, uid, fingerprint] => Ok(Cursor::Date {
+            ["d", micros, uid, fingerprint, tolerant] => Ok(Cursor::Date {
                 micros: micros.parse().map_err(|_| invalid())?,
                 uid: hex(uid)?,
                 fingerprint: hex(fingerprint)?,
+                tolerant: mode(tolerant)?,
             }),
             _ => Err(invalid()),
+        }
+    }
+
+    fn tolerant(&self) -> bool {
+        match self {
+            Cursor::Relevance { tolerant, .. } | Cursor::Date { tolerant, .. } => *tolerant,
         }
     }
 
@@ -154,6 +177,50 @@ impl Cursor {
             }
         }
     }
+}
+
+/// Hits are counted exactly up to this many; beyond, the total says "at
+/// least".
+pub const TOTAL_EXACT_MAX: usize = 10_000;
+/// Best matches of the words alone looked at before the filters, at most.
+const CANDIDATES_MAX: usize = 1_000;
+/// The windows of newest documents a search by date looks in, in days
+/// before the newest one (then everything).
+const DATE_WINDOWS_DAYS: [i64; 4] = [1, 8, 64, 512];
+
+/// How many documents `query` matches, counted up to `TOTAL_EXACT_MAX`
+/// (true: there are more).
+fn count_capped(searcher: &Searcher, query: &dyn Query) -> Result<(usize, bool), AggregatorError> {
+    use tantivy::DocSet;
+    let weight = query.weight(tantivy::query::EnableScoring::disabled_from_searcher(
+        searcher,
+    ))?;
+    let mut count = 0;
+    for segment in searcher.segment_readers() {
+        let mut scorer = weight.scorer(segment, 1.0)?;
+        let mut doc = scorer.doc();
+        while doc != tantivy::TERMINATED {
+            if !segment.is_deleted(doc) {
+                count += 1;
+                if count > TOTAL_EXACT_MAX {
+                    return Ok((TOTAL_EXACT_MAX, true));
+                }
+            }
+            doc = scorer.advance();
+        }
+    }
+    Ok((count, false))
+}
+
+/// The date of the newest document (microseconds).
+fn newest_date(searcher: &Searcher) -> i64 {
+    searcher
+        .segment_readers()
+        .iter()
+        .filter_map(|segment| segment.fast_fields().date("published_at").ok())
+        .map(|column| column.max_value().into_timestamp_micros())
+        .max()
+        .unwrap_or(i64::MAX)
 }
 
 /// Searchers kept so that paging by relevance sees the index as it was at
@@ -332,58 +399,90 @@ impl SearchIndex {
             parser.set_field_boost(title, 2.0);
         }
         let (text_query, _errors) = parser.parse_query_lenient(query_text);
-        // What was typed, or close to it: exact matches rank first.
-        let matching: Box<dyn Query> = match self.typo_tolerant(&parser, query_text) {
-            Some(tolerant) => Box::new(BooleanQuery::new(vec![
-                (
-                    Occur::Should,
-                    Box::new(tantivy::query::BoostQuery::new(text_query.box_clone(), 2.0)),
-                ),
-                (Occur::Should, tolerant),
-            ])),
-            None => text_query.box_clone(),
-        };
         // Only what the caller may read: tombstones have no audience.
         let readable: Vec<(Occur, Box<dyn Query>)> = filters
             .audiences
             .iter()
             .map(|token| (Occur::Should, term_query(fields.audience, token)))
             .collect();
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (Occur::Must, matching),
-            (Occur::Must, Box::new(BooleanQuery::new(readable))),
-            (Occur::MustNot, term_query(fields.kind, TOMBSTONE)),
-        ];
-        for (field, value) in [
-            (fields.network_slug, &filters.network_slug),
-            (fields.site_key, &filters.site_key),
-            (fields.kind, &filters.kind),
-            (fields.tags, &filters.tag),
-            (fields.lang, &filters.lang),
-        ] {
-            if let Some(value) = value {
-                clauses.push((Occur::Must, term_query(field, value)));
-            }
-        }
+        let readable: Box<dyn Query> = Box::new(BooleanQuery::new(readable));
         let date_term = |at: chrono::DateTime<chrono::Utc>| {
             Term::from_field_date_for_search(fields.published_at, tantivy_date(at))
         };
-        if filters.from.is_some() || filters.to.is_some() {
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    filters
-                        .from
-                        .map_or(Bound::Unbounded, |at| Bound::Included(date_term(at))),
-                    filters
-                        .to
-                        .map_or(Bound::Unbounded, |at| Bound::Excluded(date_term(at))),
-                )),
-            ));
-        }
-        // The whole search, before the cursor: what counts and facets see.
-        let query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
-        let (top, total, last_key) = if filters.by_date {
+        // The words narrowed by the filters: what counts and facets see.
+        let narrowed = |matching: Box<dyn Query>| -> Box<dyn Query> {
+            // Filters do not score: a hit's score is its words' alone.
+            let filter = |query: Box<dyn Query>| -> Box<dyn Query> {
+                Box::new(tantivy::query::ConstScoreQuery::new(query, 0.0))
+            };
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+                (Occur::Must, matching),
+                (Occur::Must, filter(readable.box_clone())),
+            ];
+            for (field, value) in [
+                (fields.network_slug, &filters.network_slug),
+                (fields.site_key, &filters.site_key),
+                (fields.kind, &filters.kind),
+                (fields.tags, &filters.tag),
+                (fields.lang, &filters.lang),
+            ] {
+                if let Some(value) = value {
+                    clauses.push((Occur::Must, filter(term_query(field, value))));
+                }
+            }
+            if filters.from.is_some() || filters.to.is_some() {
+                clauses.push((
+                    Occur::Must,
+                    filter(Box::new(RangeQuery::new(
+                        filters
+                            .from
+                            .map_or(Bound::Unbounded, |at| Bound::Included(date_term(at))),
+                        filters
+                            .to
+                            .map_or(Bound::Unbounded, |at| Bound::Excluded(date_term(at))),
+                    ))),
+                ));
+            }
+            Box::new(BooleanQuery::new(clauses))
+        };
+        // Typos are forgiven when what was typed finds nothing; a cursor
+        // keeps the choice.
+        let exact = narrowed(text_query.box_clone());
+        let (query, tolerant, counted) = match (
+            cursor.map(|cursor| cursor.tolerant()),
+            self.typo_tolerant(&parser, query_text),
+        ) {
+            (Some(false), _) | (_, None) => (exact, false, None),
+            (mode, Some(close)) => {
+                let exact_total = match mode {
+                    Some(_) => None,
+                    None => Some(count_capped(&searcher, &*exact)?),
+                };
+                match exact_total {
+                    Some(total) if total.0 > 0 => (exact, false, Some(total)),
+                    _ => (
+                        narrowed(Box::new(BooleanQuery::new(vec![
+                            (
+                                Occur::Should,
+                                Box::new(tantivy::query::BoostQuery::new(
+                                    text_query.box_clone(),
+                                    2.0,
+                                )) as Box<dyn Query>,
+                            ),
+                            (Occur::Should, close),
+                        ]))),
+                        true,
+                        None,
+                    ),
+                }
+            }
+        };
+        // Counted exactly up to TOTAL_EXACT_MAX, without scores.
+        let (total, total_is_lower_bound) = match counted {
+            Some(total) => total,
+            None => count_capped(&searcher, &*query)?,
+        };
+        let (top, last_key) = if filters.by_date {
             let after = match cursor {
                 Some(Cursor::Date { micros, uid, .. }) => Some((micros, uid)),
                 _ => None,
@@ -415,12 +514,45 @@ impl SearchIndex {
                         }
                     }
                 });
-            let mut top: Vec<((i64, u64), DocAddress)> = searcher
-                .search(&*query, &collector)?
-                .into_iter()
-                .filter_map(|(key, address)| Some((key?, address)))
-                .collect();
-            let total = searcher.search(&*query, &Count)?;
+            // The newest hits are found in a window of the newest documents,
+            // widened until it holds a page (everything older is older).
+            let newest = match after {
+                Some((micros, _)) => micros,
+                None => newest_date(&searcher),
+            };
+            let mut top: Vec<((i64, u64), DocAddress)> = Vec::new();
+            for days in DATE_WINDOWS_DAYS.iter().map(Some).chain([None]) {
+                let windowed: Box<dyn Query> = match days {
+                    Some(days) => {
+                        let since = chrono::DateTime::from_timestamp_micros(
+                            newest.saturating_sub(days * 86_400_000_000),
+                        )
+                        .unwrap_or_default();
+                        Box::new(BooleanQuery::new(vec![
+                            (Occur::Must, query.box_clone()),
+                            (
+                                Occur::Must,
+                                Box::new(tantivy::query::ConstScoreQuery::new(
+                                    Box::new(RangeQuery::new(
+                                        Bound::Included(date_term(since)),
+                                        Bound::Unbounded,
+                                    )),
+                                    0.0,
+                                )),
+                            ),
+                        ]))
+                    }
+                    None => query.box_clone(),
+                };
+                top = searcher
+                    .search(&*windowed, &collector)?
+                    .into_iter()
+                    .filter_map(|(key, address)| Some((key?, address)))
+                    .collect();
+                if top.len() > limit {
+                    break;
+                }
+            }
             let more = top.len() > limit;
             top.truncate(limit);
             let last = top.last().map(|(key, _)| *key).filter(|_| more);
@@ -428,15 +560,27 @@ impl SearchIndex {
                 top.into_iter()
                     .map(|(_, address)| (0.0, address))
                     .collect::<Vec<(f32, DocAddress)>>(),
-                total,
                 last,
             )
         } else {
-            let (top, total) = searcher.search(
-                &*query,
-                &(TopDocs::with_limit(limit).and_offset(offset), Count),
-            )?;
-            (top, total, None)
+            let top = match (tolerant, offset + limit <= CANDIDATES_MAX / 4) {
+                (false, true) => {
+                    let everything: Box<dyn Query> = Box::new(tantivy::query::AllQuery);
+                    self.top_by_words(
+                        &searcher,
+                        &*text_query,
+                        &*narrowed(everything),
+                        offset,
+                        limit,
+                    )?
+                }
+                _ => None,
+            };
+            let top = match top {
+                Some(top) => top,
+                None => searcher.search(&*query, &TopDocs::with_limit(limit).and_offset(offset))?,
+            };
+            (top, None)
         };
         let facets = if filters.facets {
             self.facets(&searcher, &*query)?
@@ -448,12 +592,14 @@ impl SearchIndex {
                 micros,
                 uid,
                 fingerprint,
+                tolerant,
             }),
             None if filters.by_date => None,
             None if offset + top.len() < total && top.len() == limit => Some(Cursor::Relevance {
                 snapshot: snapshot.unwrap_or_else(|| self.snapshots.keep(searcher.clone())),
                 offset: offset + top.len(),
                 fingerprint,
+                tolerant,
             }),
             None => None,
         }
@@ -462,9 +608,62 @@ impl SearchIndex {
         Ok(SearchPage {
             hits,
             total: total as u64,
+            total_is_lower_bound,
             facets,
             next_cursor,
         })
+    }
+
+    /// The best matches of the words alone that pass the filters, when
+    /// enough of them do (a filter that keeps few: `None`, search with it).
+    /// Ranking the words alone skips whole blocks of weak matches.
+    fn top_by_words(
+        &self,
+        searcher: &Searcher,
+        words: &dyn Query,
+        filters: &dyn Query,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<(f32, DocAddress)>>, AggregatorError> {
+        use tantivy::DocSet;
+        let wanted = offset + limit;
+        let looked_at = (wanted * 4).clamp(64, CANDIDATES_MAX);
+        let candidates = searcher.search(words, &TopDocs::with_limit(looked_at))?;
+        let every_match_seen = candidates.len() < looked_at;
+        let weight = filters.weight(tantivy::query::EnableScoring::disabled_from_searcher(
+            searcher,
+        ))?;
+        let mut by_segment: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (_, address) in &candidates {
+            by_segment
+                .entry(address.segment_ord)
+                .or_default()
+                .push(address.doc_id);
+        }
+        let mut passing: std::collections::HashSet<DocAddress> = Default::default();
+        for (segment_ord, mut docs) in by_segment {
+            docs.sort_unstable();
+            let mut scorer = weight.scorer(searcher.segment_reader(segment_ord), 1.0)?;
+            for doc in docs {
+                let at = if scorer.doc() < doc {
+                    scorer.seek(doc)
+                } else {
+                    scorer.doc()
+                };
+                if at == doc {
+                    passing.insert(DocAddress::new(segment_ord, doc));
+                }
+            }
+        }
+        let kept: Vec<(f32, DocAddress)> = candidates
+            .into_iter()
+            .filter(|(_, address)| passing.contains(address))
+            .collect();
+        // Enough, or every match of the words was looked at.
+        if kept.len() < wanted && !every_match_seen {
+            return Ok(None);
+        }
+        Ok(Some(kept.into_iter().skip(offset).take(limit).collect()))
     }
 
     /// The top values of each facet among the hits of `query`.

@@ -181,7 +181,9 @@ async fn count_run(
         counted.0.push(meta.event_id);
         counted.1.push(meta.network_id);
         counted.2.push(day);
-        counted.3.push(i64::from(meta.event_type == "PostPublished"));
+        counted
+            .3
+            .push(i64::from(meta.event_type == "PostPublished"));
         if let Projected::Post { state, version } = &delivered.event {
             let bytes =
                 (state.title.len() + state.body_markdown.len() + state.body_html.len()) as i64;
@@ -249,15 +251,15 @@ async fn count_run(
             days.insert((*network_id, *day));
         }
     }
-    let (stored_networks, stored_days, stored_bytes): (Vec<Uuid>, Vec<NaiveDate>, Vec<i64>) =
-        days.iter()
-            .map(|(network_id, day)| (*network_id, *day, total[network_id]))
-            .fold(Default::default(), |mut acc, (n, d, b)| {
-                acc.0.push(n);
-                acc.1.push(d);
-                acc.2.push(b);
-                acc
-            });
+    let (stored_networks, stored_days, stored_bytes): (Vec<Uuid>, Vec<NaiveDate>, Vec<i64>) = days
+        .iter()
+        .map(|(network_id, day)| (*network_id, *day, total[network_id]))
+        .fold(Default::default(), |mut acc, (n, d, b)| {
+            acc.0.push(n);
+            acc.1.push(d);
+            acc.2.push(b);
+            acc
+        });
     tx.execute(
         "INSERT INTO usage_stored (network_id, day, stored_bytes) \
          SELECT * FROM unnest($1::uuid[], $2::date[], $3::bigint[]) \

@@ -780,6 +780,8 @@ struct FacetView {
 #[derive(Serialize, Default)]
 struct SearchView {
     total: u64,
+    /// More than `total` (counting stopped there).
+    total_is_lower_bound: bool,
     hits: Vec<HitView>,
     facets: Vec<FacetView>,
     /// Empty: the last page.
@@ -937,6 +939,7 @@ async fn run_search(
         .collect();
     Ok(SearchView {
         total: response.total,
+        total_is_lower_bound: response.total_is_lower_bound,
         hits,
         facets,
         next_cursor: response.next_cursor,
@@ -990,6 +993,7 @@ pub async fn search(
             to => params.to.clone().unwrap_or_default(),
             hits => view.hits,
             total => view.total,
+            total_is_lower_bound => view.total_is_lower_bound,
             facets => view.facets,
             next_href => next_href,
             first_page => params.cursor.as_deref().unwrap_or("").is_empty(),
