@@ -21,7 +21,7 @@
 //! - full rebuild from the event stores (`Reindex`, search); baseline: only
 //!   reading the same events from PostgreSQL.
 //!
-//! `ANP_BENCH_POSTS` (default 1,000,000), `ANP_BENCH_NETWORKS` (1,000) and
+//! `ANP_BENCH_POSTS` (default 1,000,000), `ANP_BENCH_SEARCH_NETWORKS` (1,000) and
 //! `ANP_BENCH_QUERIES` (per class, 50) scale it down. Run with `make bench`;
 //! results in `docs/benchmarks.md`.
 
@@ -647,7 +647,7 @@ async fn main() {
         return;
     }
     let posts = env_usize("ANP_BENCH_POSTS", 1_000_000);
-    let networks = env_usize("ANP_BENCH_NETWORKS", 1_000);
+    let networks = env_usize("ANP_BENCH_SEARCH_NETWORKS", 1_000);
     let per_class = env_usize("ANP_BENCH_QUERIES", 50);
     println!(
         "# ANP search and feeds benchmark: {networks} networks, {} sites, {posts} posts (seed {SEED})\n",

@@ -845,6 +845,28 @@ mod tests {
     }
 
     #[test]
+    fn newest_first_across_years_widens_its_window_and_keeps_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = SearchIndex::open(dir.path()).unwrap();
+        // Posts 40 days apart: pages cross every window.
+        let base = 1_500_000_000_000_000i64;
+        let day = 86_400_000_000i64;
+        let batch: Vec<Delivered> = (0..40)
+            .map(|n| post(n, base + i64::from(n) * 40 * day))
+            .collect();
+        index.apply(&batch).unwrap();
+        let filters = SearchFilters {
+            by_date: true,
+            ..public()
+        };
+        let titles = all_pages(&index, &filters, 7);
+        let expected: Vec<String> = (0..40).rev().map(|n| format!("Post {n}")).collect();
+        assert_eq!(titles, expected);
+        let page = index.search("paging", &filters, 5, None).unwrap();
+        assert_eq!((page.total, page.total_is_lower_bound), (40, false));
+    }
+
+    #[test]
     fn pages_by_date_and_relevance_cover_every_hit_once() {
         let dir = tempfile::tempdir().unwrap();
         let (index, _) = SearchIndex::open(dir.path()).unwrap();
