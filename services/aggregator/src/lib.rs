@@ -21,7 +21,7 @@ use anp_bus::BusConfig;
 use anp_kit::{ErrorKind, ServiceError, Shutdown};
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull};
 use axum::response::IntoResponse;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -32,6 +32,8 @@ use crate::usage::Usage;
 
 pub const SERVICE: &str = "aggregator";
 const BATCH_MAX: usize = 4096;
+/// How long a batch waits for more events to share its commit.
+const LINGER: Duration = Duration::from_millis(20);
 /// How long a delivered, unacknowledged message waits before redelivery
 /// (e.g. when it went to an instance that was killed).
 const ACK_WAIT: Duration = Duration::from_secs(5);
@@ -395,11 +397,12 @@ async fn consume_once(
         let Some(mut chunk) = chunk else {
             return Err(AggregatorError::Bus("message stream ended".into()));
         };
-        // Whatever else is already here joins the batch (one commit for
+        // What else arrives within LINGER joins the batch (one commit for
         // all): the busier the bus, the bigger the batches.
+        let lingering = tokio::time::Instant::now() + LINGER;
         while chunk.len() < BATCH_MAX {
-            match chunks.next().now_or_never() {
-                Some(Some(more)) => chunk.extend(more),
+            match tokio::time::timeout_at(lingering, chunks.next()).await {
+                Ok(Some(more)) => chunk.extend(more),
                 _ => break,
             }
         }

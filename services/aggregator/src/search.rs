@@ -182,6 +182,8 @@ impl Cursor {
 /// Hits are counted exactly up to this many; beyond, the total says "at
 /// least".
 pub const TOTAL_EXACT_MAX: usize = 10_000;
+/// From this many hits on, the fast paths are taken.
+const MANY_HITS: usize = 5_000;
 /// Best matches of the words alone looked at before the filters, at most.
 const CANDIDATES_MAX: usize = 1_000;
 /// The windows of newest documents a search by date looks in, in days
@@ -482,6 +484,8 @@ impl SearchIndex {
             Some(total) => total,
             None => count_capped(&searcher, &*query)?,
         };
+        // Fast paths pay off for many hits; a few thousand are ranked in full.
+        let many = total_is_lower_bound || total > MANY_HITS;
         let (top, last_key) = if filters.by_date {
             let after = match cursor {
                 Some(Cursor::Date { micros, uid, .. }) => Some((micros, uid)),
@@ -521,7 +525,9 @@ impl SearchIndex {
                 None => newest_date(&searcher),
             };
             let mut top: Vec<((i64, u64), DocAddress)> = Vec::new();
-            for days in DATE_WINDOWS_DAYS.iter().map(Some).chain([None]) {
+            // A few thousand hits are sorted at once.
+            let windows: &[i64] = if many { &DATE_WINDOWS_DAYS } else { &[] };
+            for days in windows.iter().map(Some).chain([None]) {
                 let windowed: Box<dyn Query> = match days {
                     Some(days) => {
                         let since = chrono::DateTime::from_timestamp_micros(
@@ -563,7 +569,7 @@ impl SearchIndex {
                 last,
             )
         } else {
-            let top = match (tolerant, offset + limit <= CANDIDATES_MAX / 4) {
+            let top = match (tolerant, offset + limit <= CANDIDATES_MAX / 4 && many) {
                 (false, true) => {
                     let everything: Box<dyn Query> = Box::new(tantivy::query::AllQuery);
                     self.top_by_words(
