@@ -18,7 +18,10 @@ use anp_proto::sites::v1::sites_service_client::SitesServiceClient;
 use anp_proto::sites::v1::{
     AcceptInvitationRequest, CreateSiteRequest, GetNetworkRequest, SignUpRequest,
 };
-use harness::{Infra, PASSWORD, Process, authorized, process_env, with_token};
+use harness::{
+    Infra, PASSWORD, Process, authorized, free_addr, process_env, wait_for, wait_healthy,
+    with_token,
+};
 use tonic::transport::Channel;
 
 fn networks() -> usize {
@@ -28,11 +31,6 @@ fn networks() -> usize {
         .unwrap_or(1000)
 }
 const SITES: usize = 10;
-
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").to_string()
-}
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -44,18 +42,6 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -170,17 +156,7 @@ async fn main() {
     let mut ops = OpsServiceClient::new(channel(&sites_addr));
     let mut sites = SitesServiceClient::new(channel(&sites_addr));
     for addr in [&sites_addr, &content_addr, &aggregator_addr] {
-        let health = tonic_health::pb::health_client::HealthClient::new(channel(addr));
-        wait_for("a service to answer", Duration::from_secs(60), || {
-            let mut health = health.clone();
-            async move {
-                let request = tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                };
-                health.check(request).await.is_ok()
-            }
-        })
-        .await;
+        wait_healthy(addr).await;
     }
     wait_for("the gateway", Duration::from_secs(60), || {
         let url = format!("http://{gateway_addr}/healthz");

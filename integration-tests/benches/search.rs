@@ -40,7 +40,7 @@ use anp_proto::aggregator::v1::{
 use anp_proto::events::v1::{Envelope, PostPublished, PostState, SiteCreated};
 use async_nats::jetstream;
 use futures::StreamExt;
-use harness::{Infra, Process, process_env};
+use harness::{Infra, Process, free_addr, process_env, wait_healthy};
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -300,43 +300,10 @@ fn site_slug(site: usize) -> String {
     format!("site-{:02}", site % SITES_PER_NETWORK)
 }
 
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").to_string()
-}
-
 fn channel(addr: &str) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .expect("url")
         .connect_lazy()
-}
-
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn wait_healthy(addr: &str) {
-    let health = tonic_health::pb::health_client::HealthClient::new(channel(addr));
-    wait_for("a service to answer", Duration::from_secs(60), || {
-        let mut health = health.clone();
-        async move {
-            health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .is_ok()
-        }
-    })
-    .await;
 }
 
 fn percentile(values: &[Duration], p: f64) -> Duration {
@@ -636,6 +603,10 @@ async fn load_event_stores(pg: &tokio_postgres::Client, corpus: &Corpus) -> u64 
             count += 1;
         }
         writer.finish().await.expect("copy events finish");
+        // As autovacuum would for a store that grew this much.
+        pg.batch_execute(&format!("ANALYZE {schema}.events"))
+            .await
+            .expect("analyze");
     }
     count
 }

@@ -569,3 +569,49 @@ pub fn process_env(infra: &Infra) -> Vec<(&'static str, String)> {
         ("ANP_DATABASE_POOL_SIZE", POOL_SIZE.to_string()),
     ]
 }
+
+/// A free local address for a service process (benchmarks).
+#[allow(dead_code)] // the benchmarks use it
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// Waits for `check`, failing after `within` (benchmarks; tests use
+/// `eventually`).
+#[allow(dead_code)] // the benchmarks use it
+pub async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until a gRPC server at `addr` answers its health check.
+#[allow(dead_code)] // the benchmarks use it
+pub async fn wait_healthy(addr: &str) {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect_lazy();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel);
+    wait_for("a service to answer", Duration::from_secs(60), || {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+}

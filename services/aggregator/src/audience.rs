@@ -32,11 +32,14 @@ pub fn of_document(visibility: &str, network_id: &str, site_id: &str) -> Vec<Str
     }
 }
 
+/// A caller's tokens and when they were asked for.
+type Cached = (Instant, Arc<Vec<String>>);
+
 /// The callers' tokens, cached briefly per session token.
 #[derive(Clone)]
 pub struct Audiences {
     sites: Option<SitesServiceClient<Channel>>,
-    cache: Arc<Mutex<HashMap<String, (Instant, Arc<Vec<String>>)>>>,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
 impl Audiences {

@@ -346,6 +346,40 @@ impl Sites {
     }
 }
 
+impl Sites {
+    /// Asks the aggregator to rebuild its projections from the event
+    /// stores, with a grant for the operator's call.
+    pub async fn reindex(
+        &self,
+        scope: &str,
+        actor: &str,
+    ) -> Result<anp_proto::aggregator::v1::ReindexResponse, SitesError> {
+        if !matches!(scope, "" | "all" | "search" | "feeds") {
+            return Err(SitesError::invalid(format!(
+                "scope: {scope:?} is not search, feeds or all"
+            )));
+        }
+        let request = self.grant(
+            anp_proto::aggregator::v1::ReindexRequest {
+                scope: scope.to_owned(),
+            },
+            actor,
+            "reindex",
+            Uuid::nil(),
+        )?;
+        Ok(self
+            .aggregator
+            .clone()
+            .reindex(request)
+            .await
+            .map_err(|status| SitesError::Peer {
+                service: "aggregator".into(),
+                status,
+            })?
+            .into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,39 +465,5 @@ mod tests {
         let weights = usage_weights(&[usage(1.0, 0.0, 0, 0.0), usage(3.0, 0.0, 0, 0.0)]);
         assert_eq!(weights, [0.25, 0.75]);
         assert_eq!(usage_weights(&[usage(0.0, 0.0, 0, 0.0); 2]), [0.5, 0.5]);
-    }
-}
-
-impl Sites {
-    /// Asks the aggregator to rebuild its projections from the event
-    /// stores, with a grant for the operator's call.
-    pub async fn reindex(
-        &self,
-        scope: &str,
-        actor: &str,
-    ) -> Result<anp_proto::aggregator::v1::ReindexResponse, SitesError> {
-        if !matches!(scope, "" | "all" | "search" | "feeds") {
-            return Err(SitesError::invalid(format!(
-                "scope: {scope:?} is not search, feeds or all"
-            )));
-        }
-        let request = self.grant(
-            anp_proto::aggregator::v1::ReindexRequest {
-                scope: scope.to_owned(),
-            },
-            actor,
-            "reindex",
-            Uuid::nil(),
-        )?;
-        Ok(self
-            .aggregator
-            .clone()
-            .reindex(request)
-            .await
-            .map_err(|status| SitesError::Peer {
-                service: "aggregator".into(),
-                status,
-            })?
-            .into_inner())
     }
 }
