@@ -351,6 +351,9 @@ async fn members_only_documents_reach_their_members_and_nobody_else_not_even_in_
     };
     let anonymous = page(None).await;
     assert_eq!(anonymous["total"], 1, "{anonymous}");
+    // A session that ended (or never was) searches as the public does.
+    let stale = page(Some("not-a-session".into())).await;
+    assert_eq!(stale["total"], 1, "{stale}");
     let member = page(Some(members["boston"].clone())).await;
     assert_eq!(member["total"], 6, "{member}");
     let sites: Vec<&str> = member["facets"]
