@@ -22,7 +22,8 @@
 //!   reading the same events from PostgreSQL.
 //!
 //! `ANP_BENCH_POSTS` (default 1,000,000), `ANP_BENCH_SEARCH_NETWORKS` (1,000) and
-//! `ANP_BENCH_QUERIES` (per class, 50) scale it down. Run with `make bench`;
+//! `ANP_BENCH_QUERIES` (per class, 50) scale it down; `ANP_BENCH_STOP_AFTER`
+//! (indexing, search, feed, lag) ends it early. Run with `make bench`;
 //! results in `docs/benchmarks.md`.
 
 #[allow(dead_code)]
@@ -611,6 +612,12 @@ async fn load_event_stores(pg: &tokio_postgres::Client, corpus: &Corpus) -> u64 
     count
 }
 
+/// `ANP_BENCH_STOP_AFTER=search` (or `indexing`, `feed`, `lag`) ends the
+/// run after that section, for quicker rounds while tuning.
+fn stop_after(section: &str) -> bool {
+    std::env::var("ANP_BENCH_STOP_AFTER").is_ok_and(|value| value == section)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     if std::env::args().any(|arg| arg == "--list") {
@@ -730,6 +737,10 @@ async fn main() {
         published.as_secs_f64()
     );
 
+    if stop_after("indexing") {
+        return;
+    }
+
     // ## Search: gRPC against PostgreSQL full-text search.
     // Tantivy merges segments for a while after a bulk load: measure after.
     let mut last_bytes = 0;
@@ -817,6 +828,10 @@ async fn main() {
         mix.len()
     );
 
+    if stop_after("search") {
+        return;
+    }
+
     // ## Umbrella feed page: this installation against one of 10 sites.
     let feed_p99 = |client: AggregatorServiceClient<Channel>| async move {
         let mut client = client;
@@ -887,6 +902,10 @@ async fn main() {
         percentile(&big, 0.99).as_secs_f64() / percentile(&small_times, 0.99).as_secs_f64()
     );
 
+    if stop_after("feed") {
+        return;
+    }
+
     // ## Projection lag at 1,000 writes/s through the content service.
     lag(
         &infra,
@@ -896,6 +915,10 @@ async fn main() {
         &aggregator_addr,
     )
     .await;
+
+    if stop_after("lag") {
+        return;
+    }
 
     // ## Full rebuild from the event stores.
     // The services whose relays would publish the copied events stop first.

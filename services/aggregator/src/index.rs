@@ -27,6 +27,10 @@ const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 const TOKENIZER_EN: &str = "anp_en_2";
 const TOKENIZER_ES: &str = "anp_es_2";
 const TOKENIZER_PLAIN: &str = "anp_plain_1";
+/// Adjacent words of a language as one token each (see `words`).
+const TOKENIZER_EN_PAIRS: &str = "anp_en_pairs_1";
+const TOKENIZER_ES_PAIRS: &str = "anp_es_pairs_1";
+const TOKENIZER_PLAIN_PAIRS: &str = "anp_plain_pairs_1";
 /// The kind of a document that only remembers a post's version.
 pub(crate) const TOMBSTONE: &str = "tombstone";
 /// Most tags of a document that are indexed.
@@ -90,6 +94,11 @@ pub(crate) struct Fields {
     /// Other languages: words lowercased and accents folded, not stemmed.
     pub title_plain: Field,
     pub body_plain: Field,
+    /// Adjacent words of the title and the body, per language: a phrase of
+    /// two words is one term.
+    pub pairs_en: Field,
+    pub pairs_es: Field,
+    pub pairs_plain: Field,
     pub published_at: Field,
     pub version: Field,
 }
@@ -104,6 +113,13 @@ fn schema() -> (Schema, Fields) {
                     .set_index_option(IndexRecordOption::WithFreqsAndPositions),
             )
             .set_stored()
+    };
+    let pairs = |tokenizer: &str| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::WithFreqs),
+        )
     };
     let fields = Fields {
         id: builder.add_text_field("id", STRING | STORED),
@@ -124,6 +140,9 @@ fn schema() -> (Schema, Fields) {
         body_es: builder.add_text_field("body_es", text(TOKENIZER_ES)),
         title_plain: builder.add_text_field("title_plain", text(TOKENIZER_PLAIN)),
         body_plain: builder.add_text_field("body_plain", text(TOKENIZER_PLAIN)),
+        pairs_en: builder.add_text_field("pairs_en", pairs(TOKENIZER_EN_PAIRS)),
+        pairs_es: builder.add_text_field("pairs_es", pairs(TOKENIZER_ES_PAIRS)),
+        pairs_plain: builder.add_text_field("pairs_plain", pairs(TOKENIZER_PLAIN_PAIRS)),
         published_at: builder.add_date_field(
             "published_at",
             // Microseconds: "newest first" orders posts of the same second.
@@ -142,11 +161,14 @@ fn schema() -> (Schema, Fields) {
 
 /// Languages without a stemmer here: words, lowercased, accents folded.
 fn plain_analyzer() -> TextAnalyzer {
+    plain_builder().build()
+}
+
+fn plain_builder() -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
-        .build()
 }
 
 impl Fields {
@@ -165,15 +187,48 @@ impl Fields {
     /// The title and body fields of a language: English (also the default),
     /// Spanish, or plain for the others.
     pub fn for_lang(&self, lang: &str) -> (Field, Field) {
+        let (title, body, _) = self.languages()[Self::language(lang)];
+        (title, body)
+    }
+
+    /// The pairs field of a language.
+    pub fn pairs_for_lang(&self, lang: &str) -> Field {
+        self.languages()[Self::language(lang)].2
+    }
+
+    fn language(lang: &str) -> usize {
         match lang {
-            "" | "en" => (self.title_en, self.body_en),
-            "es" => (self.title_es, self.body_es),
-            _ => (self.title_plain, self.body_plain),
+            "" | "en" => 0,
+            "es" => 1,
+            _ => 2,
         }
+    }
+
+    /// Title, body and pairs fields of each analyzed language.
+    pub fn languages(&self) -> [(Field, Field, Field); 3] {
+        [
+            (self.title_en, self.body_en, self.pairs_en),
+            (self.title_es, self.body_es, self.pairs_es),
+            (self.title_plain, self.body_plain, self.pairs_plain),
+        ]
     }
 }
 
 fn analyzer(language: Language) -> TextAnalyzer {
+    analyzer_builder(language).build()
+}
+
+/// `analyzer`, then each two adjacent words as one token.
+fn pairs_analyzer(language: Option<Language>) -> TextAnalyzer {
+    match language {
+        Some(language) => analyzer_builder(language).filter(AdjacentPairs).build(),
+        None => plain_builder().filter(AdjacentPairs).build(),
+    }
+}
+
+fn analyzer_builder(
+    language: Language,
+) -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
@@ -186,7 +241,6 @@ fn analyzer(language: Language) -> TextAnalyzer {
         // Stem before folding: other Spanish suffixes carry accents too.
         .filter(Stemmer::new(language))
         .filter(AsciiFoldingFilter)
-        .build()
 }
 
 /// Puts the accent back on a trailing `-cion`/`-sion` (`-ciones` needs
@@ -253,6 +307,73 @@ impl<T: TokenStream> TokenStream for SpanishSuffixAccentsStream<T> {
 
     fn token_mut(&mut self) -> &mut Token {
         self.tail.token_mut()
+    }
+}
+
+/// Each two adjacent tokens (positions next to each other) as one token,
+/// `"first second"` at the first one's position; a lone token gives none.
+#[derive(Clone, Copy)]
+struct AdjacentPairs;
+
+impl TokenFilter for AdjacentPairs {
+    type Tokenizer<T: Tokenizer> = AdjacentPairsWrapper<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> AdjacentPairsWrapper<T> {
+        AdjacentPairsWrapper { inner: tokenizer }
+    }
+}
+
+#[derive(Clone)]
+struct AdjacentPairsWrapper<T> {
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for AdjacentPairsWrapper<T> {
+    type TokenStream<'a> = AdjacentPairsStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        AdjacentPairsStream {
+            tail: self.inner.token_stream(text),
+            previous: None,
+            pair: Token::default(),
+        }
+    }
+}
+
+struct AdjacentPairsStream<T> {
+    tail: T,
+    previous: Option<Token>,
+    pair: Token,
+}
+
+impl<T: TokenStream> TokenStream for AdjacentPairsStream<T> {
+    fn advance(&mut self) -> bool {
+        while self.tail.advance() {
+            let current = self.tail.token();
+            let previous = self.previous.replace(current.clone());
+            if let Some(previous) = previous
+                && current.position == previous.position + 1
+            {
+                self.pair.text.clear();
+                self.pair.text.push_str(&previous.text);
+                self.pair.text.push(' ');
+                self.pair.text.push_str(&current.text);
+                self.pair.position = previous.position;
+                self.pair.offset_from = previous.offset_from;
+                self.pair.offset_to = current.offset_to;
+                self.pair.position_length = 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        &self.pair
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.pair
     }
 }
 
@@ -393,6 +514,13 @@ impl SearchIndex {
         index
             .tokenizers()
             .register(TOKENIZER_PLAIN, plain_analyzer());
+        for (name, language) in [
+            (TOKENIZER_EN_PAIRS, Some(Language::English)),
+            (TOKENIZER_ES_PAIRS, Some(Language::Spanish)),
+            (TOKENIZER_PLAIN_PAIRS, None),
+        ] {
+            index.tokenizers().register(name, pairs_analyzer(language));
+        }
         let writer = index.writer(WRITER_HEAP_BYTES)?;
         let reader = index
             .reader_builder()
@@ -481,7 +609,8 @@ impl SearchIndex {
             return Ok(());
         }
         let (title_field, body_field) = fields.for_lang(doc.lang);
-        let body_text = ammonia::Builder::empty().clean(doc.body_html).to_string();
+        let pairs_field = fields.pairs_for_lang(doc.lang);
+        let body_text = html_unescape(&ammonia::Builder::empty().clean(doc.body_html).to_string());
         let at = anp_kit::from_timestamp(doc.at);
         let visibility = match doc.visibility {
             "" => "public",
@@ -498,7 +627,9 @@ impl SearchIndex {
             fields.lang => doc.lang.to_owned(),
             fields.visibility => visibility,
             title_field => doc.title.to_owned(),
-            body_field => html_unescape(&body_text),
+            pairs_field => doc.title.to_owned(),
+            pairs_field => body_text.clone(),
+            body_field => body_text,
             fields.published_at => tantivy::DateTime::from_timestamp_micros(at.timestamp_micros()),
             fields.version => version,
         );
@@ -603,6 +734,10 @@ impl SearchIndex {
                 fields.title_es => state.title.clone(),
                 fields.body_en => body.clone(),
                 fields.body_es => body.clone(),
+                fields.pairs_en => state.title.clone(),
+                fields.pairs_en => body.clone(),
+                fields.pairs_es => state.title.clone(),
+                fields.pairs_es => body.clone(),
                 fields.published_at => tantivy_date(occurrence.start),
                 fields.version => version,
             ))?;
@@ -694,6 +829,8 @@ impl SearchIndex {
                         fields.lang => "en",
                         fields.title_en => site.name.clone(),
                         fields.title_es => site.name.clone(),
+                        fields.pairs_en => site.name.clone(),
+                        fields.pairs_es => site.name.clone(),
                         fields.version => 1u64,
                     ))?;
                 }

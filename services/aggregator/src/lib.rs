@@ -12,6 +12,7 @@ pub mod search;
 pub mod status;
 pub mod upcoming;
 pub mod usage;
+pub mod words;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use anp_proto::aggregator::v1::{Facet, FacetValue, SearchHit};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Searcher, SegmentReader, TantivyDocument, Term};
@@ -296,59 +296,45 @@ impl SearchIndex {
     /// each field's own analyzer (so stems and accents still fold); words
     /// in quotes stay phrases, `-word` still excludes. `None` when nothing
     /// would be tolerated.
-    fn typo_tolerant(&self, parser: &QueryParser, query_text: &str) -> Option<Box<dyn Query>> {
+    fn typo_tolerant(&self, query_text: &str) -> Option<Box<dyn Query>> {
         let text_fields = self.fields.text();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut tolerated = false;
-        let mut rest = query_text.trim();
-        while !rest.is_empty() {
-            if let Some(quoted) = rest.strip_prefix('"') {
-                let end = quoted.find('"').unwrap_or(quoted.len());
-                let phrase = &quoted[..end];
-                if !phrase.trim().is_empty() {
-                    let (query, _) = parser.parse_query_lenient(&format!("\"{phrase}\""));
-                    clauses.push((Occur::Must, query));
-                }
-                rest = quoted.get(end + 1..).unwrap_or("").trim_start();
-                continue;
-            }
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            let (word, tail) = rest.split_at(end);
-            rest = tail.trim_start();
-            let (occur, word) = match word.strip_prefix('-') {
-                Some(excluded) => (Occur::MustNot, excluded),
-                None => (Occur::Must, word),
+        for part in crate::words::parts(query_text) {
+            let occur = if part.excluded {
+                Occur::MustNot
+            } else {
+                Occur::Must
             };
-            let letters: String = word.chars().filter(|c| c.is_alphanumeric()).collect();
-            if letters.is_empty() {
-                continue;
-            }
-            let distance = match letters.chars().count() {
-                0..=4 => 0,
-                5..=7 => 1,
+            let letters: String = part.text.chars().filter(|c| c.is_alphanumeric()).collect();
+            let distance = match (part.quoted || part.excluded, letters.chars().count()) {
+                (true, _) | (_, 0..=4) => 0,
+                (_, 5..=7) => 1,
                 _ => 2,
             };
-            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            if distance == 0 {
+                if let Some(query) = self.part_query(&part.text, &mut Vec::new()) {
+                    clauses.push((occur, query));
+                }
+                continue;
+            }
+            let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
             for field in text_fields {
-                let Ok(mut analyzer) = self.index.tokenizer_for_field(field) else {
-                    continue;
-                };
-                let mut stream = analyzer.token_stream(&letters);
-                while stream.advance() {
-                    let term = Term::from_field_text(field, &stream.token().text);
-                    let query: Box<dyn Query> = if distance == 0 || occur == Occur::MustNot {
-                        Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
-                    } else {
-                        Box::new(tantivy::query::FuzzyTermQuery::new(term, distance, true))
-                    };
-                    alternatives.push((Occur::Should, query));
+                for (_, token) in self.analyze(field, &letters) {
+                    let term = Term::from_field_text(field, &token);
+                    alternatives.push(Box::new(tantivy::query::FuzzyTermQuery::new(
+                        term, distance, true,
+                    )));
                 }
             }
             if alternatives.is_empty() {
                 continue;
             }
-            tolerated |= distance > 0 && occur == Occur::Must;
-            clauses.push((occur, Box::new(BooleanQuery::new(alternatives))));
+            tolerated = true;
+            clauses.push((
+                occur,
+                Box::new(crate::words::SeekUnionQuery::new(alternatives)),
+            ));
         }
         (tolerated && clauses.iter().any(|(occur, _)| *occur == Occur::Must))
             .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
@@ -395,12 +381,10 @@ impl SearchIndex {
             }
             _ => (self.reader.searcher(), None, 0),
         };
-        let mut parser = QueryParser::for_index(&self.index, fields.text().to_vec());
-        parser.set_conjunction_by_default();
-        for title in [fields.title_en, fields.title_es, fields.title_plain] {
-            parser.set_field_boost(title, 2.0);
-        }
-        let (text_query, _errors) = parser.parse_query_lenient(query_text);
+        let crate::words::Built {
+            query: text_query,
+            highlight,
+        } = self.words_query(query_text);
         // Only what the caller may read: tombstones have no audience.
         let readable: Vec<(Occur, Box<dyn Query>)> = filters
             .audiences
@@ -452,7 +436,7 @@ impl SearchIndex {
         let exact = narrowed(text_query.box_clone());
         let (query, tolerant, counted) = match (
             cursor.map(|cursor| cursor.tolerant()),
-            self.typo_tolerant(&parser, query_text),
+            self.typo_tolerant(query_text),
         ) {
             (Some(false), _) | (_, None) => (exact, false, None),
             (mode, Some(close)) => {
@@ -610,7 +594,7 @@ impl SearchIndex {
             None => None,
         }
         .map(|cursor| cursor.encode());
-        let hits = self.hits(&searcher, &*text_query, top)?;
+        let hits = self.hits(&searcher, &*highlight, top)?;
         Ok(SearchPage {
             hits,
             total: total as u64,

@@ -1,0 +1,540 @@
+//! What people type, as a Tantivy query: words (all must match, in any
+//! language's fields), `"phrases"` and `-exclusions`.
+//!
+//! Two choices keep searches fast at a million documents:
+//! - a word's alternatives (title and body in English, Spanish and plain)
+//!   are joined by a [`SeekUnion`], which jumps straight to a document when
+//!   a selective filter (a network, a site, a date window) leads; Tantivy's
+//!   own union buffers a window of 4,096 documents on each such jump;
+//! - a phrase of two words is one term of the language's `pairs` field
+//!   (adjacent words, indexed as one token) instead of an intersection of
+//!   two postings whose positions are compared; longer phrases need all
+//!   their pairs and are then checked word by word.
+
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, EnableScoring, Explanation, Occur,
+    PhraseQuery, Query, Scorer, TermQuery, Weight,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
+
+use crate::index::SearchIndex;
+
+/// Parts of a query looked at; the rest is ignored.
+pub const PARTS_MAX: usize = 32;
+/// Words of one phrase looked at.
+const PHRASE_WORDS_MAX: usize = 16;
+/// A title's match counts this much more than the body's.
+pub const TITLE_BOOST: Score = 2.0;
+
+/// One word or phrase of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub text: String,
+    pub quoted: bool,
+    pub excluded: bool,
+}
+
+/// Splits what was typed into words, `"quoted phrases"` and `-exclusions`
+/// (`-"a phrase"` too). An unclosed quote runs to the end.
+pub fn parts(query_text: &str) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let mut rest = query_text.trim();
+    while !rest.is_empty() && parts.len() < PARTS_MAX {
+        let (excluded, tail) = match rest.strip_prefix('-') {
+            Some(tail) if !tail.is_empty() && !tail.starts_with(char::is_whitespace) => {
+                (true, tail)
+            }
+            _ => (false, rest),
+        };
+        if let Some(quoted) = tail.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            let text = quoted[..end].trim();
+            if !text.is_empty() {
+                parts.push(Part {
+                    text: text.to_owned(),
+                    quoted: true,
+                    excluded,
+                });
+            }
+            rest = quoted.get(end + 1..).unwrap_or("").trim_start();
+            continue;
+        }
+        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        let (word, after) = tail.split_at(end);
+        rest = after.trim_start();
+        let word = word.trim_matches('"');
+        if !word.is_empty() {
+            parts.push(Part {
+                text: word.to_owned(),
+                quoted: false,
+                excluded,
+            });
+        }
+    }
+    parts
+}
+
+/// The query of `parts` and, for snippets, every term it looks for.
+pub struct Built {
+    pub query: Box<dyn Query>,
+    /// Terms of the title and body fields (no pairs): what is highlighted.
+    pub highlight: Box<dyn Query>,
+}
+
+impl SearchIndex {
+    /// The tokens of `text` through `field`'s analyzer, with positions.
+    pub(crate) fn analyze(&self, field: Field, text: &str) -> Vec<(usize, String)> {
+        let Ok(mut analyzer) = self.index.tokenizer_for_field(field) else {
+            return Vec::new();
+        };
+        let mut stream = analyzer.token_stream(text);
+        let mut tokens = Vec::new();
+        while stream.advance() && tokens.len() < PHRASE_WORDS_MAX {
+            let token = stream.token();
+            tokens.push((token.position, token.text.clone()));
+        }
+        tokens
+    }
+
+    /// A word or phrase in one language's fields: one word in the title or
+    /// the body; several in a row, by their pairs.
+    fn in_language(
+        &self,
+        text: &str,
+        (title, body, pairs): (Field, Field, Field),
+        highlight: &mut Vec<Term>,
+    ) -> Option<Box<dyn Query>> {
+        let tokens = self.analyze(title, text);
+        for (_, token) in &tokens {
+            highlight.push(Term::from_field_text(title, token));
+            highlight.push(Term::from_field_text(body, token));
+        }
+        match tokens.as_slice() {
+            [] => None,
+            [(_, word)] => Some(Box::new(SeekUnionQuery::new(vec![
+                Box::new(BoostQuery::new(
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(title, word),
+                        IndexRecordOption::WithFreqs,
+                    )),
+                    TITLE_BOOST,
+                )),
+                Box::new(TermQuery::new(
+                    Term::from_field_text(body, word),
+                    IndexRecordOption::WithFreqs,
+                )),
+            ]))),
+            _ => {
+                let consecutive = tokens.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1);
+                let pair_terms: Vec<Box<dyn Query>> = tokens
+                    .windows(2)
+                    .map(|pair| {
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(pairs, &format!("{} {}", pair[0].1, pair[1].1)),
+                            IndexRecordOption::WithFreqs,
+                        )) as Box<dyn Query>
+                    })
+                    .collect();
+                if consecutive && pair_terms.len() == 1 {
+                    return pair_terms.into_iter().next();
+                }
+                // Every pair, then the words in order (a gap where a word
+                // was too long to index is kept).
+                let phrase = |field: Field| -> Box<dyn Query> {
+                    Box::new(PhraseQuery::new_with_offset(
+                        tokens
+                            .iter()
+                            .map(|(position, token)| {
+                                (
+                                    position - tokens[0].0,
+                                    Term::from_field_text(field, token),
+                                )
+                            })
+                            .collect(),
+                    ))
+                };
+                let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                if consecutive {
+                    clauses.extend(pair_terms.into_iter().map(|term| (Occur::Must, term)));
+                }
+                clauses.push((
+                    Occur::Must,
+                    Box::new(SeekUnionQuery::new(vec![
+                        Box::new(BoostQuery::new(phrase(title), TITLE_BOOST)),
+                        phrase(body),
+                    ])),
+                ));
+                Some(Box::new(BooleanQuery::new(clauses)))
+            }
+        }
+    }
+
+    /// A word or phrase in any language.
+    pub(crate) fn part_query(&self, text: &str, highlight: &mut Vec<Term>) -> Option<Box<dyn Query>> {
+        let alternatives: Vec<Box<dyn Query>> = self
+            .fields
+            .languages()
+            .into_iter()
+            .filter_map(|fields| self.in_language(text, fields, highlight))
+            .collect();
+        (!alternatives.is_empty())
+            .then(|| Box::new(SeekUnionQuery::new(alternatives)) as Box<dyn Query>)
+    }
+
+    /// The query of what was typed: every word and phrase must match,
+    /// exclusions must not. Only exclusions: everything but them.
+    pub fn words_query(&self, query_text: &str) -> Built {
+        let mut highlight = Vec::new();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for part in parts(query_text) {
+            let mut ignored = Vec::new();
+            let terms = if part.excluded {
+                &mut ignored
+            } else {
+                &mut highlight
+            };
+            if let Some(query) = self.part_query(&part.text, terms) {
+                let occur = if part.excluded {
+                    Occur::MustNot
+                } else {
+                    Occur::Must
+                };
+                clauses.push((occur, query));
+            }
+        }
+        let query: Box<dyn Query> = if clauses.is_empty() {
+            Box::new(EmptyQuery)
+        } else {
+            if clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
+                clauses.push((Occur::Must, Box::new(AllQuery)));
+            }
+            Box::new(BooleanQuery::new(clauses))
+        };
+        Built {
+            query,
+            highlight: Box::new(BooleanQuery::new(
+                highlight
+                    .into_iter()
+                    .map(|term| {
+                        (
+                            Occur::Should,
+                            Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
+                                as Box<dyn Query>,
+                        )
+                    })
+                    .collect(),
+            )),
+        }
+    }
+}
+
+/// Documents matching any of its queries, scored by the sum of those that
+/// match. Unlike Tantivy's buffered union it keeps no window: a jump ahead
+/// (`seek`) only jumps each part, which is what an intersection led by a
+/// selective filter asks of it.
+#[derive(Debug)]
+pub struct SeekUnionQuery {
+    queries: Vec<Box<dyn Query>>,
+}
+
+impl SeekUnionQuery {
+    pub fn new(queries: Vec<Box<dyn Query>>) -> Self {
+        SeekUnionQuery { queries }
+    }
+}
+
+impl Clone for SeekUnionQuery {
+    fn clone(&self) -> Self {
+        SeekUnionQuery {
+            queries: self.queries.iter().map(|query| query.box_clone()).collect(),
+        }
+    }
+}
+
+impl Query for SeekUnionQuery {
+    fn weight(&self, enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(SeekUnionWeight {
+            weights: self
+                .queries
+                .iter()
+                .map(|query| query.weight(enable_scoring))
+                .collect::<tantivy::Result<_>>()?,
+        }))
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
+        for query in &self.queries {
+            query.query_terms(visitor);
+        }
+    }
+}
+
+struct SeekUnionWeight {
+    weights: Vec<Box<dyn Weight>>,
+}
+
+impl Weight for SeekUnionWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let mut scorers = Vec::with_capacity(self.weights.len());
+        for weight in &self.weights {
+            let scorer = weight.scorer(reader, boost)?;
+            if scorer.doc() != TERMINATED {
+                scorers.push(scorer);
+            }
+        }
+        if scorers.len() == 1 {
+            return Ok(scorers.remove(0));
+        }
+        let doc = scorers
+            .iter()
+            .map(|scorer| scorer.doc())
+            .min()
+            .unwrap_or(TERMINATED);
+        Ok(Box::new(SeekUnionScorer { scorers, doc }))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut scorer = self.scorer(reader, 1.0)?;
+        if scorer.seek(doc) != doc {
+            return Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} does not match"
+            )));
+        }
+        let mut explanation = Explanation::new("sum of the matching alternatives", scorer.score());
+        for weight in &self.weights {
+            if let Ok(detail) = weight.explain(reader, doc) {
+                explanation.add_detail(detail);
+            }
+        }
+        Ok(explanation)
+    }
+}
+
+struct SeekUnionScorer {
+    scorers: Vec<Box<dyn Scorer>>,
+    doc: DocId,
+}
+
+impl DocSet for SeekUnionScorer {
+    fn advance(&mut self) -> DocId {
+        let current = self.doc;
+        let mut next = TERMINATED;
+        for scorer in &mut self.scorers {
+            let mut doc = scorer.doc();
+            if doc == current {
+                doc = scorer.advance();
+            }
+            next = next.min(doc);
+        }
+        self.doc = next;
+        next
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        if self.doc >= target {
+            return self.doc;
+        }
+        let mut next = TERMINATED;
+        for scorer in &mut self.scorers {
+            let mut doc = scorer.doc();
+            if doc < target {
+                doc = scorer.seek(target);
+            }
+            next = next.min(doc);
+        }
+        self.doc = next;
+        next
+    }
+
+    fn doc(&self) -> DocId {
+        self.doc
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.scorers
+            .iter()
+            .map(|scorer| scorer.size_hint())
+            .fold(0u32, u32::saturating_add)
+    }
+}
+
+impl Scorer for SeekUnionScorer {
+    fn score(&mut self) -> Score {
+        let doc = self.doc;
+        self.scorers
+            .iter_mut()
+            .filter(|scorer| scorer.doc() == doc)
+            .map(|scorer| scorer.score())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::events::{Delivered, Projected};
+    use crate::search::SearchFilters;
+    use anp_proto::events::v1::PostState;
+
+    fn post(n: u32, network: &str, lang: &str, title: &str, body: &str) -> Delivered {
+        Delivered {
+            seq: u64::from(n) + 1,
+            event: Projected::Post {
+                state: PostState {
+                    post_id: format!("00000000-0000-0000-0000-{n:012}"),
+                    network_id: format!("11111111-1111-1111-1111-{:0>12}", network.len()),
+                    network_slug: network.into(),
+                    site_id: "22222222-2222-2222-2222-222222222222".into(),
+                    site_slug: "site".into(),
+                    title: title.into(),
+                    body_html: format!("<p>{body}</p>"),
+                    lang: lang.into(),
+                    published_at: Some(prost_types::Timestamp {
+                        seconds: 1_700_000_000 + i64::from(n),
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                },
+                version: 1,
+            },
+            meta: None,
+            traceparent: String::new(),
+        }
+    }
+
+    fn titles(index: &SearchIndex, query: &str, network: Option<&str>) -> Vec<String> {
+        let filters = SearchFilters {
+            network_slug: network.map(str::to_owned),
+            audiences: Arc::new(vec!["public".into()]),
+            ..Default::default()
+        };
+        let mut titles: Vec<String> = index
+            .search(query, &filters, 100, None)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|hit| hit.title)
+            .collect();
+        titles.sort();
+        titles
+    }
+
+    #[test]
+    fn phrases_need_their_words_adjacent_in_order_within_one_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        index
+            .apply(&[
+                post(1, "net", "en", "A", "The tenants union met on Sunday"),
+                post(2, "net", "en", "B", "A union of tenants"),
+                post(3, "net", "en", "C tenant", "union hall"),
+                post(4, "net", "es", "D", "La organización comunitaria crece"),
+                post(5, "net", "en", "E", "tenant averyveryveryveryveryveryverylongwordthatisdropped union"),
+            ])
+            .unwrap();
+        assert_eq!(titles(&index, r#""tenant union""#, None), ["A"]);
+        assert_eq!(titles(&index, r#""union tenant""#, None), Vec::<String>::new());
+        assert_eq!(titles(&index, r#""tenants union met""#, None), ["A"]);
+        assert_eq!(titles(&index, r#""tenant union sunday""#, None), Vec::<String>::new());
+        assert_eq!(titles(&index, r#""organizacion comunitaria""#, None), ["D"]);
+        assert_eq!(titles(&index, "union -met", None), ["B", "C tenant", "E"]);
+        assert_eq!(titles(&index, r#"union -"tenant union""#, None), ["B", "C tenant", "E"]);
+        assert_eq!(titles(&index, "-union", None), ["D"]);
+        assert_eq!(titles(&index, "tenant union", None), ["A", "B", "C tenant", "E"]);
+        // The hit's snippet marks the phrase's words.
+        let filters = SearchFilters {
+            audiences: Arc::new(vec!["public".into()]),
+            ..Default::default()
+        };
+        let page = index.search(r#""tenants union""#, &filters, 10, None).unwrap();
+        assert!(
+            page.hits[0].snippet_html.contains("<b>union</b>"),
+            "{:?}",
+            page.hits[0].snippet_html
+        );
+    }
+
+    #[test]
+    fn a_network_filter_finds_exactly_the_networks_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        let words = ["river", "bread", "housing", "strike", "garden", "choir"];
+        let batch: Vec<Delivered> = (0..600u32)
+            .map(|n| {
+                let network = if n % 7 == 0 { "small" } else { "big" };
+                let body = format!(
+                    "{} {} and {}",
+                    words[n as usize % 6],
+                    words[(n as usize / 6) % 6],
+                    if n % 2 == 0 { "rent strike" } else { "strike rent" }
+                );
+                post(n, network, if n % 3 == 0 { "es" } else { "en" }, &format!("{n:03}"), &body)
+            })
+            .collect();
+        index.apply(&batch).unwrap();
+        for query in ["river", "bread garden", r#""rent strike""#, "choir -housing"] {
+            for network in ["small", "big"] {
+                let expected: Vec<String> = batch
+                    .iter()
+                    .filter_map(|delivered| match &delivered.event {
+                        Projected::Post { state, .. } if state.network_slug == network => {
+                            let body = state.body_html.as_str();
+                            let matches = match query {
+                                "river" => body.contains("river"),
+                                "bread garden" => body.contains("bread") && body.contains("garden"),
+                                "\"rent strike\"" => body.contains("rent strike"),
+                                _ => body.contains("choir") && !body.contains("housing"),
+                            };
+                            matches.then(|| state.title.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let mut found = titles(&index, query, Some(network));
+                if expected.len() > 100 {
+                    found.truncate(0);
+                    let filters = SearchFilters {
+                        network_slug: Some(network.into()),
+                        audiences: Arc::new(vec!["public".into()]),
+                        ..Default::default()
+                    };
+                    let page = index.search(query, &filters, 1, None).unwrap();
+                    assert_eq!(page.total as usize, expected.len(), "{query} in {network}");
+                    continue;
+                }
+                assert!(!expected.is_empty(), "{query} in {network}");
+                assert_eq!(found, expected, "{query} in {network}");
+            }
+        }
+    }
+
+    fn part(text: &str, quoted: bool, excluded: bool) -> Part {
+        Part {
+            text: text.into(),
+            quoted,
+            excluded,
+        }
+    }
+
+    #[test]
+    fn words_phrases_and_exclusions_are_told_apart() {
+        assert_eq!(
+            parts(r#"rent "tenant union" -eviction -"bad landlord" "open"#),
+            vec![
+                part("rent", false, false),
+                part("tenant union", true, false),
+                part("eviction", false, true),
+                part("bad landlord", true, true),
+                part("open", true, false),
+            ]
+        );
+        assert_eq!(
+            parts("  - -  \"\" "),
+            vec![part("-", false, false), part("-", false, false)]
+        );
+        assert_eq!(parts(&"w ".repeat(100)).len(), PARTS_MAX);
+    }
+}
