@@ -214,6 +214,25 @@ fn count_capped(searcher: &Searcher, query: &dyn Query) -> Result<(usize, bool),
     Ok((count, false))
 }
 
+/// Whether `query` matches a document that is not deleted.
+fn exists(searcher: &Searcher, query: &dyn Query) -> Result<bool, AggregatorError> {
+    use tantivy::DocSet;
+    let weight = query.weight(tantivy::query::EnableScoring::disabled_from_searcher(
+        searcher,
+    ))?;
+    for segment in searcher.segment_readers() {
+        let mut scorer = weight.scorer(segment, 1.0)?;
+        let mut doc = scorer.doc();
+        while doc != tantivy::TERMINATED {
+            if !segment.is_deleted(doc) {
+                return Ok(true);
+            }
+            doc = scorer.advance();
+        }
+    }
+    Ok(false)
+}
+
 /// The date of the newest document (microseconds).
 fn newest_date(searcher: &Searcher) -> i64 {
     searcher
@@ -296,7 +315,12 @@ impl SearchIndex {
     /// each field's own analyzer (so stems and accents still fold); words
     /// in quotes stay phrases, `-word` still excludes. `None` when nothing
     /// would be tolerated.
-    fn typo_tolerant(&self, query_text: &str) -> Option<Box<dyn Query>> {
+    fn typo_tolerant(
+        &self,
+        searcher: &Searcher,
+        query_text: &str,
+        readable: &dyn Query,
+    ) -> Result<Option<Box<dyn Query>>, AggregatorError> {
         let text_fields = self.fields.text();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut tolerated = false;
@@ -312,8 +336,21 @@ impl SearchIndex {
                 (_, 5..=7) => 1,
                 _ => 2,
             };
-            if distance == 0 {
-                if let Some(query) = self.part_query(&part.text, &mut Vec::new()) {
+            let exact = self.part_query(&part.text, &mut Vec::new());
+            // A word in something the caller may read is no typo (and one
+            // only in hidden documents is treated like one never written).
+            let known = match &exact {
+                Some(exact) if distance > 0 => exists(
+                    searcher,
+                    &BooleanQuery::new(vec![
+                        (Occur::Must, exact.box_clone()),
+                        (Occur::Must, readable.box_clone()),
+                    ]),
+                )?,
+                _ => true,
+            };
+            if known {
+                if let Some(query) = exact {
                     clauses.push((occur, query));
                 }
                 continue;
@@ -336,8 +373,10 @@ impl SearchIndex {
                 Box::new(crate::words::SeekUnionQuery::new(alternatives)),
             ));
         }
-        (tolerated && clauses.iter().any(|(occur, _)| *occur == Occur::Must))
-            .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+        Ok(
+            (tolerated && clauses.iter().any(|(occur, _)| *occur == Occur::Must))
+                .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>),
+        )
     }
 
     /// Searches titles and bodies in every language, narrowed by `filters`,
@@ -434,32 +473,30 @@ impl SearchIndex {
         // Typos are forgiven when what was typed finds nothing; a cursor
         // keeps the choice.
         let exact = narrowed(text_query.box_clone());
-        let (query, tolerant, counted) = match (
-            cursor.map(|cursor| cursor.tolerant()),
-            self.typo_tolerant(query_text),
-        ) {
-            (Some(false), _) | (_, None) => (exact, false, None),
-            (mode, Some(close)) => {
-                let exact_total = match mode {
-                    Some(_) => None,
-                    None => Some(count_capped(&searcher, &*exact)?),
-                };
-                match exact_total {
-                    Some(total) if total.0 > 0 => (exact, false, Some(total)),
-                    _ => (
-                        narrowed(Box::new(BooleanQuery::new(vec![
-                            (
-                                Occur::Should,
-                                Box::new(tantivy::query::BoostQuery::new(
-                                    text_query.box_clone(),
-                                    2.0,
-                                )) as Box<dyn Query>,
-                            ),
-                            (Occur::Should, close),
-                        ]))),
-                        true,
-                        None,
-                    ),
+        let with_typos = |close: Box<dyn Query>| {
+            narrowed(Box::new(BooleanQuery::new(vec![
+                (
+                    Occur::Should,
+                    Box::new(tantivy::query::BoostQuery::new(text_query.box_clone(), 2.0))
+                        as Box<dyn Query>,
+                ),
+                (Occur::Should, close),
+            ])))
+        };
+        let (query, tolerant, counted) = match cursor.map(|cursor| cursor.tolerant()) {
+            Some(false) => (exact, false, None),
+            Some(true) => match self.typo_tolerant(&searcher, query_text, &*readable)? {
+                Some(close) => (with_typos(close), true, None),
+                None => (exact, false, None),
+            },
+            None => {
+                let total = count_capped(&searcher, &*exact)?;
+                match total.0 {
+                    0 => match self.typo_tolerant(&searcher, query_text, &*readable)? {
+                        Some(close) => (with_typos(close), true, None),
+                        None => (exact, false, Some(total)),
+                    },
+                    _ => (exact, false, Some(total)),
                 }
             }
         };

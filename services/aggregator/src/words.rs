@@ -458,6 +458,23 @@ mod tests {
     }
 
     #[test]
+    fn only_words_nobody_wrote_are_taken_for_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        index
+            .apply(&[
+                post(1, "big", "en", "A", "gardening by the river"),
+                post(2, "small", "en", "B", "a rover landed"),
+            ])
+            .unwrap();
+        // `river` is a word of the index: in `small` it finds nothing,
+        // rather than `rover`.
+        assert_eq!(titles(&index, "river", Some("small")), Vec::<String>::new());
+        assert_eq!(titles(&index, "rovet", Some("small")), ["B"]);
+        assert_eq!(titles(&index, "gardning", None), ["A"]);
+    }
+
+    #[test]
     fn a_network_filter_finds_exactly_the_networks_matches() {
         let dir = tempfile::tempdir().unwrap();
         let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
