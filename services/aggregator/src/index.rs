@@ -521,7 +521,7 @@ impl SearchIndex {
         ] {
             index.tokenizers().register(name, pairs_analyzer(language));
         }
-        let writer = index.writer(WRITER_HEAP_BYTES)?;
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -598,7 +598,11 @@ impl SearchIndex {
             return Ok(());
         }
         pending.insert(doc.id.clone(), version);
-        writer.delete_term(Term::from_field_text(fields.id, &doc.id));
+        // Nothing to replace when the id was never indexed (most posts):
+        // a delete would be looked up in every segment at the commit.
+        if known.is_some() {
+            writer.delete_term(Term::from_field_text(fields.id, &doc.id));
+        }
         if !doc.visible {
             writer.add_document(doc!(
                 fields.id => doc.id,

@@ -32,7 +32,7 @@ use crate::index::{IndexHandle, SearchIndex};
 use crate::usage::Usage;
 
 pub const SERVICE: &str = "aggregator";
-const BATCH_MAX: usize = 4096;
+const BATCH_MAX: usize = 8_192;
 /// How long a batch waits for more events to share its commit.
 const LINGER: Duration = Duration::from_millis(20);
 /// How long a delivered, unacknowledged message waits before redelivery
@@ -374,7 +374,7 @@ async fn consume_once(
                 durable_name: Some(config.consumer.clone()),
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: ACK_WAIT,
-                max_ack_pending: 20_000,
+                max_ack_pending: 40_000,
                 filter_subject: config.bus.all_subjects(),
                 ..Default::default()
             },
