@@ -226,9 +226,7 @@ fn pairs_analyzer(language: Option<Language>) -> TextAnalyzer {
     }
 }
 
-fn analyzer_builder(
-    language: Language,
-) -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
+fn analyzer_builder(language: Language) -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
@@ -926,6 +924,22 @@ mod tests {
             out.push(stream.token().text.clone());
         }
         out
+    }
+
+    #[test]
+    fn pairs_are_adjacent_words_after_analysis() {
+        let mut analyzer = pairs_analyzer(Some(Language::English));
+        let mut stream = analyzer
+            .token_stream("Tenants organizing, averyveryveryveryveryveryverylongwordofsorts now!");
+        let mut pairs = Vec::new();
+        while stream.advance() {
+            pairs.push((stream.token().text.clone(), stream.token().position));
+        }
+        // The long word is dropped: no pair spans where it was.
+        assert_eq!(pairs, [("tenant organ".to_owned(), 0)]);
+        let mut single = pairs_analyzer(None);
+        let mut stream = single.token_stream("Migração");
+        assert!(!stream.advance());
     }
 
     #[test]

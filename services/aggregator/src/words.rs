@@ -12,8 +12,8 @@
 //!   their pairs and are then checked word by word.
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, EnableScoring, Explanation, Occur,
-    PhraseQuery, Query, Scorer, TermQuery, Weight,
+    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, EnableScoring, Explanation, Occur, PhraseQuery,
+    Query, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
@@ -146,10 +146,7 @@ impl SearchIndex {
                         tokens
                             .iter()
                             .map(|(position, token)| {
-                                (
-                                    position - tokens[0].0,
-                                    Term::from_field_text(field, token),
-                                )
+                                (position - tokens[0].0, Term::from_field_text(field, token))
                             })
                             .collect(),
                     ))
@@ -171,7 +168,11 @@ impl SearchIndex {
     }
 
     /// A word or phrase in any language.
-    pub(crate) fn part_query(&self, text: &str, highlight: &mut Vec<Term>) -> Option<Box<dyn Query>> {
+    pub(crate) fn part_query(
+        &self,
+        text: &str,
+        highlight: &mut Vec<Term>,
+    ) -> Option<Box<dyn Query>> {
         let alternatives: Vec<Box<dyn Query>> = self
             .fields
             .languages()
@@ -432,24 +433,44 @@ mod tests {
                 post(2, "net", "en", "B", "A union of tenants"),
                 post(3, "net", "en", "C tenant", "union hall"),
                 post(4, "net", "es", "D", "La organización comunitaria crece"),
-                post(5, "net", "en", "E", "tenant averyveryveryveryveryveryverylongwordthatisdropped union"),
+                post(
+                    5,
+                    "net",
+                    "en",
+                    "E",
+                    "tenant averyveryveryveryveryveryverylongwordthatisdropped union",
+                ),
             ])
             .unwrap();
         assert_eq!(titles(&index, r#""tenant union""#, None), ["A"]);
-        assert_eq!(titles(&index, r#""union tenant""#, None), Vec::<String>::new());
+        assert_eq!(
+            titles(&index, r#""union tenant""#, None),
+            Vec::<String>::new()
+        );
         assert_eq!(titles(&index, r#""tenants union met""#, None), ["A"]);
-        assert_eq!(titles(&index, r#""tenant union sunday""#, None), Vec::<String>::new());
+        assert_eq!(
+            titles(&index, r#""tenant union sunday""#, None),
+            Vec::<String>::new()
+        );
         assert_eq!(titles(&index, r#""organizacion comunitaria""#, None), ["D"]);
         assert_eq!(titles(&index, "union -met", None), ["B", "C tenant", "E"]);
-        assert_eq!(titles(&index, r#"union -"tenant union""#, None), ["B", "C tenant", "E"]);
+        assert_eq!(
+            titles(&index, r#"union -"tenant union""#, None),
+            ["B", "C tenant", "E"]
+        );
         assert_eq!(titles(&index, "-union", None), ["D"]);
-        assert_eq!(titles(&index, "tenant union", None), ["A", "B", "C tenant", "E"]);
+        assert_eq!(
+            titles(&index, "tenant union", None),
+            ["A", "B", "C tenant", "E"]
+        );
         // The hit's snippet marks the phrase's words.
         let filters = SearchFilters {
             audiences: Arc::new(vec!["public".into()]),
             ..Default::default()
         };
-        let page = index.search(r#""tenants union""#, &filters, 10, None).unwrap();
+        let page = index
+            .search(r#""tenants union""#, &filters, 10, None)
+            .unwrap();
         assert!(
             page.hits[0].snippet_html.contains("<b>union</b>"),
             "{:?}",
@@ -486,13 +507,28 @@ mod tests {
                     "{} {} and {}",
                     words[n as usize % 6],
                     words[(n as usize / 6) % 6],
-                    if n % 2 == 0 { "rent strike" } else { "strike rent" }
+                    if n % 2 == 0 {
+                        "rent strike"
+                    } else {
+                        "strike rent"
+                    }
                 );
-                post(n, network, if n % 3 == 0 { "es" } else { "en" }, &format!("{n:03}"), &body)
+                post(
+                    n,
+                    network,
+                    if n % 3 == 0 { "es" } else { "en" },
+                    &format!("{n:03}"),
+                    &body,
+                )
             })
             .collect();
         index.apply(&batch).unwrap();
-        for query in ["river", "bread garden", r#""rent strike""#, "choir -housing"] {
+        for query in [
+            "river",
+            "bread garden",
+            r#""rent strike""#,
+            "choir -housing",
+        ] {
             for network in ["small", "big"] {
                 let expected: Vec<String> = batch
                     .iter()
