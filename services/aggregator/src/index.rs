@@ -426,6 +426,10 @@ impl IndexHandle {
                 .map_err(|_| AggregatorError::Index("index handle lock poisoned".into()))?;
             std::mem::replace(&mut *current, (index, generation))
         };
+        // Its merges may still be writing files: they end first.
+        if let Err(err) = old.0.retire() {
+            tracing::warn!(error = %err, "old index generation's merges did not end cleanly");
+        }
         if !old.1.is_empty() {
             let dir = self.root.join(&old.1);
             if let Err(err) = std::fs::remove_dir_all(&dir) {
@@ -441,7 +445,8 @@ impl IndexHandle {
 pub struct SearchIndex {
     pub(crate) index: Index,
     pub(crate) reader: IndexReader,
-    writer: Arc<Mutex<IndexWriter>>,
+    /// None once retired (after a rebuild swapped another index in).
+    writer: Arc<Mutex<Option<IndexWriter>>>,
     pub(crate) fields: Fields,
     /// Searchers kept for cursors over relevance.
     pub(crate) snapshots: crate::search::Snapshots,
@@ -528,7 +533,7 @@ impl SearchIndex {
             SearchIndex {
                 index,
                 reader,
-                writer: Arc::new(Mutex::new(writer)),
+                writer: Arc::new(Mutex::new(Some(writer))),
                 fields,
                 snapshots: crate::search::Snapshots::default(),
             },
@@ -756,12 +761,12 @@ impl SearchIndex {
             return Ok(());
         };
         let last_seq = batch_seq.max(self.checkpoint()?);
-        let mut writer = self
-            .writer
-            .lock()
-            .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))?;
-        self.add_all(&mut writer, batch, &mut HashMap::new(), false)?;
-        self.commit_with(&mut writer, last_seq)
+        let mut guard = self.writer()?;
+        let writer = guard
+            .as_mut()
+            .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        self.add_all(writer, batch, &mut HashMap::new(), false)?;
+        self.commit_with(writer, last_seq)
     }
 
     /// Adds a batch of a rebuild to a new index without committing it: the
@@ -772,21 +777,37 @@ impl SearchIndex {
         batch: &[Delivered],
         versions: &mut HashMap<String, u64>,
     ) -> Result<(), AggregatorError> {
-        let mut writer = self
-            .writer
-            .lock()
-            .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))?;
-        self.add_all(&mut writer, batch, versions, true)
+        let mut guard = self.writer()?;
+        let writer = guard
+            .as_mut()
+            .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        self.add_all(writer, batch, versions, true)
     }
 
     /// Commits what was added, with `seq` (the bus sequence it covers) as
     /// the checkpoint.
     pub fn commit_at(&self, seq: u64) -> Result<(), AggregatorError> {
-        let mut writer = self
-            .writer
+        let mut guard = self.writer()?;
+        let writer = guard
+            .as_mut()
+            .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        self.commit_with(writer, seq)
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Option<IndexWriter>>, AggregatorError> {
+        self.writer
             .lock()
-            .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))?;
-        self.commit_with(&mut writer, seq)
+            .map_err(|_| AggregatorError::Index("index writer lock poisoned".into()))
+    }
+
+    /// Stops writing to this index: waits for its merges to finish, so that
+    /// its files can be deleted. Blocking.
+    pub fn retire(&self) -> Result<(), AggregatorError> {
+        let writer = self.writer()?.take();
+        if let Some(writer) = writer {
+            writer.wait_merging_threads()?;
+        }
+        Ok(())
     }
 
     fn commit_with(&self, writer: &mut IndexWriter, seq: u64) -> Result<(), AggregatorError> {

@@ -32,7 +32,10 @@ use crate::index::{IndexHandle, SearchIndex};
 use crate::usage::Usage;
 
 pub const SERVICE: &str = "aggregator";
-const BATCH_MAX: usize = 8_192;
+const BATCH_MAX: usize = 4_096;
+/// Batches in the projections at once: the index may work on the next
+/// batch while the timelines finish one, and the other way round.
+const IN_FLIGHT: usize = 2;
 /// How long a batch waits for more events to share its commit.
 const LINGER: Duration = Duration::from_millis(20);
 /// How long a delivered, unacknowledged message waits before redelivery
@@ -210,35 +213,86 @@ impl ReadModel {
         })
     }
 
-    /// Applies one batch to both projections.
+    /// Applies one batch to every projection.
     pub async fn apply(&self, batch: Vec<Delivered>) -> Result<(), AggregatorError> {
-        let _applying = self.applying.lock().await;
-        // The projections keep their own checkpoints: they are written at
-        // once (the index on a blocking thread, the others in PostgreSQL).
         let batch = Arc::new(batch);
+        let (indexed, tables) =
+            tokio::join!(self.apply_index(batch.clone()), self.apply_tables(batch));
+        indexed.and(tables)
+    }
+
+    /// Applies a batch to the search index (which keeps its own
+    /// checkpoint); a rebuild pauses this to catch up and swap.
+    pub async fn apply_index(&self, batch: Arc<Vec<Delivered>>) -> Result<(), AggregatorError> {
+        let _applying = self.applying.lock().await;
         let index = self.index.current();
-        let indexed = {
-            let batch = batch.clone();
-            tokio::task::spawn_blocking(move || index.apply(&batch))
-        };
         let started = std::time::Instant::now();
-        let ((feeds, feeds_took), (usage, usage_took), (indexed, index_took)) = tokio::join!(
+        let events = batch.len();
+        tokio::task::spawn_blocking(move || index.apply(&batch))
+            .await
+            .map_err(|err| AggregatorError::Index(err.to_string()))??;
+        debug!(
+            events,
+            index_ms = started.elapsed().as_millis() as u64,
+            "batch indexed"
+        );
+        Ok(())
+    }
+
+    /// Applies a batch to the timelines and the usage meters (PostgreSQL,
+    /// each with its checkpoint in its transaction).
+    pub async fn apply_tables(&self, batch: Arc<Vec<Delivered>>) -> Result<(), AggregatorError> {
+        let started = std::time::Instant::now();
+        let ((feeds, feeds_took), (usage, usage_took)) = tokio::join!(
             async { (self.feeds.apply(&batch).await, started.elapsed()) },
             async { (self.usage.apply(&batch).await, started.elapsed()) },
-            async { (indexed.await, started.elapsed()) }
         );
         debug!(
             events = batch.len(),
             feeds_ms = feeds_took.as_millis() as u64,
             usage_ms = usage_took.as_millis() as u64,
-            index_ms = index_took.as_millis() as u64,
-            "batch applied"
+            "batch written to the timelines and usage"
         );
-        feeds?;
-        usage?;
-        indexed.map_err(|err| AggregatorError::Index(err.to_string()))??;
-        Ok(())
+        feeds.and(usage)
     }
+}
+
+/// A batch handed to a projection worker, and where it answers.
+type Work = (
+    Arc<Vec<Delivered>>,
+    tokio::sync::oneshot::Sender<Result<(), AggregatorError>>,
+);
+
+/// Applies batches in order with `apply`, answering each when committed.
+fn spawn_worker<F, Fut>(apply: F) -> (tokio::sync::mpsc::Sender<Work>, AbortOnDrop)
+where
+    F: Fn(Arc<Vec<Delivered>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), AggregatorError>> + Send,
+{
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Work>(IN_FLIGHT);
+    let task = tokio::spawn(async move {
+        while let Some((batch, done)) = receiver.recv().await {
+            let _ = done.send(apply(batch).await);
+        }
+    });
+    (sender, AbortOnDrop(task))
+}
+
+/// Stops a worker when the consumer that fed it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What is acknowledged once a batch is in every projection.
+struct Flight {
+    messages: Vec<jetstream::Message>,
+    offboarded: Vec<uuid::Uuid>,
+    traces: Vec<String>,
+    count: usize,
 }
 
 /// Starts the consumer and the gRPC API; runs until `shutdown`.
@@ -390,92 +444,153 @@ async fn consume_once(
         .await
         .map_err(|err| bus_error(&err))?;
     let mut chunks = messages.ready_chunks(BATCH_MAX);
+    // Two workers, each applying batches in order: the index, and the
+    // PostgreSQL tables. A batch is acknowledged once both committed it.
+    let (index_worker, _index_task) = spawn_worker({
+        let read_model = read_model.clone();
+        move |batch| {
+            let read_model = read_model.clone();
+            async move { read_model.apply_index(batch).await }
+        }
+    });
+    let (tables_worker, _tables_task) = spawn_worker({
+        let read_model = read_model.clone();
+        move |batch| {
+            let read_model = read_model.clone();
+            async move { read_model.apply_tables(batch).await }
+        }
+    });
+    let mut committed = futures::stream::FuturesOrdered::new();
+    let mut flights: std::collections::VecDeque<Flight> = Default::default();
     loop {
-        let chunk = tokio::select! {
+        tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            chunk = chunks.next() => chunk,
-        };
-        let Some(mut chunk) = chunk else {
-            return Err(AggregatorError::Bus("message stream ended".into()));
-        };
-        // What else arrives within LINGER joins the batch (one commit for
-        // all): the busier the bus, the bigger the batches.
-        let lingering = tokio::time::Instant::now() + LINGER;
-        while chunk.len() < BATCH_MAX {
-            match tokio::time::timeout_at(lingering, chunks.next()).await {
-                Ok(Some(more)) => chunk.extend(more),
-                _ => break,
+            Some(result) = committed.next(), if !committed.is_empty() => {
+                result?;
+                let Some(flight) = flights.pop_front() else {
+                    return Err(AggregatorError::Bus("a batch committed twice".into()));
+                };
+                acknowledge(config, &stream, flight).await?;
+            }
+            chunk = chunks.next(), if committed.len() < IN_FLIGHT => {
+                let Some(mut chunk) = chunk else {
+                    return Err(AggregatorError::Bus("message stream ended".into()));
+                };
+                // What else arrives within LINGER joins the batch (one commit
+                // for all): the busier the bus, the bigger the batches.
+                let lingering = tokio::time::Instant::now() + LINGER;
+                while chunk.len() < BATCH_MAX {
+                    match tokio::time::timeout_at(lingering, chunks.next()).await {
+                        Ok(Some(more)) => chunk.extend(more),
+                        _ => break,
+                    }
+                }
+                let (batch, flight, parked) = decode_chunk(chunk)?;
+                read_model.status.park(&parked).await?;
+                let batch = Arc::new(batch);
+                let (index_done, index_wait) = tokio::sync::oneshot::channel();
+                let (tables_done, tables_wait) = tokio::sync::oneshot::channel();
+                let stopped = |_| AggregatorError::Bus("a projection worker stopped".into());
+                index_worker.send((batch.clone(), index_done)).await.map_err(stopped)?;
+                tables_worker.send((batch, tables_done)).await.map_err(stopped)?;
+                committed.push_back(async move {
+                    let stopped = |_| AggregatorError::Bus("a projection worker stopped".into());
+                    let indexed = index_wait.await.map_err(stopped)?;
+                    let written = tables_wait.await.map_err(stopped)?;
+                    indexed.and(written)
+                });
+                flights.push_back(flight);
             }
         }
-        let mut batch = Vec::with_capacity(chunk.len());
-        let mut messages = Vec::with_capacity(chunk.len());
-        let mut parked = Vec::new();
-        for message in chunk {
-            let message = message.map_err(|err| bus_error(&err))?;
-            let seq = message
-                .info()
-                .map_err(|err| bus_error(&err))?
-                .stream_sequence;
-            let (event, meta, traceparent) = match events::decode(&message.payload) {
-                Ok(decoded) => decoded,
-                Err(err) => {
-                    // Parked with its error; the projections go on.
-                    parked.push(status::Parked {
-                        seq,
-                        subject: message.subject.to_string(),
-                        error: err.to_string(),
-                        payload: message.payload.to_vec(),
-                    });
-                    (events::Projected::Ignored, None, String::new())
-                }
-            };
-            batch.push(Delivered {
-                seq,
-                event,
-                meta,
-                traceparent,
-            });
-            messages.push(message);
-        }
-        let count = batch.len();
-        let offboarded: Vec<uuid::Uuid> = batch
+    }
+}
+
+/// Decodes a chunk of messages into a batch; what cannot be decoded is
+/// parked (and stands in the batch as ignored, keeping its sequence).
+fn decode_chunk(
+    chunk: Vec<Result<jetstream::Message, pull::MessagesError>>,
+) -> Result<(Vec<Delivered>, Flight, Vec<status::Parked>), AggregatorError> {
+    let bus_error = |err: &dyn std::fmt::Display| AggregatorError::Bus(err.to_string());
+    let mut batch = Vec::with_capacity(chunk.len());
+    let mut messages = Vec::with_capacity(chunk.len());
+    let mut parked = Vec::new();
+    for message in chunk {
+        let message = message.map_err(|err| bus_error(&err))?;
+        let seq = message
+            .info()
+            .map_err(|err| bus_error(&err))?
+            .stream_sequence;
+        let (event, meta, traceparent) = match events::decode(&message.payload) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                // Parked with its error; the projections go on.
+                parked.push(status::Parked {
+                    seq,
+                    subject: message.subject.to_string(),
+                    error: err.to_string(),
+                    payload: message.payload.to_vec(),
+                });
+                (events::Projected::Ignored, None, String::new())
+            }
+        };
+        batch.push(Delivered {
+            seq,
+            event,
+            meta,
+            traceparent,
+        });
+        messages.push(message);
+    }
+    let flight = Flight {
+        count: batch.len(),
+        offboarded: batch
             .iter()
             .filter_map(|delivered| match delivered.event {
                 events::Projected::NetworkOffboarded { network_id, .. } => Some(network_id),
                 _ => None,
             })
-            .collect();
-        let traces: Vec<String> = batch
+            .collect(),
+        traces: batch
             .iter()
             .map(|delivered| delivered.traceparent.clone())
             .filter(|traceparent| !traceparent.is_empty())
-            .collect();
-        read_model.status.park(&parked).await?;
-        read_model.apply(batch).await?;
-        // Marks "visible in search and feeds" in each command's trace.
-        for traceparent in &traces {
-            let _span =
-                anp_kit::span_from_traceparent(traceparent, tracing::info_span!("event projected"));
-        }
-        // Each message is acknowledged on its own, after the commit: with
-        // "ack all", acknowledging one would also acknowledge messages the
-        // server had sent to a previous, killed instance.
-        for message in messages {
-            message.ack().await.map_err(|err| bus_error(&err))?;
-        }
-        // An offboarded network's events leave the bus too (every one of them
-        // came before its end, which was just projected).
-        for network_id in offboarded {
-            let filter = format!("{}.*.{network_id}.>", config.bus.subject_prefix);
-            match stream.purge().filter(filter).await {
-                Ok(purged) => {
-                    info!(%network_id, purged = purged.purged, "offboarded network's events purged from the bus")
-                }
-                Err(err) => {
-                    warn!(%network_id, error = %err, "purging an offboarded network's events from the bus failed")
-                }
+            .collect(),
+        messages,
+    };
+    Ok((batch, flight, parked))
+}
+
+/// Acknowledges a batch every projection committed.
+async fn acknowledge(
+    config: &Config,
+    stream: &jetstream::stream::Stream,
+    flight: Flight,
+) -> Result<(), AggregatorError> {
+    let bus_error = |err: &dyn std::fmt::Display| AggregatorError::Bus(err.to_string());
+    // Marks "visible in search and feeds" in each command's trace.
+    for traceparent in &flight.traces {
+        let _span =
+            anp_kit::span_from_traceparent(traceparent, tracing::info_span!("event projected"));
+    }
+    // Each message is acknowledged on its own, after the commit: with
+    // "ack all", acknowledging one would also acknowledge messages the
+    // server had sent to a previous, killed instance.
+    for message in flight.messages {
+        message.ack().await.map_err(|err| bus_error(&err))?;
+    }
+    // An offboarded network's events leave the bus too (every one of them
+    // came before its end, which was just projected).
+    for network_id in flight.offboarded {
+        let filter = format!("{}.*.{network_id}.>", config.bus.subject_prefix);
+        match stream.purge().filter(filter).await {
+            Ok(purged) => {
+                info!(%network_id, purged = purged.purged, "offboarded network's events purged from the bus")
+            }
+            Err(err) => {
+                warn!(%network_id, error = %err, "purging an offboarded network's events from the bus failed")
             }
         }
-        debug!(count, "batch projected");
     }
+    debug!(count = flight.count, "batch projected");
+    Ok(())
 }
