@@ -213,14 +213,6 @@ impl ReadModel {
         })
     }
 
-    /// Applies one batch to every projection.
-    pub async fn apply(&self, batch: Vec<Delivered>) -> Result<(), AggregatorError> {
-        let batch = Arc::new(batch);
-        let (indexed, tables) =
-            tokio::join!(self.apply_index(batch.clone()), self.apply_tables(batch));
-        indexed.and(tables)
-    }
-
     /// Applies a batch to the search index (which keeps its own
     /// checkpoint); a rebuild pauses this to catch up and swap.
     pub async fn apply_index(&self, batch: Arc<Vec<Delivered>>) -> Result<(), AggregatorError> {
