@@ -78,12 +78,6 @@ impl ServiceError for AggregatorError {
     }
 }
 
-impl From<tantivy::query::QueryParserError> for AggregatorError {
-    fn from(err: tantivy::query::QueryParserError) -> Self {
-        AggregatorError::Invalid(format!("query: {err}"))
-    }
-}
-
 /// Configuration, from `ANP_*` environment variables.
 #[derive(Debug, Clone)]
 pub struct Config {
