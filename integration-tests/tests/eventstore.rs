@@ -245,3 +245,66 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
     assert_eq!(published, written);
     infra.cleanup().await;
 }
+
+/// Transaction ids compare as numbers: 9 before 10, whatever their text.
+#[tokio::test]
+async fn the_global_order_compares_transaction_ids_as_numbers() {
+    let infra = Infra::new().await;
+    let store = EventStore::connect(&infra.database_url, "order_test")
+        .await
+        .unwrap();
+    let network = Uuid::now_v7();
+    let client = store.pool().get().await.unwrap();
+    // Old transactions (every cluster is past them), inserted newest first.
+    for tx in [11i64, 10, 9, 8] {
+        client
+            .execute(
+                "INSERT INTO events (tx_id, event_id, stream_id, version, event_type, \
+                 schema_version, network_id, actor, payload) \
+                 VALUES ($1::text::xid8, $2, $3, 1, 'TestHappened', 1, $4, 'test', '\\x00')",
+                &[
+                    &tx.to_string(),
+                    &Uuid::now_v7(),
+                    &format!("tx-{tx}"),
+                    &network,
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    let read: Vec<u64> = store
+        .read_all_after(Position::default(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.global.tx_id)
+        .collect();
+    assert_eq!(read, [8, 9, 10, 11]);
+    let after_nine: Vec<u64> = store
+        .read_all_after(
+            Position {
+                tx_id: 9,
+                position: i64::MAX,
+            },
+            100,
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.global.tx_id)
+        .collect();
+    assert_eq!(after_nine, [10, 11]);
+    let exported: Vec<u64> =
+        anp_eventstore::network_events_in(&**client, network, Position::default(), 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|event| event.global.tx_id)
+            .collect();
+    assert_eq!(exported, [8, 9, 10, 11]);
+    let last = anp_eventstore::network_last_position_in(&**client, network)
+        .await
+        .unwrap()
+        .expect("a last event");
+    assert_eq!(last.tx_id, 11);
+}

@@ -153,6 +153,9 @@ pub struct RecordedEvent {
     pub payload: Vec<u8>,
 }
 
+/// The first column is named `tx_id` too: an `ORDER BY` after it names
+/// `events.tx_id`, or it would sort the text (`"10"` before `"9"`, and no
+/// index).
 const EVENT_COLUMNS: &str = "tx_id::text, position, event_id, stream_id, version, event_type, \
      schema_version, network_id, site_id, actor, occurred_at, traceparent, payload";
 
@@ -325,7 +328,7 @@ impl EventStore {
             "SELECT {EVENT_COLUMNS} FROM events \
              WHERE (tx_id, position) > ($1::text::xid8, $2) \
                AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY tx_id, position LIMIT $3"
+             ORDER BY events.tx_id, events.position LIMIT $3"
         );
         let rows = client
             .query(&sql, &[&after.tx_id.to_string(), &after.position, &limit])
@@ -591,7 +594,7 @@ pub async fn network_events_in<C: GenericClient>(
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
          WHERE network_id = $1 AND (tx_id, position) > ($2::text::xid8, $3) \
-         ORDER BY tx_id, position LIMIT $4"
+         ORDER BY events.tx_id, events.position LIMIT $4"
     );
     let rows = client
         .query(
@@ -636,7 +639,7 @@ pub async fn network_last_position_in<C: GenericClient>(
     let row = client
         .query_opt(
             "SELECT tx_id::text, position FROM events WHERE network_id = $1 \
-             ORDER BY tx_id DESC, position DESC LIMIT 1",
+             ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
             &[&network_id],
         )
         .await?;
