@@ -1075,6 +1075,12 @@ async fn measure_lag<W, Fut>(
             seen_search.clone()
         };
         let site_id = site_id.to_owned();
+        // What is visible before the first write is seen already: a first
+        // sweep over earlier posts would delay the first writes' sighting.
+        let before = visible_ids(&mut aggregator, feed, &site_id, &seen).await;
+        seen.lock()
+            .unwrap()
+            .extend(before.into_iter().map(|id| (id, Instant::now())));
         watchers.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let ids = visible_ids(&mut aggregator, feed, &site_id, &seen).await;

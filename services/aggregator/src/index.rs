@@ -22,6 +22,11 @@ use crate::events::{Delivered, Projected};
 use crate::{AggregatorError, audience};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// A rebuild's writer: a thread a core, and segments as large as memory
+/// allows, unmerged until the rebuild is done (merging while building
+/// rewrites every document several times).
+const BULK_THREADS: usize = 2;
+const BULK_HEAP_BYTES: usize = 1024 * 1024 * 1024;
 /// The analyzers' names carry their version: a change of how text is
 /// analyzed changes the schema, and an index of another schema is rebuilt.
 const TOKENIZER_EN: &str = "anp_en_2";
@@ -486,7 +491,27 @@ impl SearchIndex {
     pub fn create_next(root: &Path) -> Result<(Self, String), AggregatorError> {
         let generation = format!("gen-{}", chrono::Utc::now().timestamp_micros());
         let (index, _) = Self::open_dir(&root.join(&generation))?;
+        {
+            let mut guard = index.writer()?;
+            drop(guard.take());
+            let writer = index
+                .index
+                .writer_with_num_threads(BULK_THREADS, BULK_HEAP_BYTES)?;
+            writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+            *guard = Some(writer);
+        }
         Ok((index, generation))
+    }
+
+    /// After a rebuild's last commit: the usual writer again (one thread,
+    /// merging its segments). Blocking.
+    pub fn end_bulk(&self) -> Result<(), AggregatorError> {
+        let mut guard = self.writer()?;
+        if let Some(bulk) = guard.take() {
+            bulk.wait_merging_threads()?;
+        }
+        *guard = Some(self.index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?);
+        Ok(())
     }
 
     fn open_dir(dir: &Path) -> Result<(Self, bool), AggregatorError> {
@@ -757,16 +782,37 @@ impl SearchIndex {
     /// redelivered or reordered event changes nothing. Blocking: call it from
     /// a blocking task.
     pub fn apply(&self, batch: &[Delivered]) -> Result<(), AggregatorError> {
+        let mut pending = HashMap::new();
+        if let Some(seq) = self.add(batch, &mut pending)? {
+            self.commit_after(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a batch without committing it; `pending` holds the versions
+    /// added since the last commit (shared by the batches one commit
+    /// covers). The batch's highest sequence, if it has events.
+    pub fn add(
+        &self,
+        batch: &[Delivered],
+        pending: &mut HashMap<String, u64>,
+    ) -> Result<Option<u64>, AggregatorError> {
         let Some(batch_seq) = batch.iter().map(|delivered| delivered.seq).max() else {
-            return Ok(());
+            return Ok(None);
         };
-        let last_seq = batch_seq.max(self.checkpoint()?);
         let mut guard = self.writer()?;
         let writer = guard
             .as_mut()
             .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
-        self.add_all(writer, batch, &mut HashMap::new(), false)?;
-        self.commit_with(writer, last_seq)
+        self.add_all(writer, batch, pending, false)?;
+        Ok(Some(batch_seq))
+    }
+
+    /// Commits what was added, with `seq` as the checkpoint unless the
+    /// index is further already (a redelivery).
+    pub fn commit_after(&self, seq: u64) -> Result<(), AggregatorError> {
+        let seq = seq.max(self.checkpoint()?);
+        self.commit_at(seq)
     }
 
     /// Adds a batch of a rebuild to a new index without committing it: the

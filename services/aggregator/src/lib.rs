@@ -34,8 +34,14 @@ use crate::usage::Usage;
 pub const SERVICE: &str = "aggregator";
 const BATCH_MAX: usize = 4_096;
 /// Batches in the projections at once: the index may work on the next
-/// batch while the timelines finish one, and the other way round.
-const IN_FLIGHT: usize = 2;
+/// batches while the timelines finish one, and the other way round; the
+/// index commits the batches waiting for it together.
+const IN_FLIGHT: usize = 8;
+/// Events in the projections at once: two full batches (a batch waiting
+/// longer than `ACK_WAIT` would be delivered again).
+const IN_FLIGHT_EVENTS: usize = 2 * BATCH_MAX;
+/// While batches keep coming, the index commits at least this often.
+const COMMIT_AFTER: Duration = Duration::from_secs(1);
 /// How long a batch waits for more events to share its commit.
 const LINGER: Duration = Duration::from_millis(20);
 /// How long a delivered, unacknowledged message waits before redelivery
@@ -207,22 +213,71 @@ impl ReadModel {
         })
     }
 
-    /// Applies a batch to the search index (which keeps its own
-    /// checkpoint); a rebuild pauses this to catch up and swap.
-    pub async fn apply_index(&self, batch: Arc<Vec<Delivered>>) -> Result<(), AggregatorError> {
+    /// Adds batches to the search index (which keeps its own checkpoint)
+    /// and commits them: the first batch, then every batch already waiting
+    /// when it is added, for up to `COMMIT_AFTER` — one commit for all, so
+    /// an index that fell behind catches up in one commit instead of one a
+    /// batch. Answers each batch when committed. A rebuild pauses this to
+    /// catch up and swap.
+    async fn index_batches(&self, first: Work, waiting: &mut tokio::sync::mpsc::Receiver<Work>) {
         let _applying = self.applying.lock().await;
         let index = self.index.current();
         let started = std::time::Instant::now();
-        let events = batch.len();
-        tokio::task::spawn_blocking(move || index.apply(&batch))
+        let mut answers = Vec::new();
+        let mut pending = std::collections::HashMap::new();
+        let mut last_seq = None;
+        let mut events = 0;
+        let mut next = Some(first);
+        let mut result = Ok(());
+        while let Some((batch, done)) = next.take() {
+            answers.push(done);
+            events += batch.len();
+            let index = index.clone();
+            let mut taken = std::mem::take(&mut pending);
+            let added = tokio::task::spawn_blocking(move || {
+                index.add(&batch, &mut taken).map(|seq| (seq, taken))
+            })
             .await
-            .map_err(|err| AggregatorError::Index(err.to_string()))??;
+            .map_err(|err| AggregatorError::Index(err.to_string()))
+            .and_then(|added| added);
+            match added {
+                Ok((seq, taken)) => {
+                    pending = taken;
+                    last_seq = last_seq.max(seq);
+                }
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            }
+            if started.elapsed() < COMMIT_AFTER {
+                next = waiting.try_recv().ok();
+            }
+        }
+        let added_ms = started.elapsed().as_millis() as u64;
+        if let (Ok(()), Some(seq)) = (&result, last_seq) {
+            let index = index.clone();
+            result = tokio::task::spawn_blocking(move || index.commit_after(seq))
+                .await
+                .map_err(|err| AggregatorError::Index(err.to_string()))
+                .and_then(|committed| committed);
+        }
         debug!(
+            batches = answers.len(),
             events,
+            added_ms,
             index_ms = started.elapsed().as_millis() as u64,
-            "batch indexed"
+            "batches indexed"
         );
-        Ok(())
+        // Uncommitted additions of a failed commit are the writer's to drop:
+        // the consumer restarts and the batches come again.
+        let message = result.as_ref().err().map(|err| err.to_string());
+        for done in answers {
+            let _ = done.send(match &message {
+                None => Ok(()),
+                Some(message) => Err(AggregatorError::Index(message.clone())),
+            });
+        }
     }
 
     /// Applies a batch to the timelines and the usage meters (PostgreSQL,
@@ -248,6 +303,17 @@ type Work = (
     Arc<Vec<Delivered>>,
     tokio::sync::oneshot::Sender<Result<(), AggregatorError>>,
 );
+
+/// Indexes batches in order (see `ReadModel::index_batches`).
+fn spawn_index_worker(read_model: ReadModel) -> (tokio::sync::mpsc::Sender<Work>, AbortOnDrop) {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Work>(IN_FLIGHT);
+    let task = tokio::spawn(async move {
+        while let Some(first) = receiver.recv().await {
+            read_model.index_batches(first, &mut receiver).await;
+        }
+    });
+    (sender, AbortOnDrop(task))
+}
 
 /// Applies batches in order with `apply`, answering each when committed.
 fn spawn_worker<F, Fut>(apply: F) -> (tokio::sync::mpsc::Sender<Work>, AbortOnDrop)
@@ -432,13 +498,7 @@ async fn consume_once(
     let mut chunks = messages.ready_chunks(BATCH_MAX);
     // Two workers, each applying batches in order: the index, and the
     // PostgreSQL tables. A batch is acknowledged once both committed it.
-    let (index_worker, _index_task) = spawn_worker({
-        let read_model = read_model.clone();
-        move |batch| {
-            let read_model = read_model.clone();
-            async move { read_model.apply_index(batch).await }
-        }
-    });
+    let (index_worker, _index_task) = spawn_index_worker(read_model.clone());
     let (tables_worker, _tables_task) = spawn_worker({
         let read_model = read_model.clone();
         move |batch| {
@@ -458,7 +518,8 @@ async fn consume_once(
                 };
                 acknowledge(config, &stream, flight).await?;
             }
-            chunk = chunks.next(), if committed.len() < IN_FLIGHT => {
+            chunk = chunks.next(), if committed.len() < IN_FLIGHT
+                && flights.iter().map(|flight| flight.count).sum::<usize>() < IN_FLIGHT_EVENTS => {
                 let Some(mut chunk) = chunk else {
                     return Err(AggregatorError::Bus("message stream ended".into()));
                 };

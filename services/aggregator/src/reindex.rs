@@ -11,6 +11,7 @@
 //! already change nothing (versions).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anp_eventstore::{EventStore, Position, RecordedEvent};
@@ -177,28 +178,38 @@ impl ReadModel {
         // Read to the end while the consumer goes on; then once more with it
         // paused.
         let mut paused = None;
+        let mut batch = merger.next_batch().await?;
         loop {
-            let batch = merger.next_batch().await?;
             if batch.is_empty() {
                 if paused.is_some() {
                     break;
                 }
                 paused = Some(self.applying.lock().await);
+                batch = merger.next_batch().await?;
                 continue;
             }
             report.events += batch.len() as u64;
-            if feeds {
-                self.feeds.apply(&batch).await?;
-            }
-            if let Some((index, _)) = &next {
-                let index = index.clone();
-                let mut taken = std::mem::take(&mut versions);
-                versions = tokio::task::spawn_blocking(move || {
-                    index.add_fresh(&batch, &mut taken).map(|()| taken)
-                })
-                .await
-                .map_err(joined)??;
-            }
+            let applied = Arc::new(std::mem::take(&mut batch));
+            // The next batch is read while this one is applied.
+            let apply = async {
+                if feeds {
+                    self.feeds.apply(&applied).await?;
+                }
+                if let Some((index, _)) = &next {
+                    let index = index.clone();
+                    let batch = applied.clone();
+                    let mut taken = std::mem::take(&mut versions);
+                    versions = tokio::task::spawn_blocking(move || {
+                        index.add_fresh(&batch, &mut taken).map(|()| taken)
+                    })
+                    .await
+                    .map_err(joined)??;
+                }
+                Ok::<_, AggregatorError>(())
+            };
+            let (done, read) = tokio::join!(apply, merger.next_batch());
+            done?;
+            batch = read?;
         }
         if let Some((index, generation)) = next {
             let current = self.index.current();
@@ -206,6 +217,7 @@ impl ReadModel {
             report.search_documents = tokio::task::spawn_blocking(move || {
                 let checkpoint = current.checkpoint()?;
                 index.commit_at(checkpoint)?;
+                index.end_bulk()?;
                 let documents = index.documents();
                 handle.swap(index, generation)?;
                 Ok::<_, AggregatorError>(documents)
