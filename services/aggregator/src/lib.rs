@@ -508,9 +508,22 @@ async fn consume_once(
     });
     let mut committed = futures::stream::FuturesOrdered::new();
     let mut flights: std::collections::VecDeque<Flight> = Default::default();
+    // Batches still being applied tell the server so, or their messages
+    // would be delivered again after ACK_WAIT (a big batch behind another
+    // can take longer); a killed instance's are redelivered after ACK_WAIT.
+    let mut in_progress = tokio::time::interval(ACK_WAIT / 2);
+    in_progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            _ = in_progress.tick(), if !flights.is_empty() => {
+                for message in flights.iter().flat_map(|flight| &flight.messages) {
+                    message
+                        .ack_with(jetstream::AckKind::Progress)
+                        .await
+                        .map_err(|err| bus_error(&err))?;
+                }
+            }
             Some(result) = committed.next(), if !committed.is_empty() => {
                 result?;
                 let Some(flight) = flights.pop_front() else {

@@ -160,6 +160,7 @@ impl ReadModel {
             AggregatorError::Busy("a reindex is running; wait for it to finish".into())
         })?;
         let started = Instant::now();
+        info!(?scope, "rebuilding projections from the event stores");
         let mut report = Report::default();
         let search = matches!(scope, Scope::Search | Scope::All);
         let feeds = matches!(scope, Scope::Feeds | Scope::All);

@@ -27,6 +27,9 @@ pub struct Status {
     bus: BusConfig,
     consumer: String,
     index_dir: PathBuf,
+    /// One connection for every read of the status (made at the first;
+    /// the client reconnects by itself), not one a scrape.
+    jetstream: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::Context>>,
 }
 
 /// Bytes of the files under `dir` (every generation of the index: a
@@ -56,6 +59,7 @@ impl Status {
             bus,
             consumer,
             index_dir,
+            jetstream: Default::default(),
         }
     }
 
@@ -114,7 +118,9 @@ impl Status {
             })
             .collect();
         drop(client);
-        let jetstream = anp_bus::connect(&self.bus)
+        let jetstream = self
+            .jetstream
+            .get_or_try_init(|| anp_bus::connect(&self.bus))
             .await
             .map_err(|err| bus_error(&err))?;
         let mut stream = jetstream
