@@ -45,8 +45,10 @@ const COMMIT_AFTER: Duration = Duration::from_secs(1);
 /// How long a batch waits for more events to share its commit.
 const LINGER: Duration = Duration::from_millis(20);
 /// How long a delivered, unacknowledged message waits before redelivery
-/// (e.g. when it went to an instance that was killed).
-const ACK_WAIT: Duration = Duration::from_secs(5);
+/// (e.g. when it went to an instance that was killed). Messages the client
+/// already holds wait behind the batches in flight, which may take several
+/// seconds while the bus is replayed.
+const ACK_WAIT: Duration = Duration::from_secs(15);
 
 /// Errors of the aggregator.
 #[derive(Debug, thiserror::Error)]
@@ -511,7 +513,7 @@ async fn consume_once(
     // Batches still being applied tell the server so, or their messages
     // would be delivered again after ACK_WAIT (a big batch behind another
     // can take longer); a killed instance's are redelivered after ACK_WAIT.
-    let mut in_progress = tokio::time::interval(ACK_WAIT / 2);
+    let mut in_progress = tokio::time::interval(ACK_WAIT / 3);
     in_progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
