@@ -452,6 +452,8 @@ pub struct SearchIndex {
     pub(crate) reader: IndexReader,
     /// None once retired (after a rebuild swapped another index in).
     writer: Arc<Mutex<Option<IndexWriter>>>,
+    /// Documents were added since the last commit.
+    uncommitted: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) fields: Fields,
     /// Searchers kept for cursors over relevance.
     pub(crate) snapshots: crate::search::Snapshots,
@@ -559,6 +561,7 @@ impl SearchIndex {
                 index,
                 reader,
                 writer: Arc::new(Mutex::new(Some(writer))),
+                uncommitted: Arc::default(),
                 fields,
                 snapshots: crate::search::Snapshots::default(),
             },
@@ -804,8 +807,27 @@ impl SearchIndex {
         let writer = guard
             .as_mut()
             .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        self.uncommitted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.add_all(writer, batch, pending, false)?;
         Ok(Some(batch_seq))
+    }
+
+    /// Drops what was added and never committed (a worker stopped between
+    /// adding and committing): those events come again from the bus, and
+    /// committing both would index them twice. Blocking.
+    pub fn discard_uncommitted(&self) -> Result<(), AggregatorError> {
+        if !self
+            .uncommitted
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let mut guard = self.writer()?;
+        if let Some(writer) = guard.as_mut() {
+            writer.rollback()?;
+        }
+        Ok(())
     }
 
     /// Commits what was added, with `seq` as the checkpoint unless the
@@ -860,6 +882,8 @@ impl SearchIndex {
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&seq.to_string());
         prepared.commit()?;
+        self.uncommitted
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         self.reader.reload()?;
         Ok(())
     }

@@ -230,7 +230,16 @@ impl ReadModel {
         let mut last_seq = None;
         let mut events = 0;
         let mut next = Some(first);
-        let mut result = Ok(());
+        let mut result = {
+            let index = index.clone();
+            tokio::task::spawn_blocking(move || index.discard_uncommitted())
+                .await
+                .map_err(|err| AggregatorError::Index(err.to_string()))
+                .and_then(|discarded| discarded)
+        };
+        if result.is_err() {
+            next = None;
+        }
         while let Some((batch, done)) = next.take() {
             answers.push(done);
             events += batch.len();
@@ -271,8 +280,8 @@ impl ReadModel {
             index_ms = started.elapsed().as_millis() as u64,
             "batches indexed"
         );
-        // Uncommitted additions of a failed commit are the writer's to drop:
-        // the consumer restarts and the batches come again.
+        // What a failed group added is discarded before the next one: the
+        // consumer restarts and the batches come again.
         let message = result.as_ref().err().map(|err| err.to_string());
         for done in answers {
             let _ = done.send(match &message {

@@ -894,6 +894,22 @@ mod tests {
     }
 
     #[test]
+    fn additions_never_committed_are_discarded_before_they_come_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = SearchIndex::open(dir.path()).unwrap();
+        let base = 1_600_000_000_000_000i64;
+        let batch: Vec<Delivered> = (0..3).map(|n| post(n, base + i64::from(n))).collect();
+        // A worker stopped after adding, before committing.
+        index
+            .add(&batch, &mut std::collections::HashMap::new())
+            .unwrap();
+        index.discard_uncommitted().unwrap();
+        // The same events, delivered again.
+        index.apply(&batch).unwrap();
+        assert_eq!(index.documents(), 3);
+    }
+
+    #[test]
     fn pages_by_date_and_relevance_cover_every_hit_once() {
         let dir = tempfile::tempdir().unwrap();
         let (index, _) = SearchIndex::open(dir.path()).unwrap();
