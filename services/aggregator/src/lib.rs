@@ -37,8 +37,8 @@ const BATCH_MAX: usize = 4_096;
 /// batches while the timelines finish one, and the other way round; the
 /// index commits the batches waiting for it together.
 const IN_FLIGHT: usize = 8;
-/// Events in the projections at once: two full batches (a batch waiting
-/// longer than `ACK_WAIT` would be delivered again).
+/// Events in the projections at once: two full batches (bounds memory and
+/// how long a fetched message waits for its turn).
 const IN_FLIGHT_EVENTS: usize = 2 * BATCH_MAX;
 /// While batches keep coming, the index commits at least this often.
 const COMMIT_AFTER: Duration = Duration::from_secs(1);
