@@ -11,14 +11,16 @@ use tantivy::schema::{
     TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+    Token, TokenFilter, TokenStream, Tokenizer,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 
 use anp_markdown::html_unescape;
 
 use crate::events::{Delivered, Projected};
+use crate::pairs::CommonWords;
+use crate::stem::CachedStemmer;
 use crate::{AggregatorError, audience};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -26,16 +28,12 @@ const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 /// allows, unmerged until the rebuild is done (merging while building
 /// rewrites every document several times).
 const BULK_THREADS: usize = 2;
-const BULK_HEAP_BYTES: usize = 1024 * 1024 * 1024;
+const BULK_HEAP_BYTES: usize = 256 * 1024 * 1024;
 /// The analyzers' names carry their version: a change of how text is
 /// analyzed changes the schema, and an index of another schema is rebuilt.
 const TOKENIZER_EN: &str = "anp_en_2";
 const TOKENIZER_ES: &str = "anp_es_2";
 const TOKENIZER_PLAIN: &str = "anp_plain_1";
-/// Adjacent words of a language as one token each (see `words`).
-const TOKENIZER_EN_PAIRS: &str = "anp_en_pairs_1";
-const TOKENIZER_ES_PAIRS: &str = "anp_es_pairs_1";
-const TOKENIZER_PLAIN_PAIRS: &str = "anp_plain_pairs_1";
 /// The kind of a document that only remembers a post's version.
 pub(crate) const TOMBSTONE: &str = "tombstone";
 /// Most tags of a document that are indexed.
@@ -99,11 +97,13 @@ pub(crate) struct Fields {
     /// Other languages: words lowercased and accents folded, not stemmed.
     pub title_plain: Field,
     pub body_plain: Field,
-    /// Adjacent words of the title and the body, per language: a phrase of
-    /// two words is one term.
-    pub pairs_en: Field,
-    pub pairs_es: Field,
-    pub pairs_plain: Field,
+    /// Adjacent common words of the title and of the body, each pair as
+    /// one number (`pairs::pair_term`): a phrase of two is one term.
+    pub pairs_title: Field,
+    pub pairs_body: Field,
+    /// The version of the common words a document was paired by (see
+    /// `pairs`); 0: none.
+    pub pairs_list: Field,
     pub published_at: Field,
     pub version: Field,
 }
@@ -119,13 +119,6 @@ fn schema() -> (Schema, Fields) {
             )
             .set_stored()
     };
-    let pairs = |tokenizer: &str| {
-        TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(tokenizer)
-                .set_index_option(IndexRecordOption::WithFreqs),
-        )
-    };
     let fields = Fields {
         id: builder.add_text_field("id", STRING | STORED),
         kind: builder.add_text_field("kind", STRING | STORED | FAST),
@@ -138,16 +131,16 @@ fn schema() -> (Schema, Fields) {
         tags: builder.add_text_field("tags", STRING | STORED | FAST),
         audience: builder.add_text_field("audience", STRING),
         visibility: builder.add_text_field("visibility", STORED),
-        uid: builder.add_u64_field("uid", INDEXED | FAST),
+        uid: builder.add_u64_field("uid", FAST),
         title_en: builder.add_text_field("title_en", text(TOKENIZER_EN)),
         body_en: builder.add_text_field("body_en", text(TOKENIZER_EN)),
         title_es: builder.add_text_field("title_es", text(TOKENIZER_ES)),
         body_es: builder.add_text_field("body_es", text(TOKENIZER_ES)),
         title_plain: builder.add_text_field("title_plain", text(TOKENIZER_PLAIN)),
         body_plain: builder.add_text_field("body_plain", text(TOKENIZER_PLAIN)),
-        pairs_en: builder.add_text_field("pairs_en", pairs(TOKENIZER_EN_PAIRS)),
-        pairs_es: builder.add_text_field("pairs_es", pairs(TOKENIZER_ES_PAIRS)),
-        pairs_plain: builder.add_text_field("pairs_plain", pairs(TOKENIZER_PLAIN_PAIRS)),
+        pairs_title: builder.add_u64_field("pairs_title", INDEXED),
+        pairs_body: builder.add_u64_field("pairs_body", INDEXED),
+        pairs_list: builder.add_u64_field("pairs_list", INDEXED),
         published_at: builder.add_date_field(
             "published_at",
             // Microseconds: "newest first" orders posts of the same second.
@@ -159,7 +152,7 @@ fn schema() -> (Schema, Fields) {
         ),
         // Fast: a redelivered event's version is checked without reading
         // the stored document.
-        version: builder.add_u64_field("version", STORED | INDEXED | FAST),
+        version: builder.add_u64_field("version", STORED | FAST),
     };
     (builder.build(), fields)
 }
@@ -192,16 +185,11 @@ impl Fields {
     /// The title and body fields of a language: English (also the default),
     /// Spanish, or plain for the others.
     pub fn for_lang(&self, lang: &str) -> (Field, Field) {
-        let (title, body, _) = self.languages()[Self::language(lang)];
-        (title, body)
+        self.languages()[Self::language(lang)]
     }
 
-    /// The pairs field of a language.
-    pub fn pairs_for_lang(&self, lang: &str) -> Field {
-        self.languages()[Self::language(lang)].2
-    }
-
-    fn language(lang: &str) -> usize {
+    /// The slot of a language in `languages`.
+    pub fn language(lang: &str) -> usize {
         match lang {
             "" | "en" => 0,
             "es" => 1,
@@ -209,26 +197,19 @@ impl Fields {
         }
     }
 
-    /// Title, body and pairs fields of each analyzed language.
-    pub fn languages(&self) -> [(Field, Field, Field); 3] {
+    /// Title and body fields of each analyzed language: English, Spanish,
+    /// plain.
+    pub fn languages(&self) -> [(Field, Field); 3] {
         [
-            (self.title_en, self.body_en, self.pairs_en),
-            (self.title_es, self.body_es, self.pairs_es),
-            (self.title_plain, self.body_plain, self.pairs_plain),
+            (self.title_en, self.body_en),
+            (self.title_es, self.body_es),
+            (self.title_plain, self.body_plain),
         ]
     }
 }
 
 fn analyzer(language: Language) -> TextAnalyzer {
     analyzer_builder(language).build()
-}
-
-/// `analyzer`, then each two adjacent words as one token.
-fn pairs_analyzer(language: Option<Language>) -> TextAnalyzer {
-    match language {
-        Some(language) => analyzer_builder(language).filter(AdjacentPairs).build(),
-        None => plain_builder().filter(AdjacentPairs).build(),
-    }
 }
 
 fn analyzer_builder(language: Language) -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
@@ -242,7 +223,10 @@ fn analyzer_builder(language: Language) -> tantivy::tokenizer::TextAnalyzerBuild
             active: language == Language::Spanish,
         })
         // Stem before folding: other Spanish suffixes carry accents too.
-        .filter(Stemmer::new(language))
+        .filter(CachedStemmer::new(match language {
+            Language::Spanish => rust_stemmers::Algorithm::Spanish,
+            _ => rust_stemmers::Algorithm::English,
+        }))
         .filter(AsciiFoldingFilter)
 }
 
@@ -310,73 +294,6 @@ impl<T: TokenStream> TokenStream for SpanishSuffixAccentsStream<T> {
 
     fn token_mut(&mut self) -> &mut Token {
         self.tail.token_mut()
-    }
-}
-
-/// Each two adjacent tokens (positions next to each other) as one token,
-/// `"first second"` at the first one's position; a lone token gives none.
-#[derive(Clone, Copy)]
-struct AdjacentPairs;
-
-impl TokenFilter for AdjacentPairs {
-    type Tokenizer<T: Tokenizer> = AdjacentPairsWrapper<T>;
-
-    fn transform<T: Tokenizer>(self, tokenizer: T) -> AdjacentPairsWrapper<T> {
-        AdjacentPairsWrapper { inner: tokenizer }
-    }
-}
-
-#[derive(Clone)]
-struct AdjacentPairsWrapper<T> {
-    inner: T,
-}
-
-impl<T: Tokenizer> Tokenizer for AdjacentPairsWrapper<T> {
-    type TokenStream<'a> = AdjacentPairsStream<T::TokenStream<'a>>;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        AdjacentPairsStream {
-            tail: self.inner.token_stream(text),
-            previous: None,
-            pair: Token::default(),
-        }
-    }
-}
-
-struct AdjacentPairsStream<T> {
-    tail: T,
-    previous: Option<Token>,
-    pair: Token,
-}
-
-impl<T: TokenStream> TokenStream for AdjacentPairsStream<T> {
-    fn advance(&mut self) -> bool {
-        while self.tail.advance() {
-            let current = self.tail.token();
-            let previous = self.previous.replace(current.clone());
-            if let Some(previous) = previous
-                && current.position == previous.position + 1
-            {
-                self.pair.text.clear();
-                self.pair.text.push_str(&previous.text);
-                self.pair.text.push(' ');
-                self.pair.text.push_str(&current.text);
-                self.pair.position = previous.position;
-                self.pair.offset_from = previous.offset_from;
-                self.pair.offset_to = current.offset_to;
-                self.pair.position_length = 1;
-                return true;
-            }
-        }
-        false
-    }
-
-    fn token(&self) -> &Token {
-        &self.pair
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.pair
     }
 }
 
@@ -455,6 +372,13 @@ pub struct SearchIndex {
     /// Documents were added since the last commit.
     uncommitted: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) fields: Fields,
+    /// The analyzer of each language (slots of `Fields::languages`) for
+    /// pairs, kept for what their stemmers remember.
+    analyzers: Arc<Mutex<[TextAnalyzer; 3]>>,
+    /// The generation's directory.
+    dir: PathBuf,
+    /// Whose pairs are indexed (see `pairs`).
+    common: Arc<RwLock<Arc<CommonWords>>>,
     /// Searchers kept for cursors over relevance.
     pub(crate) snapshots: crate::search::Snapshots,
 }
@@ -489,10 +413,27 @@ impl SearchIndex {
     }
 
     /// A new, empty generation under `root` beside the current one, for a
-    /// rebuild; `IndexHandle::swap` makes it current.
-    pub fn create_next(root: &Path) -> Result<(Self, String), AggregatorError> {
+    /// rebuild; `IndexHandle::swap` makes it current. Its common words are
+    /// learned from `current` when that is large enough (see `pairs`).
+    pub fn create_next(
+        root: &Path,
+        current: Option<&SearchIndex>,
+    ) -> Result<(Self, String), AggregatorError> {
         let generation = format!("gen-{}", chrono::Utc::now().timestamp_micros());
         let (index, _) = Self::open_dir(&root.join(&generation))?;
+        if let Some(current) = current {
+            let searcher = current.reader.searcher();
+            if CommonWords::default().due(searcher.num_docs()) {
+                let bodies = current.fields.languages().map(|(_, body)| body);
+                let learned = CommonWords::default().learned(&searcher, bodies)?;
+                learned.save(&index.dir)?;
+                *index
+                    .common
+                    .write()
+                    .map_err(|_| AggregatorError::Index("common words lock poisoned".into()))? =
+                    Arc::new(learned);
+            }
+        }
         {
             let mut guard = index.writer()?;
             drop(guard.take());
@@ -544,14 +485,13 @@ impl SearchIndex {
         index
             .tokenizers()
             .register(TOKENIZER_PLAIN, plain_analyzer());
-        for (name, language) in [
-            (TOKENIZER_EN_PAIRS, Some(Language::English)),
-            (TOKENIZER_ES_PAIRS, Some(Language::Spanish)),
-            (TOKENIZER_PLAIN_PAIRS, None),
-        ] {
-            index.tokenizers().register(name, pairs_analyzer(language));
-        }
         let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+        // An index rebuilt because of another schema starts without.
+        let common = if rebuilt {
+            CommonWords::default()
+        } else {
+            CommonWords::load(dir)?
+        };
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -562,6 +502,13 @@ impl SearchIndex {
                 reader,
                 writer: Arc::new(Mutex::new(Some(writer))),
                 uncommitted: Arc::default(),
+                analyzers: Arc::new(Mutex::new([
+                    analyzer(Language::English),
+                    analyzer(Language::Spanish),
+                    plain_analyzer(),
+                ])),
+                dir: dir.to_path_buf(),
+                common: Arc::new(RwLock::new(Arc::new(common))),
                 fields,
                 snapshots: crate::search::Snapshots::default(),
             },
@@ -644,14 +591,14 @@ impl SearchIndex {
             return Ok(());
         }
         let (title_field, body_field) = fields.for_lang(doc.lang);
-        let pairs_field = fields.pairs_for_lang(doc.lang);
+        let language = Fields::language(doc.lang);
         let body_text = html_unescape(&ammonia::Builder::empty().clean(doc.body_html).to_string());
         let at = anp_kit::from_timestamp(doc.at);
         let visibility = match doc.visibility {
             "" => "public",
             other => other,
         };
-        let mut document = doc!(
+        let document = doc!(
             fields.uid => uid(&doc.id),
             fields.id => doc.id,
             fields.kind => doc.kind,
@@ -662,12 +609,11 @@ impl SearchIndex {
             fields.lang => doc.lang.to_owned(),
             fields.visibility => visibility,
             title_field => doc.title.to_owned(),
-            pairs_field => doc.title.to_owned(),
-            pairs_field => body_text.clone(),
-            body_field => body_text,
+            body_field => body_text.clone(),
             fields.published_at => tantivy::DateTime::from_timestamp_micros(at.timestamp_micros()),
             fields.version => version,
         );
+        let mut document = self.with_pairs(document, &[language], doc.title, &body_text);
         if !doc.site_slug.is_empty() {
             document.add_text(
                 fields.site_key,
@@ -681,6 +627,74 @@ impl SearchIndex {
             document.add_text(fields.audience, token);
         }
         writer.add_document(document)?;
+        Ok(())
+    }
+
+    /// `document` with the pairs of common words of its title and body in
+    /// each of `languages` (slots of `Fields::languages`), and the version
+    /// of the common words that chose them.
+    fn with_pairs(
+        &self,
+        mut document: TantivyDocument,
+        languages: &[usize],
+        title: &str,
+        body: &str,
+    ) -> TantivyDocument {
+        let common = self.common_words();
+        let mut analyzers = match self.analyzers.lock() {
+            Ok(analyzers) => analyzers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for &language in languages {
+            for (field, text) in [
+                (self.fields.pairs_title, title),
+                (self.fields.pairs_body, body),
+            ] {
+                common.add_pairs(
+                    &mut document,
+                    field,
+                    &mut analyzers[language],
+                    language,
+                    text,
+                );
+            }
+        }
+        document.add_u64(self.fields.pairs_list, common.version);
+        document
+    }
+
+    /// The common words documents are paired by now.
+    pub fn common_words(&self) -> Arc<CommonWords> {
+        match self.common.read() {
+            Ok(common) => common.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Learns the common words again if the index has grown enough since
+    /// (see `pairs`): saved first, then used by the documents to come.
+    fn learn_if_due(&self) -> Result<(), AggregatorError> {
+        let common = self.common_words();
+        let searcher = self.reader.searcher();
+        if !common.due(searcher.num_docs()) {
+            return Ok(());
+        }
+        let bodies = self.fields.languages().map(|(_, body)| body);
+        let learned = common.learned(&searcher, bodies)?;
+        learned.save(&self.dir)?;
+        tracing::info!(
+            version = learned.version,
+            documents = learned.learned_at,
+            english = learned.languages[0].len(),
+            spanish = learned.languages[1].len(),
+            plain = learned.languages[2].len(),
+            "common words learned"
+        );
+        let learned = Arc::new(learned);
+        match self.common.write() {
+            Ok(mut common) => *common = learned,
+            Err(poisoned) => *poisoned.into_inner() = learned,
+        }
         Ok(())
     }
 
@@ -754,7 +768,7 @@ impl SearchIndex {
                 state.event_id,
                 anp_calendar::state::local_text(occurrence.original)
             );
-            writer.add_document(doc!(
+            let document = doc!(
                 fields.uid => uid(&id),
                 fields.id => id,
                 fields.kind => "event",
@@ -769,13 +783,10 @@ impl SearchIndex {
                 fields.title_es => state.title.clone(),
                 fields.body_en => body.clone(),
                 fields.body_es => body.clone(),
-                fields.pairs_en => state.title.clone(),
-                fields.pairs_en => body.clone(),
-                fields.pairs_es => state.title.clone(),
-                fields.pairs_es => body.clone(),
                 fields.published_at => tantivy_date(occurrence.start),
                 fields.version => version,
-            ))?;
+            );
+            writer.add_document(self.with_pairs(document, &[0, 1], &state.title, &body))?;
         }
         Ok(())
     }
@@ -885,7 +896,7 @@ impl SearchIndex {
         self.uncommitted
             .store(false, std::sync::atomic::Ordering::SeqCst);
         self.reader.reload()?;
-        Ok(())
+        self.learn_if_due()
     }
 
     fn add_all(
@@ -908,7 +919,7 @@ impl SearchIndex {
                 Projected::Site(site) => {
                     let id = format!("site:{}", site.site_id);
                     writer.delete_term(Term::from_field_text(fields.id, &id));
-                    writer.add_document(doc!(
+                    let document = doc!(
                         fields.uid => uid(&id),
                         fields.id => id,
                         fields.kind => "site",
@@ -922,10 +933,9 @@ impl SearchIndex {
                         fields.lang => "en",
                         fields.title_en => site.name.clone(),
                         fields.title_es => site.name.clone(),
-                        fields.pairs_en => site.name.clone(),
-                        fields.pairs_es => site.name.clone(),
                         fields.version => 1u64,
-                    ))?;
+                    );
+                    writer.add_document(self.with_pairs(document, &[0, 1], &site.name, ""))?;
                 }
                 Projected::Post { state, version } => {
                     let doc = TextDoc {
@@ -1018,19 +1028,48 @@ mod tests {
     }
 
     #[test]
-    fn pairs_are_adjacent_words_after_analysis() {
-        let mut analyzer = pairs_analyzer(Some(Language::English));
-        let mut stream = analyzer
-            .token_stream("Tenants organizing, averyveryveryveryveryveryverylongwordofsorts now!");
-        let mut pairs = Vec::new();
-        while stream.advance() {
-            pairs.push((stream.token().text.clone(), stream.token().position));
+    fn pairs_are_adjacent_common_words_after_analysis() {
+        let mut common = CommonWords {
+            version: 3,
+            ..Default::default()
+        };
+        for word in ["tenant", "organ", "now", "union"] {
+            common.languages[0].insert(word.to_owned(), 2);
         }
-        // The long word is dropped: no pair spans where it was.
-        assert_eq!(pairs, [("tenant organ".to_owned(), 0)]);
-        let mut single = pairs_analyzer(None);
-        let mut stream = single.token_stream("Migração");
-        assert!(!stream.advance());
+        let schema = schema().0;
+        let field = schema.get_field("pairs_body").unwrap();
+        let mut document = TantivyDocument::default();
+        common.add_pairs(
+            &mut document,
+            field,
+            &mut analyzer(Language::English),
+            0,
+            "Tenants organizing, averyveryveryveryveryveryverylongwordofsorts now! \
+             The union now union",
+        );
+        let pairs: Vec<u64> = document
+            .field_values()
+            .filter_map(|(_, value)| tantivy::schema::Value::as_u64(&value))
+            .collect();
+        // The long word leaves a gap; `the` is not common.
+        assert_eq!(
+            pairs,
+            [
+                crate::pairs::pair_term(0, "tenant", "organ"),
+                crate::pairs::pair_term(0, "union", "now"),
+                crate::pairs::pair_term(0, "now", "union"),
+            ]
+        );
+        // A language without common words has no pairs.
+        let mut document = TantivyDocument::default();
+        common.add_pairs(
+            &mut document,
+            field,
+            &mut plain_analyzer(),
+            2,
+            "tenant organ",
+        );
+        assert_eq!(document.field_values().count(), 0);
     }
 
     #[test]

@@ -166,10 +166,13 @@ impl ReadModel {
         let feeds = matches!(scope, Scope::Feeds | Scope::All);
         let next = if search {
             let root = self.index.root().to_path_buf();
+            let current = self.index.current();
             Some(
-                tokio::task::spawn_blocking(move || SearchIndex::create_next(&root))
-                    .await
-                    .map_err(joined)??,
+                tokio::task::spawn_blocking(move || {
+                    SearchIndex::create_next(&root, Some(&current))
+                })
+                .await
+                .map_err(joined)??,
             )
         } else {
             None

@@ -6,10 +6,11 @@
 //!   are joined by a [`SeekUnion`], which jumps straight to a document when
 //!   a selective filter (a network, a site, a date window) leads; Tantivy's
 //!   own union buffers a window of 4,096 documents on each such jump;
-//! - a phrase of two words is one term of the language's `pairs` field
-//!   (adjacent words, indexed as one token) instead of an intersection of
-//!   two postings whose positions are compared; longer phrases need all
-//!   their pairs and are then checked word by word.
+//! - a phrase of two common words is one term of the pairs fields
+//!   (adjacent common words, indexed as one number, see `pairs`) instead of
+//!   an intersection of two postings whose positions are compared; longer
+//!   phrases need their pairs and are then checked word by word; phrases
+//!   with a rarer word are checked by positions among its few documents.
 
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, EmptyQuery, EnableScoring, Explanation, Occur, PhraseQuery,
@@ -19,6 +20,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
 use crate::index::SearchIndex;
+use crate::pairs::pair_term;
 
 /// Parts of a query looked at; the rest is ignored.
 pub const PARTS_MAX: usize = 32;
@@ -97,12 +99,13 @@ impl SearchIndex {
         tokens
     }
 
-    /// A word or phrase in one language's fields: one word in the title or
-    /// the body; several in a row, by their pairs.
+    /// A word or phrase in the fields of the language in slot `language`:
+    /// one word in the title or the body; several in a row, by their pairs.
     fn in_language(
         &self,
         text: &str,
-        (title, body, pairs): (Field, Field, Field),
+        language: usize,
+        (title, body): (Field, Field),
         highlight: &mut Vec<Term>,
     ) -> Option<Box<dyn Query>> {
         let tokens = self.analyze(title, text);
@@ -126,21 +129,8 @@ impl SearchIndex {
                 )),
             ]))),
             _ => {
-                let consecutive = tokens.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1);
-                let pair_terms: Vec<Box<dyn Query>> = tokens
-                    .windows(2)
-                    .map(|pair| {
-                        Box::new(TermQuery::new(
-                            Term::from_field_text(pairs, &format!("{} {}", pair[0].1, pair[1].1)),
-                            IndexRecordOption::WithFreqs,
-                        )) as Box<dyn Query>
-                    })
-                    .collect();
-                if consecutive && pair_terms.len() == 1 {
-                    return pair_terms.into_iter().next();
-                }
-                // Every pair, then the words in order (a gap where a word
-                // was too long to index is kept).
+                // The words in order (a gap where a word was too long to
+                // index is kept), in the title or the body.
                 let phrase = |field: Field| -> Box<dyn Query> {
                     Box::new(PhraseQuery::new_with_offset(
                         tokens
@@ -151,20 +141,83 @@ impl SearchIndex {
                             .collect(),
                     ))
                 };
-                let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-                if consecutive {
-                    clauses.extend(pair_terms.into_iter().map(|term| (Occur::Must, term)));
-                }
-                clauses.push((
-                    Occur::Must,
-                    Box::new(SeekUnionQuery::new(vec![
-                        Box::new(BoostQuery::new(phrase(title), TITLE_BOOST)),
-                        phrase(body),
-                    ])),
-                ));
-                Some(Box::new(BooleanQuery::new(clauses)))
+                let by_positions: Box<dyn Query> = Box::new(SeekUnionQuery::new(vec![
+                    Box::new(BoostQuery::new(phrase(title), TITLE_BOOST)),
+                    phrase(body),
+                ]));
+                Some(self.by_pairs(language, &tokens, by_positions))
             }
         }
+    }
+
+    /// A phrase sped up by its pairs of common words (see `pairs`):
+    /// documents paired since every such pair was common hold them as
+    /// terms; earlier documents, and phrases without such pairs, are checked
+    /// by positions (`by_positions`).
+    fn by_pairs(
+        &self,
+        language: usize,
+        tokens: &[(usize, String)],
+        by_positions: Box<dyn Query>,
+    ) -> Box<dyn Query> {
+        let consecutive = tokens.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1);
+        if !consecutive {
+            return by_positions;
+        }
+        let common = self.common_words();
+        let fields = self.fields;
+        let mut since = 0;
+        let mut pairs: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for pair in tokens.windows(2) {
+            let Some(version) = common.pair_since(language, &pair[0].1, &pair[1].1) else {
+                continue;
+            };
+            since = since.max(version);
+            let term = pair_term(language, &pair[0].1, &pair[1].1);
+            let in_field = |field: Field| -> Box<dyn Query> {
+                Box::new(TermQuery::new(
+                    Term::from_field_u64(field, term),
+                    IndexRecordOption::Basic,
+                ))
+            };
+            pairs.push((
+                Occur::Must,
+                Box::new(SeekUnionQuery::new(vec![
+                    Box::new(BoostQuery::new(in_field(fields.pairs_title), TITLE_BOOST)),
+                    in_field(fields.pairs_body),
+                ])),
+            ));
+        }
+        if pairs.is_empty() {
+            return by_positions;
+        }
+        // Two words: their pair is the phrase; more: the pairs narrow, the
+        // positions decide.
+        let paired: Box<dyn Query> = if tokens.len() == 2 {
+            pairs.remove(0).1
+        } else {
+            pairs.push((Occur::Must, by_positions.box_clone()));
+            Box::new(BooleanQuery::new(pairs))
+        };
+        let earlier: Vec<Box<dyn Query>> = (0..since)
+            .map(|version| {
+                Box::new(TermQuery::new(
+                    Term::from_field_u64(fields.pairs_list, version),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>
+            })
+            .collect();
+        let earlier: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(tantivy::query::ConstScoreQuery::new(
+                    Box::new(SeekUnionQuery::new(earlier)),
+                    0.0,
+                )),
+            ),
+            (Occur::Must, by_positions),
+        ]));
+        Box::new(SeekUnionQuery::new(vec![paired, earlier]))
     }
 
     /// A word or phrase in any language.
@@ -177,7 +230,8 @@ impl SearchIndex {
             .fields
             .languages()
             .into_iter()
-            .filter_map(|fields| self.in_language(text, fields, highlight))
+            .enumerate()
+            .filter_map(|(language, fields)| self.in_language(text, language, fields, highlight))
             .collect();
         (!alternatives.is_empty())
             .then(|| Box::new(SeekUnionQuery::new(alternatives)) as Box<dyn Query>)
@@ -476,6 +530,66 @@ mod tests {
             "{:?}",
             page.hits[0].snippet_html
         );
+    }
+
+    #[test]
+    fn phrases_are_found_alike_in_documents_paired_before_and_after_common_words_are_learned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        // Enough documents to learn common words; `tenant` and `union` are
+        // in all of them, never as the phrase.
+        let mut batch = vec![post(0, "net", "en", "A", "The tenants union met on Sunday")];
+        batch.extend((1..crate::pairs::LEARN_FIRST as u32).map(|n| {
+            let body = if n % 2 == 0 {
+                "union of tenants"
+            } else {
+                "tenants and the union"
+            };
+            post(n, "net", "en", &format!("filler {n}"), body)
+        }));
+        assert_eq!(index.common_words().version, 0);
+        assert_eq!(
+            titles(&index, r#""tenant union""#, None),
+            Vec::<String>::new()
+        );
+        index.apply(&batch).unwrap();
+        let common = index.common_words();
+        assert_eq!(common.version, 1);
+        assert_eq!(common.pair_since(0, "tenant", "union"), Some(1));
+        let next = crate::pairs::LEARN_FIRST as u32;
+        index
+            .apply(&[
+                post(next, "net", "en", "Z", "tenants union again"),
+                post(next + 1, "net", "en", "Y", "the union tenants"),
+                post(next + 2, "net", "en", "X", "Tenants union met"),
+            ])
+            .unwrap();
+        // Before learning by positions, after by the pair's term.
+        assert_eq!(titles(&index, r#""tenant union""#, None), ["A", "X", "Z"]);
+        assert_eq!(titles(&index, r#""union tenant""#, None), ["Y"]);
+        assert_eq!(titles(&index, r#""tenants union met""#, None), ["A", "X"]);
+        assert_eq!(titles(&index, r#""the union tenants""#, None), ["Y"]);
+        // Learned again once the index has doubled; the version a word
+        // joined stays.
+        let more: Vec<Delivered> = (next + 3..2 * next + 3)
+            .map(|n| post(n, "net", "en", &format!("more {n}"), "river garden"))
+            .collect();
+        index.apply(&more).unwrap();
+        let common = index.common_words();
+        assert_eq!(common.version, 2);
+        assert_eq!(common.pair_since(0, "tenant", "union"), Some(1));
+        assert_eq!(common.pair_since(0, "river", "garden"), Some(2));
+        assert_eq!(common.pair_since(0, "tenant", "river"), Some(2));
+        assert_eq!(titles(&index, r#""tenant union""#, None), ["A", "X", "Z"]);
+        assert_eq!(
+            titles(&index, r#""garden river""#, None),
+            Vec::<String>::new()
+        );
+        // The list is kept with the index.
+        drop(index);
+        let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        assert_eq!(index.common_words().version, 2);
+        assert_eq!(titles(&index, r#""tenant union""#, None), ["A", "X", "Z"]);
     }
 
     #[test]
