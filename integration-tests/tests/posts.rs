@@ -9,7 +9,7 @@ use anp_proto::sites::v1::Role;
 use tonic::Code;
 
 use crate::flow::{feed_ids, get_text, search_ids};
-use crate::harness::{Stack, eventually, expect_error, with_token};
+use crate::harness::{Stack, count, eventually, expect_error, with_token};
 use crate::people::{accept, create_site, invite};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -310,6 +310,18 @@ async fn posts_live_as_drafts_scheduled_published_and_retracted_seen_only_by_who
         },
     )
     .await;
+    // Its words are not kept in the timelines' tables either.
+    assert_eq!(
+        count(
+            &stack,
+            &format!(
+                "SELECT count(*) FROM aggregator.feed_posts WHERE post_id = '{}'",
+                scheduled.id
+            )
+        )
+        .await,
+        0
+    );
     let (status, page) =
         get_text(&stack.http(&format!("/n/press/desk/posts/{}", scheduled.id))).await;
     assert_eq!(status, 410);

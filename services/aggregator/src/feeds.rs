@@ -57,7 +57,10 @@ async fn write_posts(
             &[&ids, &versions, &networks],
         )
         .await?;
+    let mut posts = Posts::default();
     let mut entries = Entries::default();
+    // Posts no longer in any timeline: their content goes too.
+    let mut hidden: Vec<Uuid> = Vec::new();
     // Posts seen before: the timelines they are no longer in.
     let mut known_before: Vec<Uuid> = Vec::new();
     let mut kept: (Vec<Uuid>, Vec<String>) = (Vec::new(), Vec::new());
@@ -77,7 +80,12 @@ async fn write_posts(
                 kept.1.push(scope.key());
             }
         }
-        entries.push(state, post_id, version, network_id, site_id, &scopes);
+        if scopes.is_empty() {
+            hidden.push(post_id);
+            continue;
+        }
+        posts.push(state, post_id, version, network_id, site_id);
+        entries.push(state, post_id, network_id, site_id, &scopes);
     }
     if !known_before.is_empty() {
         tx.execute(
@@ -88,40 +96,58 @@ async fn write_posts(
         )
         .await?;
     }
-    if !entries.scope.is_empty() {
+    if !hidden.is_empty() {
+        tx.execute("DELETE FROM feed_posts WHERE post_id = ANY($1)", &[&hidden])
+            .await?;
+    }
+    if !posts.post_id.is_empty() {
         tx.execute(
-            "INSERT INTO feed_entries (scope, post_id, version, published_at, updated_at, \
-               network_slug, site_slug, site_name, title, summary_html, body_html, lang, author, \
-               network_id, site_id) \
-             SELECT u.scope, u.post_id, u.version, u.published_at, u.updated_at, u.network_slug, \
+            "INSERT INTO feed_posts (post_id, network_id, site_id, version, updated_at, \
+               network_slug, site_slug, site_name, title, summary_html, body_html, lang, author) \
+             SELECT u.post_id, u.network_id, u.site_id, u.version, u.updated_at, u.network_slug, \
                COALESCE(n.slug, u.site_slug), COALESCE(n.name, u.site_name), u.title, \
-               u.summary_html, u.body_html, u.lang, u.author, u.network_id, u.site_id \
-             FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::timestamptz[], \
-               $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-               $11::text[], $12::text[], $13::text[], $14::uuid[], $15::uuid[]) \
-               AS u(scope, post_id, version, published_at, updated_at, network_slug, site_slug, \
-                    site_name, title, summary_html, body_html, lang, author, network_id, site_id) \
+               u.summary_html, u.body_html, u.lang, u.author \
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[], \
+               $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+               $12::text[], $13::text[]) \
+               AS u(post_id, network_id, site_id, version, updated_at, network_slug, site_slug, \
+                    site_name, title, summary_html, body_html, lang, author) \
              LEFT JOIN site_names n ON n.site_id = u.site_id \
-             ON CONFLICT (scope, post_id) DO UPDATE SET \
+             ON CONFLICT (post_id) DO UPDATE SET \
                version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
                title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
                body_html = EXCLUDED.body_html, lang = EXCLUDED.lang, \
                site_slug = EXCLUDED.site_slug, site_name = EXCLUDED.site_name \
-             WHERE feed_entries.version < EXCLUDED.version",
+             WHERE feed_posts.version < EXCLUDED.version",
+            &[
+                &posts.post_id,
+                &posts.network_id,
+                &posts.site_id,
+                &posts.version,
+                &posts.updated_at,
+                &posts.network_slug,
+                &posts.site_slug,
+                &posts.site_name,
+                &posts.title,
+                &posts.summary_html,
+                &posts.body_html,
+                &posts.lang,
+                &posts.author,
+            ],
+        )
+        .await?;
+    }
+    if !entries.scope.is_empty() {
+        // A post keeps its place in a timeline it was in already.
+        tx.execute(
+            "INSERT INTO feed_entries (scope, post_id, published_at, network_id, site_id) \
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::uuid[], \
+               $5::uuid[]) \
+             ON CONFLICT (scope, post_id) DO NOTHING",
             &[
                 &entries.scope,
                 &entries.post_id,
-                &entries.version,
                 &entries.published_at,
-                &entries.updated_at,
-                &entries.network_slug,
-                &entries.site_slug,
-                &entries.site_name,
-                &entries.title,
-                &entries.summary_html,
-                &entries.body_html,
-                &entries.lang,
-                &entries.author,
                 &entries.network_id,
                 &entries.site_id,
             ],
@@ -131,13 +157,13 @@ async fn write_posts(
     Ok(())
 }
 
-/// Timeline rows as columns, for one `unnest` insert.
+/// Posts' content as columns, for one `unnest` insert.
 #[derive(Default)]
-struct Entries {
-    scope: Vec<String>,
+struct Posts {
     post_id: Vec<Uuid>,
+    network_id: Vec<Uuid>,
+    site_id: Vec<Uuid>,
     version: Vec<i64>,
-    published_at: Vec<DateTime<Utc>>,
     updated_at: Vec<DateTime<Utc>>,
     network_slug: Vec<String>,
     site_slug: Vec<String>,
@@ -147,6 +173,40 @@ struct Entries {
     body_html: Vec<String>,
     lang: Vec<String>,
     author: Vec<String>,
+}
+
+impl Posts {
+    fn push(
+        &mut self,
+        state: &PostState,
+        post_id: Uuid,
+        version: i64,
+        network_id: Uuid,
+        site_id: Uuid,
+    ) {
+        self.post_id.push(post_id);
+        self.network_id.push(network_id);
+        self.site_id.push(site_id);
+        self.version.push(version);
+        self.updated_at
+            .push(anp_kit::from_timestamp(state.updated_at.as_ref()));
+        self.network_slug.push(state.network_slug.clone());
+        self.site_slug.push(state.site_slug.clone());
+        self.site_name.push(state.site_name.clone());
+        self.title.push(state.title.clone());
+        self.summary_html.push(summarize(&state.body_html));
+        self.body_html.push(state.body_html.clone());
+        self.lang.push(state.lang.clone());
+        self.author.push(state.author.clone());
+    }
+}
+
+/// Timeline rows as columns, for one `unnest` insert.
+#[derive(Default)]
+struct Entries {
+    scope: Vec<String>,
+    post_id: Vec<Uuid>,
+    published_at: Vec<DateTime<Utc>>,
     network_id: Vec<Uuid>,
     site_id: Vec<Uuid>,
 }
@@ -156,31 +216,15 @@ impl Entries {
         &mut self,
         state: &PostState,
         post_id: Uuid,
-        version: i64,
         network_id: Uuid,
         site_id: Uuid,
         scopes: &[Scope],
     ) {
-        if scopes.is_empty() {
-            return;
-        }
         let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
-        let updated_at = anp_kit::from_timestamp(state.updated_at.as_ref());
-        let summary = summarize(&state.body_html);
         for scope in scopes {
             self.scope.push(scope.key());
             self.post_id.push(post_id);
-            self.version.push(version);
             self.published_at.push(published_at);
-            self.updated_at.push(updated_at);
-            self.network_slug.push(state.network_slug.clone());
-            self.site_slug.push(state.site_slug.clone());
-            self.site_name.push(state.site_name.clone());
-            self.title.push(state.title.clone());
-            self.summary_html.push(summary.clone());
-            self.body_html.push(state.body_html.clone());
-            self.lang.push(state.lang.clone());
-            self.author.push(state.author.clone());
             self.network_id.push(network_id);
             self.site_id.push(site_id);
         }
@@ -310,6 +354,7 @@ impl Feeds {
                 }
                 for statement in [
                     "DELETE FROM feed_entries WHERE network_id = $1",
+                    "DELETE FROM feed_posts WHERE network_id = $1",
                     "DELETE FROM site_names WHERE network_id = $1",
                     "DELETE FROM post_versions WHERE network_id = $1",
                     "DELETE FROM event_occurrences WHERE network_id = $1",
@@ -348,7 +393,7 @@ impl Feeds {
                 // Only what is shown changes: the timeline is keyed by id.
                 for (table, slug_column, name_column) in [
                     ("site_names", "slug", "name"),
-                    ("feed_entries", "site_slug", "site_name"),
+                    ("feed_posts", "site_slug", "site_name"),
                 ] {
                     tx.execute(
                         &format!(
@@ -399,7 +444,8 @@ impl Feeds {
         // Sites seen before their names were kept by network slug.
         let row = client
             .query_opt(
-                "SELECT site_id FROM feed_entries WHERE scope = $1 AND site_slug = $2 LIMIT 1",
+                "SELECT e.site_id FROM feed_entries e JOIN feed_posts p USING (post_id) \
+                 WHERE e.scope = $1 AND p.site_slug = $2 LIMIT 1",
                 &[&format!("n:{network_slug}"), &site_slug],
             )
             .await?;
@@ -415,32 +461,29 @@ impl Feeds {
     ) -> Result<(Vec<FeedEntry>, Option<Cursor>), AggregatorError> {
         let client = self.pool.get().await?;
         let fetch = i64::from(limit) + 1;
-        let columns = "post_id, title, summary_html, body_html, network_slug, site_slug, site_name, \
-                       lang, author, published_at, updated_at";
+        let columns = "e.post_id, p.title, p.summary_html, p.body_html, p.network_slug, \
+                       p.site_slug, p.site_name, p.lang, p.author, e.published_at, p.updated_at";
         let rows = match cursor {
-            None => {
-                client
-                    .query(
-                        &format!(
-                            "SELECT {columns} FROM feed_entries WHERE scope = $1 \
-                             ORDER BY published_at DESC, post_id DESC LIMIT $2"
-                        ),
-                        &[&scope.key(), &fetch],
-                    )
-                    .await?
-            }
-            Some(cursor) => {
-                client
-                    .query(
-                        &format!(
-                            "SELECT {columns} FROM feed_entries WHERE scope = $1 \
-                               AND (published_at, post_id) < ($2, $3) \
-                             ORDER BY published_at DESC, post_id DESC LIMIT $4"
-                        ),
-                        &[&scope.key(), &cursor.published_at, &cursor.post_id, &fetch],
-                    )
-                    .await?
-            }
+            None => client
+                .query(
+                    &format!(
+                        "SELECT {columns} FROM feed_entries e JOIN feed_posts p USING (post_id) \
+                             WHERE e.scope = $1 \
+                             ORDER BY e.published_at DESC, e.post_id DESC LIMIT $2"
+                    ),
+                    &[&scope.key(), &fetch],
+                )
+                .await?,
+            Some(cursor) => client
+                .query(
+                    &format!(
+                        "SELECT {columns} FROM feed_entries e JOIN feed_posts p USING (post_id) \
+                             WHERE e.scope = $1 AND (e.published_at, e.post_id) < ($2, $3) \
+                             ORDER BY e.published_at DESC, e.post_id DESC LIMIT $4"
+                    ),
+                    &[&scope.key(), &cursor.published_at, &cursor.post_id, &fetch],
+                )
+                .await?,
         };
         let mut entries = Vec::with_capacity(rows.len());
         let mut last_cursor = None;

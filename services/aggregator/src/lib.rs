@@ -39,9 +39,11 @@ const BATCH_MAX: usize = 4_096;
 /// batches while the timelines finish one, and the other way round; the
 /// index commits the batches waiting for it together.
 const IN_FLIGHT: usize = 8;
-/// Events in the projections at once: two full batches (bounds memory and
-/// how long a fetched message waits for its turn).
-const IN_FLIGHT_EVENTS: usize = 2 * BATCH_MAX;
+/// Events in the projections at once: four full batches, so that the
+/// timelines never wait for the index's commit and the index commits several
+/// batches at once (bounds memory and how long a fetched message waits for
+/// its turn: a few seconds, under `ACK_WAIT`).
+const IN_FLIGHT_EVENTS: usize = 4 * BATCH_MAX;
 /// While batches keep coming, the index commits at least this often.
 const COMMIT_AFTER: Duration = Duration::from_secs(1);
 /// How long a batch waits for more events to share its commit.
