@@ -8,4 +8,5 @@ cargo build --release --bins
 export ANP_BIN_DIR=$ROOT/target/release
 cargo bench -p anp-integration-tests --bench pipeline
 cargo bench -p anp-integration-tests --bench onboarding
+cargo bench -p anp-integration-tests --bench indexing
 cargo bench -p anp-integration-tests --bench search

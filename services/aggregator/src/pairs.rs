@@ -33,12 +33,15 @@ const FILE: &str = "common-words.json";
 /// phrases are checked by positions, which is fast at this size).
 pub const LEARN_FIRST: u64 = 10_000;
 /// A word is common in a language when at least this share of the
-/// language's documents hold it…
+/// language's documents hold it, or this many, whichever is fewer (a
+/// phrase with a word that is not common is checked by positions in at
+/// most that many documents, however large the index grows)…
 const SHARE: f64 = 0.01;
+const DOCS_ENOUGH: u64 = 2_000;
 /// …and at least this many.
 const DOCS_MIN: u64 = 50;
 /// Most common words of a language.
-const WORDS_MAX: usize = 4_000;
+const WORDS_MAX: usize = 20_000;
 
 /// The common words of each language (slots of `Fields::languages`), each
 /// with the version of the list it joined.
@@ -107,7 +110,7 @@ impl CommonWords {
             // The language's documents: nearly all hold its most frequent
             // word.
             let documents = frequencies.values().copied().max().unwrap_or(0);
-            let threshold = DOCS_MIN.max((documents as f64 * SHARE) as u64);
+            let threshold = DOCS_MIN.max(DOCS_ENOUGH.min((documents as f64 * SHARE) as u64));
             let mut common: Vec<(u64, String)> = frequencies
                 .into_iter()
                 .filter(|(_, count)| *count >= threshold)
