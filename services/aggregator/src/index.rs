@@ -466,7 +466,7 @@ impl SearchIndex {
                 .map_err(|err| AggregatorError::Index(err.to_string()))?;
             Ok(Index::open_or_create(directory, schema.clone())?)
         };
-        let (index, rebuilt) = match open() {
+        let (mut index, mut rebuilt) = match open() {
             Ok(index) => (index, false),
             Err(AggregatorError::Tantivy(tantivy::TantivyError::SchemaError(message))) => {
                 tracing::warn!(dir = %dir.display(), %message, "search index of another version: rebuilding it from the bus");
@@ -475,6 +475,22 @@ impl SearchIndex {
                 (open()?, true)
             }
             Err(other) => return Err(other),
+        };
+        // Documents paired by common words the index no longer knows (the
+        // list lost or unreadable) hold pairs another list would take for
+        // its own: the index is rebuilt.
+        let common = match CommonWords::load(dir) {
+            Ok(common) if !Self::paired_beyond(&index, fields, common.version)? => common,
+            outcome => {
+                let error = outcome.err().map(|err| err.to_string()).unwrap_or_default();
+                tracing::warn!(dir = %dir.display(), %error, "search index without its common words: rebuilding it from the bus");
+                drop(index);
+                std::fs::remove_dir_all(dir).map_err(io)?;
+                std::fs::create_dir_all(dir).map_err(io)?;
+                index = open()?;
+                rebuilt = true;
+                CommonWords::default()
+            }
         };
         index
             .tokenizers()
@@ -486,12 +502,6 @@ impl SearchIndex {
             .tokenizers()
             .register(TOKENIZER_PLAIN, plain_analyzer());
         let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
-        // An index rebuilt because of another schema starts without.
-        let common = if rebuilt {
-            CommonWords::default()
-        } else {
-            CommonWords::load(dir)?
-        };
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -514,6 +524,17 @@ impl SearchIndex {
             },
             rebuilt,
         ))
+    }
+
+    /// Whether documents of `index` were paired by a version of the common
+    /// words after `version` (versions follow each other).
+    fn paired_beyond(index: &Index, fields: Fields, version: u64) -> Result<bool, AggregatorError> {
+        let reader: IndexReader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let next = Term::from_field_u64(fields.pairs_list, version + 1);
+        Ok(reader.searcher().doc_freq(&next)? > 0)
     }
 
     /// Documents in the committed index (tombstones included).

@@ -587,9 +587,18 @@ mod tests {
         );
         // The list is kept with the index.
         drop(index);
-        let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        let (index, rebuilt) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        assert!(!rebuilt);
         assert_eq!(index.common_words().version, 2);
         assert_eq!(titles(&index, r#""tenant union""#, None), ["A", "X", "Z"]);
+        // Without it the pairs could be misread: the index is rebuilt.
+        drop(index);
+        let generation = std::fs::read_to_string(dir.path().join("CURRENT")).unwrap();
+        std::fs::remove_file(dir.path().join(generation.trim()).join("common-words.json")).unwrap();
+        let (index, rebuilt) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        assert!(rebuilt);
+        assert_eq!(index.documents(), 0);
+        assert_eq!(index.common_words().version, 0);
     }
 
     #[test]
