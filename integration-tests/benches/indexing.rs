@@ -8,7 +8,7 @@
 //! one commit; common words learned from an index of the first 20,000
 //! posts) and as the projector applies batches from the bus (one writer
 //! thread, a commit a batch of 5,000, common words learned as it grows).
-//! The baseline uses the rebuild's writer.
+//! The baseline uses two threads, 1 GiB and no merging.
 //! `ANP_BENCH_POSTS` (default 200,000) sets the corpus size.
 
 #[allow(dead_code)]

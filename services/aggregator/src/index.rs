@@ -24,9 +24,10 @@ use crate::stem::CachedStemmer;
 use crate::{AggregatorError, audience};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
-/// A rebuild's writer: a thread a core, and segments as large as memory
-/// allows, unmerged until the rebuild is done (merging while building
-/// rewrites every document several times).
+/// A rebuild's writer: a thread a core, and large segments, unmerged until
+/// the rebuild is done (merging while building rewrites every document
+/// several times). 256 MB a thread rather than more: a segment's term hash
+/// table then stays small enough to be cheap to insert into.
 const BULK_THREADS: usize = 2;
 const BULK_HEAP_BYTES: usize = 256 * 1024 * 1024;
 /// The analyzers' names carry their version: a change of how text is
