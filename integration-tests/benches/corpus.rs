@@ -105,6 +105,14 @@ pub struct Post {
     pub micros: i64,
 }
 
+/// A UUIDv7 of `millis` with the low bits of `random`.
+fn v7(millis: i64, random: u128) -> Uuid {
+    let bytes = random.to_le_bytes();
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&bytes[..10]);
+    uuid::Builder::from_unix_timestamp_millis(millis as u64, &tail).into_uuid()
+}
+
 impl Corpus {
     pub fn generate(networks: usize, posts: usize) -> Corpus {
         let mut rng = StdRng::seed_from_u64(SEED);
@@ -140,9 +148,14 @@ impl Corpus {
             } else {
                 vec![]
             };
+            // Ids as the services make them (UUIDv7: time-ordered), which
+            // PostgreSQL's indexes take at their right-hand end.
+            let created_ms = (start + span / posts as i64 * n as i64) / 1_000;
+            let id = v7(created_ms, rng.random());
+            let event_id = v7(created_ms, rng.random());
             generated.push(Post {
-                id: Uuid::from_u128(rng.random()),
-                event_id: Uuid::from_u128(rng.random()),
+                id,
+                event_id,
                 network,
                 site,
                 spanish,

@@ -709,9 +709,18 @@ async fn offboarding_deletes_the_network_and_forgets_members_it_alone_had() {
         },
     )
     .await;
-    for table in ["aggregator.feed_entries", "aggregator.feed_posts"] {
+    for table in ["aggregator.feed_posts", "aggregator.post_versions"] {
         assert_eq!(count(&stack, &in_network(table)).await, 0, "{table}");
     }
+    assert_eq!(
+        count(
+            &stack,
+            &format!("SELECT count(*) FROM aggregator.feed_timelines WHERE post_id = '{gone}'")
+        )
+        .await,
+        0,
+        "the network's post left every timeline"
+    );
     eventually(WAIT, "the network's events gone from the bus", || async {
         let stream = stack
             .infra

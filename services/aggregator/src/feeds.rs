@@ -17,7 +17,9 @@ const CHECKPOINT: &str = "feeds";
 const SUMMARY_CHARS: usize = 280;
 
 /// Writes a run of post events into the timelines: only a post's newer
-/// version changes anything (even one that takes it out of them).
+/// version changes anything (even one that takes it out of them). A post
+/// keeps its place (date) in a timeline it was in already; its places are
+/// kept on its `post_versions` row, so its timeline rows are found by key.
 async fn write_posts(
     tx: &deadpool_postgres::Transaction<'_>,
     run: Vec<(&PostState, u64)>,
@@ -44,55 +46,99 @@ async fn write_posts(
     if newest.is_empty() {
         return Ok(());
     }
+    // What the timelines know of these posts (batches are applied one at a
+    // time, so nothing changes it meanwhile).
     let ids: Vec<Uuid> = newest.keys().copied().collect();
-    let versions: Vec<i64> = ids.iter().map(|id| newest[id].1).collect();
-    let networks: Vec<Uuid> = ids.iter().map(|id| newest[id].2).collect();
-    let rows = tx
+    let known: HashMap<Uuid, (i64, Vec<String>, Vec<DateTime<Utc>>)> = tx
         .query(
-            "INSERT INTO post_versions (post_id, version, network_id) \
-             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) \
-             ON CONFLICT (post_id) DO UPDATE SET version = EXCLUDED.version \
-             WHERE post_versions.version < EXCLUDED.version \
-             RETURNING post_id, (xmax = 0) AS inserted",
-            &[&ids, &versions, &networks],
+            "SELECT post_id, version, scopes, placed FROM post_versions WHERE post_id = ANY($1)",
+            &[&ids],
         )
-        .await?;
+        .await?
+        .iter()
+        .map(|row| (row.get(0), (row.get(1), row.get(2), row.get(3))))
+        .collect();
+    let mut versions = Versions::default();
     let mut posts = Posts::default();
-    let mut entries = Entries::default();
+    let mut added = Places::default();
+    let mut removed = Places::default();
     // Posts no longer in any timeline: their content goes too.
     let mut hidden: Vec<Uuid> = Vec::new();
-    // Posts seen before: the timelines they are no longer in.
-    let mut known_before: Vec<Uuid> = Vec::new();
-    let mut kept: (Vec<Uuid>, Vec<String>) = (Vec::new(), Vec::new());
-    for row in &rows {
-        let post_id: Uuid = row.get(0);
-        let inserted: bool = row.get(1);
-        let (state, version, network_id, site_id) = newest[&post_id];
+    for (post_id, (state, version, network_id, site_id)) in newest {
+        let before = known.get(&post_id);
+        if before.is_some_and(|(known, _, _)| *known >= version) {
+            continue;
+        }
         let scopes = if crate::events::publicly_visible(state) {
             scopes_of(state, site_id)
         } else {
             Vec::new()
         };
-        if !inserted {
-            known_before.push(post_id);
-            for scope in &scopes {
-                kept.0.push(post_id);
-                kept.1.push(scope.key());
+        let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
+        let mut place = Place::default();
+        for scope in scopes.iter().map(Scope::key) {
+            let kept = before.and_then(|(_, old_scopes, old_placed)| {
+                old_scopes
+                    .iter()
+                    .position(|old| *old == scope)
+                    .and_then(|at| old_placed.get(at).copied())
+            });
+            match kept {
+                Some(at) => place.push(scope, at),
+                None => {
+                    added.push(scope.clone(), published_at, post_id);
+                    place.push(scope, published_at);
+                }
             }
         }
+        if let Some((_, old_scopes, old_placed)) = before {
+            for (scope, at) in old_scopes.iter().zip(old_placed) {
+                if !place.scopes.contains(scope) {
+                    removed.push(scope.clone(), *at, post_id);
+                }
+            }
+        }
+        versions.push(post_id, version, network_id, place);
         if scopes.is_empty() {
-            hidden.push(post_id);
+            if before.is_some() {
+                hidden.push(post_id);
+            }
             continue;
         }
         posts.push(state, post_id, version, network_id, site_id);
-        entries.push(state, post_id, network_id, site_id, &scopes);
     }
-    if !known_before.is_empty() {
+    if versions.post_id.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO post_versions (post_id, version, network_id, scopes, placed) \
+         SELECT u.post_id, u.version, u.network_id, \
+           COALESCE(p.scopes, '{}'), COALESCE(p.placed, '{}') \
+         FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS u(post_id, version, network_id) \
+         LEFT JOIN (SELECT post_id, array_agg(scope ORDER BY n) AS scopes, \
+                      array_agg(at ORDER BY n) AS placed \
+                    FROM unnest($4::uuid[], $5::text[], $6::timestamptz[]) \
+                      WITH ORDINALITY AS x(post_id, scope, at, n) \
+                    GROUP BY post_id) p USING (post_id) \
+         ON CONFLICT (post_id) DO UPDATE SET version = EXCLUDED.version, \
+           scopes = EXCLUDED.scopes, placed = EXCLUDED.placed \
+         WHERE post_versions.version < EXCLUDED.version",
+        &[
+            &versions.post_id,
+            &versions.version,
+            &versions.network_id,
+            &versions.places.post_id,
+            &versions.places.scope,
+            &versions.places.published_at,
+        ],
+    )
+    .await?;
+    if !removed.scope.is_empty() {
         tx.execute(
-            "DELETE FROM feed_entries f WHERE f.post_id = ANY($1) AND NOT EXISTS \
-               (SELECT 1 FROM unnest($2::uuid[], $3::text[]) AS k(post_id, scope) \
-                WHERE k.post_id = f.post_id AND k.scope = f.scope)",
-            &[&known_before, &kept.0, &kept.1],
+            "DELETE FROM feed_timelines f USING \
+               unnest($1::text[], $2::timestamptz[], $3::uuid[]) AS r(scope, published_at, post_id) \
+             WHERE f.scope = r.scope AND f.published_at = r.published_at AND f.post_id = r.post_id",
+            &[&removed.scope, &removed.published_at, &removed.post_id],
         )
         .await?;
     }
@@ -137,24 +183,51 @@ async fn write_posts(
         )
         .await?;
     }
-    if !entries.scope.is_empty() {
-        // A post keeps its place in a timeline it was in already.
+    if !added.scope.is_empty() {
         tx.execute(
-            "INSERT INTO feed_entries (scope, post_id, published_at, network_id, site_id) \
-             SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::uuid[], \
-               $5::uuid[]) \
-             ON CONFLICT (scope, post_id) DO NOTHING",
-            &[
-                &entries.scope,
-                &entries.post_id,
-                &entries.published_at,
-                &entries.network_id,
-                &entries.site_id,
-            ],
+            "INSERT INTO feed_timelines (scope, published_at, post_id) \
+             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[]) \
+             ON CONFLICT DO NOTHING",
+            &[&added.scope, &added.published_at, &added.post_id],
         )
         .await?;
     }
     Ok(())
+}
+
+/// Where a post is placed: its timelines and its date in each.
+#[derive(Default)]
+struct Place {
+    scopes: Vec<String>,
+    placed: Vec<DateTime<Utc>>,
+}
+
+impl Place {
+    fn push(&mut self, scope: String, at: DateTime<Utc>) {
+        self.scopes.push(scope);
+        self.placed.push(at);
+    }
+}
+
+/// Posts' versions and places as columns, for one `unnest` upsert.
+#[derive(Default)]
+struct Versions {
+    post_id: Vec<Uuid>,
+    version: Vec<i64>,
+    network_id: Vec<Uuid>,
+    /// Every post's places, in order.
+    places: Places,
+}
+
+impl Versions {
+    fn push(&mut self, post_id: Uuid, version: i64, network_id: Uuid, place: Place) {
+        self.post_id.push(post_id);
+        self.version.push(version);
+        self.network_id.push(network_id);
+        for (scope, at) in place.scopes.into_iter().zip(place.placed) {
+            self.places.push(scope, at, post_id);
+        }
+    }
 }
 
 /// Posts' content as columns, for one `unnest` insert.
@@ -201,33 +274,19 @@ impl Posts {
     }
 }
 
-/// Timeline rows as columns, for one `unnest` insert.
+/// Timeline rows as columns, for one `unnest` statement.
 #[derive(Default)]
-struct Entries {
+struct Places {
     scope: Vec<String>,
-    post_id: Vec<Uuid>,
     published_at: Vec<DateTime<Utc>>,
-    network_id: Vec<Uuid>,
-    site_id: Vec<Uuid>,
+    post_id: Vec<Uuid>,
 }
 
-impl Entries {
-    fn push(
-        &mut self,
-        state: &PostState,
-        post_id: Uuid,
-        network_id: Uuid,
-        site_id: Uuid,
-        scopes: &[Scope],
-    ) {
-        let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
-        for scope in scopes {
-            self.scope.push(scope.key());
-            self.post_id.push(post_id);
-            self.published_at.push(published_at);
-            self.network_id.push(network_id);
-            self.site_id.push(site_id);
-        }
+impl Places {
+    fn push(&mut self, scope: String, published_at: DateTime<Utc>, post_id: Uuid) {
+        self.scope.push(scope);
+        self.published_at.push(published_at);
+        self.post_id.push(post_id);
     }
 }
 
@@ -290,7 +349,7 @@ impl Cursor {
 
 /// Plain-text summary of sanitized HTML, escaped for HTML again.
 pub fn summarize(body_html: &str) -> String {
-    let text = ammonia::Builder::empty().clean(body_html).to_string();
+    let text = anp_markdown::html_text(body_html);
     let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if collapsed.chars().count() <= SUMMARY_CHARS {
         return collapsed;
@@ -340,20 +399,30 @@ impl Feeds {
             if let Projected::NetworkOffboarded { network_id, slug } = &delivered.event {
                 // Posts of other networks shared into this one's sites.
                 tx.execute(
-                    "DELETE FROM feed_entries WHERE scope IN \
+                    "DELETE FROM feed_timelines WHERE scope IN \
                        (SELECT 's:' || site_id FROM site_names WHERE network_id = $1)",
                     &[network_id],
                 )
                 .await?;
                 if !slug.is_empty() {
                     tx.execute(
-                        "DELETE FROM feed_entries WHERE scope = $1",
+                        "DELETE FROM feed_timelines WHERE scope = $1",
                         &[&Scope::Network(slug.clone()).key()],
                     )
                     .await?;
                 }
+                // Its posts wherever they are placed (umbrella, tags,
+                // languages, sites they were shared into).
+                tx.execute(
+                    "DELETE FROM feed_timelines f USING \
+                       (SELECT post_id, unnest(scopes) AS scope, unnest(placed) AS published_at \
+                        FROM post_versions WHERE network_id = $1) p \
+                     WHERE f.scope = p.scope AND f.published_at = p.published_at \
+                       AND f.post_id = p.post_id",
+                    &[network_id],
+                )
+                .await?;
                 for statement in [
-                    "DELETE FROM feed_entries WHERE network_id = $1",
                     "DELETE FROM feed_posts WHERE network_id = $1",
                     "DELETE FROM site_names WHERE network_id = $1",
                     "DELETE FROM post_versions WHERE network_id = $1",
@@ -444,7 +513,7 @@ impl Feeds {
         // Sites seen before their names were kept by network slug.
         let row = client
             .query_opt(
-                "SELECT e.site_id FROM feed_entries e JOIN feed_posts p USING (post_id) \
+                "SELECT p.site_id FROM feed_timelines e JOIN feed_posts p USING (post_id) \
                  WHERE e.scope = $1 AND p.site_slug = $2 LIMIT 1",
                 &[&format!("n:{network_slug}"), &site_slug],
             )
@@ -467,7 +536,7 @@ impl Feeds {
             None => client
                 .query(
                     &format!(
-                        "SELECT {columns} FROM feed_entries e JOIN feed_posts p USING (post_id) \
+                        "SELECT {columns} FROM feed_timelines e JOIN feed_posts p USING (post_id) \
                              WHERE e.scope = $1 \
                              ORDER BY e.published_at DESC, e.post_id DESC LIMIT $2"
                     ),
@@ -477,7 +546,7 @@ impl Feeds {
             Some(cursor) => client
                 .query(
                     &format!(
-                        "SELECT {columns} FROM feed_entries e JOIN feed_posts p USING (post_id) \
+                        "SELECT {columns} FROM feed_timelines e JOIN feed_posts p USING (post_id) \
                              WHERE e.scope = $1 AND (e.published_at, e.post_id) < ($2, $3) \
                              ORDER BY e.published_at DESC, e.post_id DESC LIMIT $4"
                     ),

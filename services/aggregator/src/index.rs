@@ -16,7 +16,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 
-use anp_markdown::html_unescape;
+use anp_markdown::html_plain_text;
 
 use crate::events::{Delivered, Projected};
 use crate::pairs::CommonWords;
@@ -614,7 +614,7 @@ impl SearchIndex {
         }
         let (title_field, body_field) = fields.for_lang(doc.lang);
         let language = Fields::language(doc.lang);
-        let body_text = html_unescape(&ammonia::Builder::empty().clean(doc.body_html).to_string());
+        let body_text = html_plain_text(doc.body_html);
         let at = anp_kit::from_timestamp(doc.at);
         let visibility = match doc.visibility {
             "" => "public",
@@ -774,15 +774,7 @@ impl SearchIndex {
             .as_ref()
             .map(|l| format!("{} {}", l.venue, l.address))
             .unwrap_or_default();
-        let body = format!(
-            "{} {}",
-            html_unescape(
-                &ammonia::Builder::empty()
-                    .clean(&state.description_html)
-                    .to_string()
-            ),
-            location
-        );
+        let body = format!("{} {}", html_plain_text(&state.description_html), location);
         for occurrence in occurrences.iter().filter(|o| !o.cancelled).take(200) {
             // Events have no language of their own: both analyzers see them.
             let id = format!(

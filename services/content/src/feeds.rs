@@ -70,7 +70,7 @@ pub struct Item {
 }
 
 fn plain(html: &str, max_chars: usize) -> String {
-    let text = ammonia::Builder::empty().clean(html).to_string();
+    let text = anp_markdown::html_text(html);
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut cut: String = collapsed.chars().take(max_chars).collect();
     if collapsed.chars().count() > max_chars {

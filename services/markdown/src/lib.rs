@@ -1,6 +1,24 @@
 //! Markdown to sanitized HTML.
 
+use std::sync::LazyLock;
+
 use pulldown_cmark::{Options, Parser, html};
+
+/// A cleaner that keeps no tag at all, built once: building one (its
+/// allow lists) cost as much as cleaning a post's body.
+static TEXT_ONLY: LazyLock<ammonia::Builder<'static>> = LazyLock::new(ammonia::Builder::empty);
+
+/// The text of HTML without any tag, still escaped for HTML (`&lt;`, `&amp;`):
+/// for summaries shown as HTML again.
+pub fn html_text(html: &str) -> String {
+    TEXT_ONLY.clean(html).to_string()
+}
+
+/// The plain text of HTML: no tags, entities undone — for search and
+/// plain-text fields.
+pub fn html_plain_text(html: &str) -> String {
+    html_unescape(&html_text(html))
+}
 
 /// Undoes the HTML escaping of text (ammonia's text output, summaries), for
 /// plain-text uses such as search and JSON Feed summaries.
@@ -30,7 +48,14 @@ pub fn markdown_to_safe_html(markdown: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::markdown_to_safe_html;
+    use super::{html_plain_text, html_text, markdown_to_safe_html};
+
+    #[test]
+    fn text_of_html_keeps_no_tag() {
+        let html = "<p>Tom &amp; Jerry <em>&lt;3</em></p><script>x()</script>";
+        assert_eq!(html_text(html), "Tom &amp; Jerry &lt;3");
+        assert_eq!(html_plain_text(html), "Tom & Jerry <3");
+    }
 
     #[test]
     fn renders_markdown() {
