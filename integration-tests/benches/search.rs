@@ -531,12 +531,13 @@ async fn main() {
     let mut ours: HashMap<String, Vec<Duration>> = HashMap::new();
     let mut theirs: HashMap<String, Vec<Duration>> = HashMap::new();
     let mut empty = (0usize, 0usize);
+    let mut slowest: Vec<(Duration, &Query)> = Vec::new();
     for query in &mix {
         let sent = Instant::now();
         let hits = search_grpc(&mut aggregator, query).await;
-        ours.entry(class_name(query))
-            .or_default()
-            .push(sent.elapsed());
+        let took = sent.elapsed();
+        ours.entry(class_name(query)).or_default().push(took);
+        slowest.push((took, query));
         let sent = Instant::now();
         let rows = search_pg(&pg, query).await;
         theirs
@@ -584,6 +585,17 @@ async fn main() {
         empty.1,
         mix.len()
     );
+
+    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    println!("  slowest ANP queries:");
+    for (took, query) in slowest.iter().take(5) {
+        println!(
+            "    {:>9}  {:<36} {}",
+            ms(*took),
+            class_name(query),
+            query.text
+        );
+    }
 
     if stop_after("search") {
         return;

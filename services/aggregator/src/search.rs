@@ -593,9 +593,10 @@ impl SearchIndex {
             let top = match (tolerant, offset + limit <= CANDIDATES_MAX / 4 && many) {
                 (false, true) => {
                     let everything: Box<dyn Query> = Box::new(tantivy::query::AllQuery);
+                    let ranking = self.single_word_ranking(query_text);
                     self.top_by_words(
                         &searcher,
-                        &*text_query,
+                        ranking.as_deref().unwrap_or(&*text_query),
                         &*narrowed(everything),
                         offset,
                         limit,

@@ -237,6 +237,43 @@ impl SearchIndex {
             .then(|| Box::new(SeekUnionQuery::new(alternatives)) as Box<dyn Query>)
     }
 
+    /// For ranking one word alone: its terms (the title's boosted, the
+    /// body's, in each language) as one flat union, which Tantivy ranks by
+    /// block-max WAND — skipping whole blocks of weak matches — where the
+    /// nested unions of `words_query` score every match (a common word
+    /// matches hundreds of thousands). Same matches, same scores. `None`
+    /// for anything but one plain word.
+    pub(crate) fn single_word_ranking(&self, query_text: &str) -> Option<Box<dyn Query>> {
+        let parts = parts(query_text);
+        let [part] = parts.as_slice() else {
+            return None;
+        };
+        if part.excluded || part.quoted {
+            return None;
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (title, body) in self.fields.languages() {
+            match self.analyze(title, &part.text).as_slice() {
+                [] => {}
+                [(_, word)] => {
+                    let term = |field: Field| -> Box<dyn Query> {
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(field, word),
+                            IndexRecordOption::WithFreqs,
+                        ))
+                    };
+                    clauses.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(term(title), TITLE_BOOST)),
+                    ));
+                    clauses.push((Occur::Should, term(body)));
+                }
+                _ => return None,
+            }
+        }
+        (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+    }
+
     /// The query of what was typed: every word and phrase must match,
     /// exclusions must not. Only exclusions: everything but them.
     pub fn words_query(&self, query_text: &str) -> Built {
@@ -599,6 +636,54 @@ mod tests {
         assert!(rebuilt);
         assert_eq!(index.documents(), 0);
         assert_eq!(index.common_words().version, 0);
+    }
+
+    #[test]
+    fn one_word_ranked_alone_finds_the_same_best_matches_with_the_same_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        let mut posts = Vec::new();
+        for n in 0..3_000u32 {
+            let (lang, title, body) = match n % 4 {
+                0 => ("en", format!("Housing {n}"), "rent rent housing march"),
+                1 => (
+                    "en",
+                    format!("Post {n}"),
+                    "a long body about the rent of many homes",
+                ),
+                2 => ("es", format!("Vivienda {n}"), "alquiler y vivienda digna"),
+                _ => ("fr", format!("Logement {n}"), "rent logement"),
+            };
+            posts.push(post(n, "net", lang, &title, body));
+        }
+        index.apply(&posts).unwrap();
+        let searcher = index.reader.searcher();
+        for word in ["rent", "housing", "vivienda", "logement"] {
+            let nested = index.words_query(word).query;
+            let flat = index.single_word_ranking(word).expect("one word");
+            let top = |query: &dyn Query| {
+                let mut top = searcher
+                    .search(query, &tantivy::collector::TopDocs::with_limit(50))
+                    .unwrap();
+                top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                top
+            };
+            let (expected, found) = (top(&*nested), top(&*flat));
+            assert!(!expected.is_empty(), "{word}");
+            let scores = |top: &[(f32, tantivy::DocAddress)]| -> Vec<f32> {
+                top.iter().map(|(score, _)| *score).collect()
+            };
+            assert_eq!(scores(&found), scores(&expected), "{word}");
+            let count =
+                |query: &dyn Query| searcher.search(query, &tantivy::collector::Count).unwrap();
+            assert_eq!(count(&*flat), count(&*nested), "{word}");
+        }
+        for not_one_word in ["rent housing", "\"rent housing\"", "-rent", ""] {
+            assert!(
+                index.single_word_ranking(not_one_word).is_none(),
+                "{not_one_word}"
+            );
+        }
     }
 
     #[test]
