@@ -586,7 +586,7 @@ async fn main() {
         mix.len()
     );
 
-    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.sort_by_key(|(took, _)| std::cmp::Reverse(*took));
     println!("  slowest ANP queries:");
     for (took, query) in slowest.iter().take(5) {
         println!(

@@ -49,14 +49,20 @@ async fn write_posts(
     // What the timelines know of these posts (batches are applied one at a
     // time, so nothing changes it meanwhile).
     let ids: Vec<Uuid> = newest.keys().copied().collect();
-    let known: HashMap<Uuid, (i64, Vec<String>, Vec<DateTime<Utc>>)> = tx
+    let known: HashMap<Uuid, (i64, Place)> = tx
         .query(
             "SELECT post_id, version, scopes, placed FROM post_versions WHERE post_id = ANY($1)",
             &[&ids],
         )
         .await?
         .iter()
-        .map(|row| (row.get(0), (row.get(1), row.get(2), row.get(3))))
+        .map(|row| {
+            let place = Place {
+                scopes: row.get(2),
+                placed: row.get(3),
+            };
+            (row.get(0), (row.get(1), place))
+        })
         .collect();
     let mut versions = Versions::default();
     let mut posts = Posts::default();
@@ -66,7 +72,7 @@ async fn write_posts(
     let mut hidden: Vec<Uuid> = Vec::new();
     for (post_id, (state, version, network_id, site_id)) in newest {
         let before = known.get(&post_id);
-        if before.is_some_and(|(known, _, _)| *known >= version) {
+        if before.is_some_and(|(known, _)| *known >= version) {
             continue;
         }
         let scopes = if crate::events::publicly_visible(state) {
@@ -77,11 +83,11 @@ async fn write_posts(
         let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
         let mut place = Place::default();
         for scope in scopes.iter().map(Scope::key) {
-            let kept = before.and_then(|(_, old_scopes, old_placed)| {
-                old_scopes
+            let kept = before.and_then(|(_, old)| {
+                old.scopes
                     .iter()
-                    .position(|old| *old == scope)
-                    .and_then(|at| old_placed.get(at).copied())
+                    .position(|known| *known == scope)
+                    .and_then(|at| old.placed.get(at).copied())
             });
             match kept {
                 Some(at) => place.push(scope, at),
@@ -91,8 +97,8 @@ async fn write_posts(
                 }
             }
         }
-        if let Some((_, old_scopes, old_placed)) = before {
-            for (scope, at) in old_scopes.iter().zip(old_placed) {
+        if let Some((_, old)) = before {
+            for (scope, at) in old.scopes.iter().zip(&old.placed) {
                 if !place.scopes.contains(scope) {
                     removed.push(scope.clone(), *at, post_id);
                 }
