@@ -72,6 +72,20 @@ struct TextDoc<'a> {
     at: Option<&'a prost_types::Timestamp>,
 }
 
+/// A batch's documents built ahead of adding them (`SearchIndex::prepare`),
+/// one slot an event.
+pub struct Prepared {
+    /// The generation they were built for (its common words).
+    dir: PathBuf,
+    docs: Vec<Option<TantivyDocument>>,
+}
+
+impl Prepared {
+    fn take(&mut self, n: usize) -> Option<TantivyDocument> {
+        self.docs.get_mut(n).and_then(Option::take)
+    }
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct Fields {
     pub id: Field,
@@ -587,6 +601,7 @@ impl SearchIndex {
         fresh: bool,
         doc: TextDoc<'_>,
         version: u64,
+        built: Option<TantivyDocument>,
     ) -> Result<(), AggregatorError> {
         let fields = self.fields;
         let known = match pending.get(&doc.id) {
@@ -612,6 +627,18 @@ impl SearchIndex {
             ))?;
             return Ok(());
         }
+        let document = match built {
+            Some(document) => document,
+            None => self.build_text(&doc, version),
+        };
+        writer.add_document(document)?;
+        Ok(())
+    }
+
+    /// The document of a visible post, thread or page: its text cleaned of
+    /// HTML, analyzed for its pairs of common words, its filters and facets.
+    fn build_text(&self, doc: &TextDoc<'_>, version: u64) -> TantivyDocument {
+        let fields = self.fields;
         let (title_field, body_field) = fields.for_lang(doc.lang);
         let language = Fields::language(doc.lang);
         let body_text = html_plain_text(doc.body_html);
@@ -622,7 +649,7 @@ impl SearchIndex {
         };
         let document = doc!(
             fields.uid => uid(&doc.id),
-            fields.id => doc.id,
+            fields.id => doc.id.clone(),
             fields.kind => doc.kind,
             fields.network_id => doc.network_id.to_owned(),
             fields.network_slug => doc.network_slug.to_owned(),
@@ -648,8 +675,24 @@ impl SearchIndex {
         for token in audience::of_document(visibility, doc.network_id, doc.site_id) {
             document.add_text(fields.audience, token);
         }
-        writer.add_document(document)?;
-        Ok(())
+        document
+    }
+
+    /// Builds the documents of a batch's visible posts, threads and pages
+    /// ahead of `add` — while the writer is still busy with earlier batches.
+    /// Whether each is added is decided by `add` (its version).
+    pub fn prepare(&self, batch: &[Delivered]) -> Prepared {
+        Prepared {
+            dir: self.dir.clone(),
+            docs: batch
+                .iter()
+                .map(|delivered| {
+                    text_doc(delivered)
+                        .filter(|(doc, _)| doc.visible)
+                        .map(|(doc, version)| self.build_text(&doc, version))
+                })
+                .collect(),
+        }
     }
 
     /// `document` with the pairs of common words of its title and body in
@@ -811,7 +854,7 @@ impl SearchIndex {
     /// a blocking task.
     pub fn apply(&self, batch: &[Delivered]) -> Result<(), AggregatorError> {
         let mut pending = HashMap::new();
-        if let Some(seq) = self.add(batch, &mut pending)? {
+        if let Some(seq) = self.add(batch, None, &mut pending)? {
             self.commit_after(seq)?;
         }
         Ok(())
@@ -823,6 +866,7 @@ impl SearchIndex {
     pub fn add(
         &self,
         batch: &[Delivered],
+        prepared: Option<Prepared>,
         pending: &mut HashMap<String, u64>,
     ) -> Result<Option<u64>, AggregatorError> {
         let Some(batch_seq) = batch.iter().map(|delivered| delivered.seq).max() else {
@@ -834,7 +878,7 @@ impl SearchIndex {
             .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
         self.uncommitted
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.add_all(writer, batch, pending, false)?;
+        self.add_all(writer, batch, pending, false, prepared)?;
         Ok(Some(batch_seq))
     }
 
@@ -874,7 +918,7 @@ impl SearchIndex {
         let writer = guard
             .as_mut()
             .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
-        self.add_all(writer, batch, versions, true)
+        self.add_all(writer, batch, versions, true, None)
     }
 
     /// Commits what was added, with `seq` (the bus sequence it covers) as
@@ -919,9 +963,17 @@ impl SearchIndex {
         batch: &[Delivered],
         pending_versions: &mut HashMap<String, u64>,
         fresh: bool,
+        mut prepared: Option<Prepared>,
     ) -> Result<(), AggregatorError> {
         let fields = self.fields;
-        for delivered in batch {
+        if prepared
+            .as_ref()
+            .is_some_and(|prepared| prepared.dir != self.dir || prepared.docs.len() != batch.len())
+        {
+            // Built for another generation (a rebuild swapped in since).
+            prepared = None;
+        }
+        for (n, delivered) in batch.iter().enumerate() {
             match &delivered.event {
                 Projected::NetworkOffboarded { network_id, .. } => {
                     // Deletes every document of the network added before it.
@@ -951,69 +1003,11 @@ impl SearchIndex {
                     );
                     writer.add_document(self.with_pairs(document, &[0, 1], &site.name, ""))?;
                 }
-                Projected::Post { state, version } => {
-                    let doc = TextDoc {
-                        id: format!("post:{}", state.post_id),
-                        kind: "post",
-                        // Members-only posts are found by members only.
-                        visible: matches!(state.status.as_str(), "" | "published"),
-                        visibility: &state.visibility,
-                        site_id: &state.site_id,
-                        tags: &state.tags,
-                        network_id: &state.network_id,
-                        network_slug: &state.network_slug,
-                        site_slug: &state.site_slug,
-                        site_name: &state.site_name,
-                        lang: &state.lang,
-                        title: &state.title,
-                        body_html: &state.body_html,
-                        at: state.published_at.as_ref(),
-                    };
-                    self.put_text(writer, pending_versions, fresh, doc, *version)?;
-                }
-                Projected::Thread { state, version } => {
-                    let doc = TextDoc {
-                        id: format!("thread:{}", state.thread_id),
-                        kind: "thread",
-                        visible: !state.hidden,
-                        // Members-only threads: the site's members, or for
-                        // a network's board, the network's.
-                        visibility: match (state.visibility.as_str(), state.site_id.is_empty()) {
-                            ("public", _) => "public",
-                            (_, true) => "network",
-                            (_, false) => "site",
-                        },
-                        site_id: &state.site_id,
-                        tags: &[],
-                        network_id: &state.network_id,
-                        network_slug: &state.network_slug,
-                        site_slug: &state.site_slug,
-                        site_name: "",
-                        lang: &state.lang,
-                        title: &state.title,
-                        body_html: &state.body_html,
-                        at: state.created_at.as_ref(),
-                    };
-                    self.put_text(writer, pending_versions, fresh, doc, *version)?;
-                }
-                Projected::Page { state, version } => {
-                    let doc = TextDoc {
-                        id: format!("page:{}", state.page_id),
-                        kind: "page",
-                        visible: !state.deleted,
-                        visibility: "public",
-                        site_id: &state.site_id,
-                        tags: &[],
-                        network_id: &state.network_id,
-                        network_slug: &state.network_slug,
-                        site_slug: &state.site_slug,
-                        site_name: "",
-                        lang: &state.lang,
-                        title: &state.title,
-                        body_html: &state.body_html,
-                        at: state.updated_at.as_ref(),
-                    };
-                    self.put_text(writer, pending_versions, fresh, doc, *version)?;
+                Projected::Post { .. } | Projected::Thread { .. } | Projected::Page { .. } => {
+                    if let Some((doc, version)) = text_doc(delivered) {
+                        let built = prepared.as_mut().and_then(|prepared| prepared.take(n));
+                        self.put_text(writer, pending_versions, fresh, doc, version, built)?;
+                    }
                 }
                 Projected::CalendarEvent { state, version } => {
                     self.put_event(writer, pending_versions, fresh, state, *version)?;
@@ -1024,6 +1018,78 @@ impl SearchIndex {
             }
         }
         Ok(())
+    }
+}
+
+/// The text document an event puts in the index (posts, threads, pages), and
+/// its version.
+fn text_doc(delivered: &Delivered) -> Option<(TextDoc<'_>, u64)> {
+    match &delivered.event {
+        Projected::Post { state, version } => {
+            let doc = TextDoc {
+                id: format!("post:{}", state.post_id),
+                kind: "post",
+                // Members-only posts are found by members only.
+                visible: matches!(state.status.as_str(), "" | "published"),
+                visibility: &state.visibility,
+                site_id: &state.site_id,
+                tags: &state.tags,
+                network_id: &state.network_id,
+                network_slug: &state.network_slug,
+                site_slug: &state.site_slug,
+                site_name: &state.site_name,
+                lang: &state.lang,
+                title: &state.title,
+                body_html: &state.body_html,
+                at: state.published_at.as_ref(),
+            };
+            Some((doc, *version))
+        }
+        Projected::Thread { state, version } => {
+            let doc = TextDoc {
+                id: format!("thread:{}", state.thread_id),
+                kind: "thread",
+                visible: !state.hidden,
+                // Members-only threads: the site's members, or for
+                // a network's board, the network's.
+                visibility: match (state.visibility.as_str(), state.site_id.is_empty()) {
+                    ("public", _) => "public",
+                    (_, true) => "network",
+                    (_, false) => "site",
+                },
+                site_id: &state.site_id,
+                tags: &[],
+                network_id: &state.network_id,
+                network_slug: &state.network_slug,
+                site_slug: &state.site_slug,
+                site_name: "",
+                lang: &state.lang,
+                title: &state.title,
+                body_html: &state.body_html,
+                at: state.created_at.as_ref(),
+            };
+            Some((doc, *version))
+        }
+        Projected::Page { state, version } => {
+            let doc = TextDoc {
+                id: format!("page:{}", state.page_id),
+                kind: "page",
+                visible: !state.deleted,
+                visibility: "public",
+                site_id: &state.site_id,
+                tags: &[],
+                network_id: &state.network_id,
+                network_slug: &state.network_slug,
+                site_slug: &state.site_slug,
+                site_name: "",
+                lang: &state.lang,
+                title: &state.title,
+                body_html: &state.body_html,
+                at: state.updated_at.as_ref(),
+            };
+            Some((doc, *version))
+        }
+        _ => None,
     }
 }
 

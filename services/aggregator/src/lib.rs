@@ -225,7 +225,11 @@ impl ReadModel {
     /// an index that fell behind catches up in one commit instead of one a
     /// batch. Answers each batch when committed. A rebuild pauses this to
     /// catch up and swap.
-    async fn index_batches(&self, first: Work, waiting: &mut tokio::sync::mpsc::Receiver<Work>) {
+    async fn index_batches(
+        &self,
+        first: IndexWork,
+        waiting: &mut tokio::sync::mpsc::Receiver<IndexWork>,
+    ) {
         let _applying = self.applying.lock().await;
         let index = self.index.current();
         let started = std::time::Instant::now();
@@ -244,13 +248,15 @@ impl ReadModel {
         if result.is_err() {
             next = None;
         }
-        while let Some((batch, done)) = next.take() {
+        while let Some((batch, prepared, done)) = next.take() {
             answers.push(done);
             events += batch.len();
             let index = index.clone();
             let mut taken = std::mem::take(&mut pending);
             let added = tokio::task::spawn_blocking(move || {
-                index.add(&batch, &mut taken).map(|seq| (seq, taken))
+                index
+                    .add(&batch, prepared, &mut taken)
+                    .map(|seq| (seq, taken))
             })
             .await
             .map_err(|err| AggregatorError::Index(err.to_string()))
@@ -319,15 +325,43 @@ type Work = (
     tokio::sync::oneshot::Sender<Result<(), AggregatorError>>,
 );
 
-/// Indexes batches in order (see `ReadModel::index_batches`).
+/// A batch for the index, with its documents built ahead.
+type IndexWork = (
+    Arc<Vec<Delivered>>,
+    Option<index::Prepared>,
+    tokio::sync::oneshot::Sender<Result<(), AggregatorError>>,
+);
+
+/// Indexes batches in order (see `ReadModel::index_batches`), in two
+/// stages: one builds each batch's documents (cleaning HTML, pairs of
+/// common words) while the other adds and commits the batches before it —
+/// a commit waits for the writer, and nothing was built meanwhile.
 fn spawn_index_worker(read_model: ReadModel) -> (tokio::sync::mpsc::Sender<Work>, AbortOnDrop) {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Work>(IN_FLIGHT);
-    let task = tokio::spawn(async move {
-        while let Some(first) = receiver.recv().await {
-            read_model.index_batches(first, &mut receiver).await;
+    let (built, mut ready) = tokio::sync::mpsc::channel::<IndexWork>(IN_FLIGHT);
+    let builder = {
+        let read_model = read_model.clone();
+        tokio::spawn(async move {
+            while let Some((batch, done)) = receiver.recv().await {
+                let index = read_model.index.current();
+                let documents = batch.clone();
+                // A batch whose documents could not be built is built as it
+                // is added.
+                let prepared = tokio::task::spawn_blocking(move || index.prepare(&documents))
+                    .await
+                    .ok();
+                if built.send((batch, prepared, done)).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let indexer = tokio::spawn(async move {
+        while let Some(first) = ready.recv().await {
+            read_model.index_batches(first, &mut ready).await;
         }
     });
-    (sender, AbortOnDrop(task))
+    (sender, AbortOnDrop(vec![builder, indexer]))
 }
 
 /// Applies batches in order with `apply`, answering each when committed.
@@ -342,15 +376,17 @@ where
             let _ = done.send(apply(batch).await);
         }
     });
-    (sender, AbortOnDrop(task))
+    (sender, AbortOnDrop(vec![task]))
 }
 
-/// Stops a worker when the consumer that fed it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Stops a worker's tasks when the consumer that fed it ends.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 

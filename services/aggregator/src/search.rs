@@ -902,7 +902,7 @@ mod tests {
         let batch: Vec<Delivered> = (0..3).map(|n| post(n, base + i64::from(n))).collect();
         // A worker stopped after adding, before committing.
         index
-            .add(&batch, &mut std::collections::HashMap::new())
+            .add(&batch, None, &mut std::collections::HashMap::new())
             .unwrap();
         index.discard_uncommitted().unwrap();
         // The same events, delivered again.

@@ -464,6 +464,7 @@ impl Scorer for SeekUnionScorer {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::Arc;
 
     use super::*;
@@ -684,6 +685,74 @@ mod tests {
                 "{not_one_word}"
             );
         }
+    }
+
+    #[test]
+    fn documents_built_ahead_are_found_as_documents_built_when_added() {
+        let ahead_dir = tempfile::tempdir().unwrap();
+        let (ahead, _) = crate::index::SearchIndex::open(ahead_dir.path()).unwrap();
+        let now_dir = tempfile::tempdir().unwrap();
+        let (now, _) = crate::index::SearchIndex::open(now_dir.path()).unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let (other, _) = crate::index::SearchIndex::open(other_dir.path()).unwrap();
+        let batch = vec![
+            post(
+                1,
+                "net",
+                "en",
+                "Tenants",
+                "The tenants union met on <b>Sunday</b>",
+            ),
+            post(
+                2,
+                "net",
+                "es",
+                "Vivienda",
+                "La organización comunitaria crece",
+            ),
+            post(3, "net", "en", "Water", "Water march at noon"),
+        ];
+        // Built ahead for this index, for none, and for another generation
+        // (whose documents are built again as they are added).
+        let prepared = ahead.prepare(&batch);
+        ahead
+            .add(&batch, Some(prepared), &mut HashMap::new())
+            .unwrap();
+        ahead.commit_after(4).unwrap();
+        now.add(&batch, None, &mut HashMap::new()).unwrap();
+        now.commit_after(4).unwrap();
+        let elsewhere = ahead.prepare(&batch);
+        other
+            .add(&batch, Some(elsewhere), &mut HashMap::new())
+            .unwrap();
+        other.commit_after(4).unwrap();
+        for query in [
+            "tenants",
+            "\"tenants union\"",
+            "organizacion",
+            "sunday",
+            "march -water",
+        ] {
+            let expected = titles(&now, query, None);
+            assert_eq!(titles(&ahead, query, None), expected, "{query}");
+            assert_eq!(titles(&other, query, None), expected, "{query}");
+        }
+        assert_eq!(titles(&ahead, "sunday", None), ["Tenants"]);
+        // A newer version known before the batch is added wins over a
+        // document built ahead.
+        let mut edited = post(1, "net", "en", "Tenants", "edited");
+        if let Projected::Post { version, .. } = &mut edited.event {
+            *version = 2;
+        }
+        let stale = ahead.prepare(&batch[..1]);
+        ahead.add(&[edited], None, &mut HashMap::new()).unwrap();
+        ahead.commit_after(5).unwrap();
+        ahead
+            .add(&batch[..1], Some(stale), &mut HashMap::new())
+            .unwrap();
+        ahead.commit_after(6).unwrap();
+        assert_eq!(titles(&ahead, "sunday", None), Vec::<String>::new());
+        assert_eq!(titles(&ahead, "edited", None), ["Tenants"]);
     }
 
     #[test]
