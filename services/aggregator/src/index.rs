@@ -424,6 +424,17 @@ impl SearchIndex {
             .unwrap_or_else(|| "gen-1".to_owned());
         let (index, other_schema) = Self::open_dir(&root.join(&generation))?;
         write_current(root, &generation)?;
+        // A rebuild the process did not live to finish left its generation
+        // beside the current one: nothing will ever use it.
+        for entry in std::fs::read_dir(root).map_err(io)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("gen-") && name != generation && entry.path().is_dir() {
+                tracing::warn!(generation = %name, "deleting a search index generation an unfinished rebuild left");
+                if let Err(err) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(generation = %name, error = %err, "could not delete it");
+                }
+            }
+        }
         Ok((index, rebuilt || other_schema))
     }
 
@@ -1105,6 +1116,24 @@ mod tests {
             out.push(stream.token().text.clone());
         }
         out
+    }
+
+    #[test]
+    fn a_generation_an_unfinished_rebuild_left_is_deleted_at_open() {
+        let root = tempfile::tempdir().unwrap();
+        let (current, _) = SearchIndex::open(root.path()).unwrap();
+        let (_abandoned, generation) =
+            SearchIndex::create_next(root.path(), Some(&current)).unwrap();
+        assert!(root.path().join(&generation).is_dir());
+        drop(current);
+        let (reopened, rebuilt) = SearchIndex::open(root.path()).unwrap();
+        assert!(!rebuilt);
+        assert!(!root.path().join(&generation).exists());
+        assert!(
+            root.path().join("gen-1").is_dir(),
+            "the current generation stays"
+        );
+        assert_eq!(reopened.documents(), 0);
     }
 
     #[test]
