@@ -671,6 +671,44 @@ async fn upcoming_occurrences_reach_every_hosts_feed_and_search_by_date() {
         })
         .await;
     }
+    // The same timelines as Atom and JSON Feed: an entry an occurrence,
+    // soonest first, each linking to its occurrence's page.
+    let pages: Vec<String> = all
+        .iter()
+        .map(|at| format!("/n/org/hall/events/{}?at={at}", event.id))
+        .collect();
+    for path in ["/events", "/n/org/events", "/n/ally/events"] {
+        let (status, xml) = get_text(&stack.http(&format!("{path}/feed.atom"))).await;
+        assert_eq!(status, 200, "{path}");
+        let feed = <atom_syndication::Feed as std::str::FromStr>::from_str(&xml).expect("Atom");
+        let links: Vec<&str> = feed
+            .entries()
+            .iter()
+            .map(|entry| entry.links()[0].href())
+            .collect();
+        assert_eq!(links.len(), pages.len(), "{path}");
+        for (link, page) in links.iter().zip(&pages) {
+            assert!(
+                link.ends_with(page.as_str()),
+                "{path}: {link} is not {page}"
+            );
+        }
+        let mut ids: Vec<&str> = feed.entries().iter().map(|entry| entry.id()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), pages.len(), "{path}: an id an occurrence");
+        let (status, json) = get_text(&stack.http(&format!("{path}/feed.json"))).await;
+        assert_eq!(status, 200, "{path}");
+        let json: serde_json::Value = serde_json::from_str(&json).expect("JSON Feed");
+        assert_eq!(json["version"], "https://jsonfeed.org/version/1.1");
+        let urls: Vec<&str> = json["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|item| item["url"].as_str())
+            .collect();
+        assert_eq!(urls, links, "{path}");
+    }
 
     // A cancelled occurrence leaves feeds and search.
     calendar

@@ -11,13 +11,18 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use anp_proto::aggregator::v1::{FeedScope, UpcomingRequest};
+use std::collections::HashMap;
+
+use anp_proto::aggregator::v1::{FeedEntry, FeedScope, UpcomingOccurrence, UpcomingRequest};
 use anp_proto::calendar::v1::{
     CalendarEvent, ExportIcsRequest, GetEventRequest, GetRsvpsRequest, ListOccurrencesRequest,
     Occurrence, RsvpRequest,
 };
 
-use crate::views::{render, require_slug};
+use crate::views::{FeedFormat, feed_response, render, require_slug};
+
+/// Occurrences in an Atom or JSON Feed document (a page of it).
+const EVENTS_IN_A_FEED: u32 = 50;
 use crate::{AppState, PageError};
 
 fn ics_response(text: String) -> Response {
@@ -694,12 +699,12 @@ pub struct UpcomingView {
 }
 
 /// Upcoming occurrences of a timeline, soonest first, from the aggregator.
-pub(crate) async fn upcoming(
+async fn upcoming_occurrences(
     state: &AppState,
     scope: FeedScope,
     cursor: String,
     limit: u32,
-) -> Result<(Vec<UpcomingView>, String), PageError> {
+) -> Result<(Vec<UpcomingOccurrence>, String), PageError> {
     let response = state
         .aggregator
         .clone()
@@ -712,8 +717,26 @@ pub(crate) async fn upcoming(
         .await
         .map_err(PageError::from_status)?
         .into_inner();
-    let views = response
-        .occurrences
+    Ok((response.occurrences, response.next_cursor))
+}
+
+/// The page of an occurrence.
+fn occurrence_path(o: &UpcomingOccurrence) -> String {
+    format!(
+        "/n/{}/{}/events/{}?at={}",
+        o.network_slug, o.site_slug, o.event_id, o.original_local
+    )
+}
+
+/// Upcoming occurrences of a timeline, soonest first, as pages show them.
+pub(crate) async fn upcoming(
+    state: &AppState,
+    scope: FeedScope,
+    cursor: String,
+    limit: u32,
+) -> Result<(Vec<UpcomingView>, String), PageError> {
+    let (occurrences, next) = upcoming_occurrences(state, scope, cursor, limit).await?;
+    let views = occurrences
         .into_iter()
         .map(|o| {
             let (day, time) = o
@@ -721,26 +744,141 @@ pub(crate) async fn upcoming(
                 .split_once('T')
                 .unwrap_or((&o.start_local, ""));
             UpcomingView {
-                href: format!(
-                    "/n/{}/{}/events/{}?at={}",
-                    o.network_slug, o.site_slug, o.event_id, o.original_local
-                ),
+                href: occurrence_path(&o),
                 day: day.to_owned(),
                 time: if o.all_day {
                     String::new()
                 } else {
                     time.to_owned()
                 },
-                time_zone: o.time_zone,
+                time_zone: o.time_zone.clone(),
                 start_iso: anp_kit::from_timestamp(o.start.as_ref()).to_rfc3339(),
-                location: o.location,
+                location: o.location.clone(),
                 site: format!("{}/{}", o.network_slug, o.site_slug),
-                summary_html: o.summary_html,
-                title: o.title,
+                summary_html: o.summary_html.clone(),
+                title: o.title.clone(),
             }
         })
         .collect();
-    Ok((views, response.next_cursor))
+    Ok((views, next))
+}
+
+/// Upcoming occurrences as feed entries: each dated by its start (for an
+/// event, the date that matters), its id a UUID of its page, its summary
+/// when and where it is, then the event's own.
+fn occurrence_entries(
+    occurrences: Vec<UpcomingOccurrence>,
+) -> (Vec<FeedEntry>, HashMap<String, String>) {
+    let mut paths = HashMap::new();
+    let entries = occurrences
+        .into_iter()
+        .map(|o| {
+            let path = occurrence_path(&o);
+            let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, path.as_bytes()).to_string();
+            paths.insert(id.clone(), path);
+            let when = match (o.all_day, o.start_local.split_once('T')) {
+                (false, Some((day, time))) => format!("{day} {time} ({})", o.time_zone),
+                (_, Some((day, _))) => day.to_owned(),
+                (_, None) => o.start_local.clone(),
+            };
+            let place = if o.location.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", minijinja::HtmlEscape(&o.location))
+            };
+            let summary_html = format!(
+                "<p>{}{place}</p>{}",
+                minijinja::HtmlEscape(&when),
+                o.summary_html
+            );
+            FeedEntry {
+                id,
+                title: o.title,
+                body_html: summary_html.clone(),
+                summary_html,
+                site_name: format!("{}/{}", o.network_slug, o.site_slug),
+                network_slug: o.network_slug,
+                site_slug: o.site_slug,
+                lang: String::new(),
+                author: String::new(),
+                published_at: o.start,
+                updated_at: o.start,
+            }
+        })
+        .collect();
+    (entries, paths)
+}
+
+/// Upcoming events as Atom (the soonest 50) or JSON Feed (paged by
+/// `?cursor=`).
+async fn events_feed(
+    state: &AppState,
+    scope: FeedScope,
+    title: &str,
+    path: &str,
+    format: FeedFormat,
+    cursor: Option<String>,
+) -> Result<Response, PageError> {
+    let cursor = cursor.unwrap_or_default();
+    if cursor.len() > 256 {
+        return Err(PageError::new(StatusCode::BAD_REQUEST, "cursor: malformed"));
+    }
+    let (occurrences, next) = upcoming_occurrences(state, scope, cursor, EVENTS_IN_A_FEED).await?;
+    let (entries, paths) = occurrence_entries(occurrences);
+    let base = state.public_url.clone();
+    let url = |entry: &FeedEntry| {
+        format!(
+            "{base}{}",
+            paths
+                .get(&entry.id)
+                .map(String::as_str)
+                .unwrap_or("/events")
+        )
+    };
+    Ok(feed_response(
+        state, title, path, format, &entries, &next, url,
+    ))
+}
+
+/// Every network's upcoming events as Atom or JSON Feed.
+pub async fn umbrella_events_feed(
+    State(state): State<AppState>,
+    Query(query): Query<CursorQuery>,
+    format: FeedFormat,
+) -> Result<Response, PageError> {
+    let title = format!("Upcoming events · {}", state.umbrella_name);
+    events_feed(
+        &state,
+        FeedScope::default(),
+        &title,
+        "/events",
+        format,
+        query.cursor,
+    )
+    .await
+}
+
+/// A network's upcoming events as Atom or JSON Feed.
+pub async fn network_events_feed(
+    State(state): State<AppState>,
+    Path(network_slug): Path<String>,
+    Query(query): Query<CursorQuery>,
+    format: FeedFormat,
+) -> Result<Response, PageError> {
+    require_slug(&network_slug)?;
+    let scope = FeedScope {
+        network_slug: network_slug.clone(),
+        ..Default::default()
+    };
+    events_feed(
+        &state,
+        scope,
+        &format!("Upcoming events · {network_slug}"),
+        &format!("/n/{network_slug}/events"),
+        format,
+        query.cursor,
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -186,7 +186,23 @@ pub fn router(state: AppState) -> Router {
         .route("/n/{network}/calendar.ics", get(calendar::network_ics))
         .route("/calendar.ics", get(calendar::umbrella_ics))
         .route("/events", get(calendar::umbrella_events))
+        .route(
+            "/events/feed.atom",
+            get(|s, q| calendar::umbrella_events_feed(s, q, FeedFormat::Atom)),
+        )
+        .route(
+            "/events/feed.json",
+            get(|s, q| calendar::umbrella_events_feed(s, q, FeedFormat::Json)),
+        )
         .route("/n/{network}/events", get(calendar::network_events))
+        .route(
+            "/n/{network}/events/feed.atom",
+            get(|s, p, q| calendar::network_events_feed(s, p, q, FeedFormat::Atom)),
+        )
+        .route(
+            "/n/{network}/events/feed.json",
+            get(|s, p, q| calendar::network_events_feed(s, p, q, FeedFormat::Json)),
+        )
         .route("/n/{network}/{site}/calendar", get(calendar::site_calendar))
         .route(
             "/n/{network}/{site}/events/{event}",

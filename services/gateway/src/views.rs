@@ -1034,19 +1034,43 @@ async fn feed_document(
     cursor: Option<String>,
 ) -> Result<Response, PageError> {
     let (entries, next_cursor) = feed_page(state, scope, cursor, ATOM_ENTRIES).await?;
-    let base = &state.public_url;
-    let page_url = format!("{base}{path}");
-    let self_url = format!("{base}{}/{}", path.trim_end_matches('/'), format.file());
+    let base = state.public_url.clone();
     let post_url = |entry: &FeedEntry| {
         format!(
             "{base}{}",
             post_path(&entry.network_slug, &entry.site_slug, &entry.id)
         )
     };
+    Ok(feed_response(
+        state,
+        title,
+        path,
+        format,
+        &entries,
+        &next_cursor,
+        post_url,
+    ))
+}
+
+/// `entries` as an Atom or JSON Feed document of the page at `path` (the
+/// document is at `<path>/feed.atom` or `feed.json`), linking each entry to
+/// `entry_url`.
+pub(crate) fn feed_response(
+    state: &AppState,
+    title: &str,
+    path: &str,
+    format: FeedFormat,
+    entries: &[FeedEntry],
+    next_cursor: &str,
+    entry_url: impl Fn(&FeedEntry) -> String,
+) -> Response {
+    let base = &state.public_url;
+    let page_url = format!("{base}{path}");
+    let self_url = format!("{base}{}/{}", path.trim_end_matches('/'), format.file());
     let (content_type, body) = match format {
         FeedFormat::Atom => (
             "application/atom+xml; charset=utf-8",
-            atom::render(title, &page_url, &self_url, &entries, post_url),
+            atom::render(title, &page_url, &self_url, entries, entry_url),
         ),
         FeedFormat::Json => (
             crate::jsonfeed::CONTENT_TYPE,
@@ -1055,12 +1079,12 @@ async fn feed_document(
                 &page_url,
                 &self_url,
                 (!next_cursor.is_empty()).then(|| format!("{self_url}?cursor={next_cursor}")),
-                &entries,
-                post_url,
+                entries,
+                entry_url,
             ),
         ),
     };
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 pub async fn umbrella_feed(
