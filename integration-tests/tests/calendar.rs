@@ -801,3 +801,68 @@ async fn upcoming_occurrences_reach_every_hosts_feed_and_search_by_date() {
     .await;
     stack.stop().await;
 }
+
+/// A weekly event without an end stays in the upcoming timelines however
+/// long nobody edits it: as time passes its occurrences are projected again
+/// a year ahead from the state the aggregator keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_series_without_an_end_keeps_upcoming_occurrences_as_time_passes() {
+    let (stack, admin, _) = two_networks().await;
+    let first = (chrono::Utc::now() + chrono::Duration::days(7)).date_naive();
+    let mut request = weekly();
+    request.start_local = format!("{first}T19:00");
+    request.rrule = "FREQ=WEEKLY".into();
+    let event = stack
+        .calendar()
+        .schedule_event(with_token(request, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    eventually(Duration::from_secs(10), "the series upcoming", || async {
+        (!upcoming(&stack, "org", "hall").await.is_empty()).then_some(())
+    })
+    .await;
+    let reach = |sql: &'static str| {
+        let stack = &stack;
+        let event_id = event.id.clone();
+        async move {
+            stack
+                .infra
+                .pg()
+                .await
+                .query_one(sql, &[&event_id])
+                .await
+                .expect(sql)
+                .get::<_, chrono::DateTime<chrono::Utc>>(0)
+        }
+    };
+    let last = "SELECT max(starts_at) FROM aggregator.event_occurrences \
+                WHERE event_id = $1::text::uuid";
+    let soonest = "SELECT min(starts_at) FROM aggregator.event_occurrences \
+                   WHERE event_id = $1::text::uuid";
+    let now = chrono::Utc::now();
+    assert!(reach(last).await < now + chrono::Duration::days(367));
+
+    // Nothing is due while its occurrences reach far enough.
+    let mut client = stack.infra.pg().await;
+    client
+        .batch_execute("SET search_path TO aggregator")
+        .await
+        .unwrap();
+    let extended = anp_aggregator::upcoming::extend_horizons(&mut client, now, 100)
+        .await
+        .unwrap();
+    assert_eq!(extended, 0);
+    // Ten months on, it is projected again a year ahead of then, once.
+    let later = now + chrono::Duration::days(300);
+    let extended = anp_aggregator::upcoming::extend_horizons(&mut client, later, 100)
+        .await
+        .unwrap();
+    assert_eq!(extended, 1);
+    assert!(reach(last).await > later + chrono::Duration::days(358));
+    assert!(reach(soonest).await >= later - chrono::Duration::days(1));
+    let again = anp_aggregator::upcoming::extend_horizons(&mut client, later, 100)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+}

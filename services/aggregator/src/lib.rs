@@ -419,6 +419,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         }
         None => None,
     };
+    let horizons_task = tokio::spawn(extend_horizons(read_model.clone(), shutdown.clone()));
     info!("aggregator ready");
     anp_kit::serve_grpc(
         listener,
@@ -428,10 +429,44 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     )
     .await?;
     let _ = consumer_task.await;
+    let _ = horizons_task.await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Every hour (and at start), events whose upcoming occurrences run short
+/// are projected again (see `upcoming::extend_horizons`), a few hundred a
+/// transaction.
+async fn extend_horizons(read_model: ReadModel, shutdown: Shutdown) {
+    const EVERY: Duration = Duration::from_secs(3_600);
+    const AT_ONCE: i64 = 200;
+    loop {
+        let extended = async {
+            let mut client = read_model.feeds.pool().get().await?;
+            let mut total = 0;
+            loop {
+                let extended =
+                    upcoming::extend_horizons(&mut client, chrono::Utc::now(), AT_ONCE).await?;
+                total += extended;
+                if (extended as i64) < AT_ONCE {
+                    return Ok::<_, AggregatorError>(total);
+                }
+            }
+        };
+        match extended.await {
+            Ok(0) => {}
+            Ok(events) => info!(events, "upcoming occurrences extended a year ahead"),
+            Err(err) => {
+                warn!(error = %err, "extending upcoming occurrences failed; next hour again")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+    }
 }
 
 impl ReadModel {

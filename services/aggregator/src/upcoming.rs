@@ -8,6 +8,7 @@ use anp_proto::events::v1::CalendarEventState;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
+use prost::Message;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -16,6 +17,9 @@ use crate::feeds::{Feeds, Scope, summarize};
 
 /// How far ahead occurrences are projected.
 pub const HORIZON_DAYS: i64 = 366;
+/// An event's occurrences are projected again once they reach less than
+/// this many days short of `HORIZON_DAYS` ahead.
+const EXTEND_BEFORE_DAYS: i64 = 7;
 /// Occurrences of one event in the timelines at most.
 const OCCURRENCES_MAX: usize = 200;
 
@@ -100,18 +104,82 @@ pub async fn apply<C: GenericClient>(
         tracing::warn!(event_id = %state.event_id, "calendar event with a bad id skipped");
         return Ok(());
     };
+    let horizon = now + Duration::days(HORIZON_DAYS);
     let newer = tx
         .query_opt(
-            "INSERT INTO calendar_versions (event_id, version, network_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (event_id) DO UPDATE SET version = EXCLUDED.version \
+            "INSERT INTO calendar_versions (event_id, version, network_id, state, horizon) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (event_id) DO UPDATE SET version = EXCLUDED.version, \
+               state = EXCLUDED.state, horizon = EXCLUDED.horizon \
              WHERE calendar_versions.version < EXCLUDED.version RETURNING 1",
-            &[&event_id, &(version as i64), &network_id],
+            &[
+                &event_id,
+                &(version as i64),
+                &network_id,
+                &state.encode_to_vec(),
+                &horizon,
+            ],
         )
         .await?
         .is_some();
     if !newer {
         return Ok(());
     }
+    write_occurrences(tx, state, event_id, network_id, site_id, now).await
+}
+
+/// Events whose occurrences reach less than `HORIZON_DAYS - EXTEND_BEFORE_DAYS`
+/// ahead of `now` are projected again from their kept state (at most
+/// `limit` of them, one transaction): a series without an end stays in the
+/// upcoming timelines however long nobody edits it. How many were.
+pub async fn extend_horizons(
+    client: &mut tokio_postgres::Client,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<usize, AggregatorError> {
+    let tx = client.transaction().await?;
+    let due = now + Duration::days(HORIZON_DAYS - EXTEND_BEFORE_DAYS);
+    let rows = tx
+        .query(
+            "SELECT event_id, network_id, state FROM calendar_versions \
+             WHERE state IS NOT NULL AND horizon < $1 \
+             ORDER BY horizon LIMIT $2 FOR UPDATE SKIP LOCKED",
+            &[&due, &limit],
+        )
+        .await?;
+    let horizon = now + Duration::days(HORIZON_DAYS);
+    for row in &rows {
+        let event_id: Uuid = row.get(0);
+        let network_id: Uuid = row.get(1);
+        let bytes: Vec<u8> = row.get(2);
+        tx.execute(
+            "UPDATE calendar_versions SET horizon = $2 WHERE event_id = $1",
+            &[&event_id, &horizon],
+        )
+        .await?;
+        let Ok(state) = CalendarEventState::decode(bytes.as_slice()) else {
+            tracing::warn!(%event_id, "kept calendar event state unreadable; left as it is");
+            continue;
+        };
+        let Ok(site_id) = state.site_id.parse::<Uuid>() else {
+            continue;
+        };
+        write_occurrences(&tx, &state, event_id, network_id, site_id, now).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// Rewrites an event's occurrences in every timeline it is in, from a day
+/// before `now` to `HORIZON_DAYS` after.
+async fn write_occurrences<C: GenericClient>(
+    tx: &C,
+    state: &CalendarEventState,
+    event_id: Uuid,
+    network_id: Uuid,
+    site_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), AggregatorError> {
     tx.execute(
         "DELETE FROM event_occurrences WHERE event_id = $1",
         &[&event_id],
