@@ -5,11 +5,14 @@
 use std::process::Command;
 use std::time::Duration;
 
+use anp_proto::content::v1::{EditPostRequest, GetPostRequest};
 use anp_proto::ops::v1::{CostShareRequest, GetNetworkRequest, GetUsageRequest, UsageReport};
 use anp_proto::sites::v1::Role;
 use tonic::Code;
 
-use crate::harness::{OPS_TOKEN, Stack, authorized, bin_dir, count, eventually, expect_error};
+use crate::harness::{
+    OPS_TOKEN, Stack, authorized, bin_dir, count, eventually, expect_error, with_token,
+};
 use crate::people::{accept, create_site, invite, publish_as};
 
 async fn report(stack: &Stack, month: &str) -> UsageReport {
@@ -41,10 +44,13 @@ async fn usage_is_metered_per_network_and_day_and_shared_fairly() {
             .unwrap();
         accept(&stack, &token, &invitation.token).await.unwrap();
     }
+    let mut big_posts = Vec::new();
     for n in 0..3 {
-        publish_as(&stack, &big, "big", "one", &format!("Big post {n}"))
-            .await
-            .unwrap();
+        big_posts.push(
+            publish_as(&stack, &big, "big", "one", &format!("Big post {n}"))
+                .await
+                .unwrap(),
+        );
     }
     let small = stack.admin("small");
     create_site(&stack, &small, "small", "only", "")
@@ -111,7 +117,25 @@ async fn usage_is_metered_per_network_and_day_and_shared_fairly() {
         (today_big.sites, today_big.members, today_big.posts),
         (2, 3, 3)
     );
-    assert!(today_big.stored_bytes > 0);
+    // Stored bytes: each post's title, Markdown and HTML, counted once.
+    let sizes = |ids: Vec<String>| {
+        let stack = &stack;
+        async move {
+            let mut total = 0i64;
+            for post_id in ids {
+                let post = stack
+                    .content()
+                    .get_post(GetPostRequest { post_id })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                total +=
+                    (post.title.len() + post.body_markdown.len() + post.body_html.len()) as i64;
+            }
+            total
+        }
+    };
+    assert_eq!(today_big.stored_bytes, sizes(big_posts.clone()).await);
     let small_usage = usage
         .networks
         .iter()
@@ -140,6 +164,38 @@ async fn usage_is_metered_per_network_and_day_and_shared_fairly() {
         today_big.stored_bytes,
         "network show has the stored bytes"
     );
+
+    // An edit changes the network's stored bytes by the post's change in
+    // size (not by its new size).
+    stack
+        .content()
+        .edit_post(with_token(
+            EditPostRequest {
+                post_id: big_posts[0].clone(),
+                title: "Big post 0, longer now".into(),
+                body_markdown: "Body, and a longer one".into(),
+                ..Default::default()
+            },
+            &big,
+        ))
+        .await
+        .unwrap();
+    let expected = sizes(big_posts.clone()).await;
+    assert!(expected > today_big.stored_bytes);
+    let big_events = big_events + 1;
+    eventually(Duration::from_secs(20), "the edit metered", || async {
+        let usage = report(&stack, &month).await;
+        let day = usage
+            .networks
+            .iter()
+            .find(|n| n.network_slug == "big")?
+            .days
+            .iter()
+            .find(|d| d.day == today)?
+            .clone();
+        (day.stored_bytes == expected && day.events == big_events).then_some(())
+    })
+    .await;
 
     // The cost share adds up to the cent, and the bigger network pays more.
     let shares = stack

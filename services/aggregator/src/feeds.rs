@@ -6,12 +6,13 @@ use anp_proto::aggregator::v1::FeedEntry;
 use anp_proto::events::v1::PostState;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::AggregatorError;
 use crate::events::{Delivered, Projected};
+use crate::usage::{StoredChanges, post_bytes};
 
 const CHECKPOINT: &str = "feeds";
 const SUMMARY_CHARS: usize = 280;
@@ -20,13 +21,15 @@ const SUMMARY_CHARS: usize = 280;
 /// version changes anything (even one that takes it out of them). A post
 /// keeps its place (date) in a timeline it was in already; its places are
 /// kept on its `post_versions` row, so its timeline rows are found by key.
+/// So is its size, which its network's stored bytes change by (`day`: when
+/// the version was written).
 async fn write_posts(
     tx: &deadpool_postgres::Transaction<'_>,
-    run: Vec<(&PostState, u64)>,
+    run: Vec<(&PostState, u64, NaiveDate)>,
 ) -> Result<(), AggregatorError> {
     // The newest version of each post in the run.
-    let mut newest: HashMap<Uuid, (&PostState, i64, Uuid, Uuid)> = HashMap::new();
-    for (state, version) in run {
+    let mut newest: HashMap<Uuid, (&PostState, i64, Uuid, Uuid, NaiveDate)> = HashMap::new();
+    for (state, version, day) in run {
         let (Ok(post_id), Ok(network_id), Ok(site_id)) = (
             state.post_id.parse::<Uuid>(),
             state.network_id.parse::<Uuid>(),
@@ -38,9 +41,9 @@ async fn write_posts(
         let version = version as i64;
         if newest
             .get(&post_id)
-            .is_none_or(|(_, known, _, _)| *known < version)
+            .is_none_or(|(_, known, ..)| *known < version)
         {
-            newest.insert(post_id, (state, version, network_id, site_id));
+            newest.insert(post_id, (state, version, network_id, site_id, day));
         }
     }
     if newest.is_empty() {
@@ -49,9 +52,10 @@ async fn write_posts(
     // What the timelines know of these posts (batches are applied one at a
     // time, so nothing changes it meanwhile).
     let ids: Vec<Uuid> = newest.keys().copied().collect();
-    let known: HashMap<Uuid, (i64, Place)> = tx
+    let known: HashMap<Uuid, (i64, Place, i64)> = tx
         .query(
-            "SELECT post_id, version, scopes, placed FROM post_versions WHERE post_id = ANY($1)",
+            "SELECT post_id, version, scopes, placed, bytes FROM post_versions \
+             WHERE post_id = ANY($1)",
             &[&ids],
         )
         .await?
@@ -61,7 +65,7 @@ async fn write_posts(
                 scopes: row.get(2),
                 placed: row.get(3),
             };
-            (row.get(0), (row.get(1), place))
+            (row.get(0), (row.get(1), place, row.get(4)))
         })
         .collect();
     let mut versions = Versions::default();
@@ -70,11 +74,18 @@ async fn write_posts(
     let mut removed = Places::default();
     // Posts no longer in any timeline: their content goes too.
     let mut hidden: Vec<Uuid> = Vec::new();
-    for (post_id, (state, version, network_id, site_id)) in newest {
+    let mut stored = StoredChanges::default();
+    for (post_id, (state, version, network_id, site_id, day)) in newest {
         let before = known.get(&post_id);
-        if before.is_some_and(|(known, _)| *known >= version) {
+        if before.is_some_and(|(known, ..)| *known >= version) {
             continue;
         }
+        let bytes = post_bytes(state);
+        stored.add(
+            network_id,
+            day,
+            bytes - before.map_or(0, |(_, _, bytes)| *bytes),
+        );
         let scopes = if crate::events::publicly_visible(state) {
             scopes_of(state, site_id)
         } else {
@@ -83,7 +94,7 @@ async fn write_posts(
         let published_at = anp_kit::from_timestamp(state.published_at.as_ref());
         let mut place = Place::default();
         for scope in scopes.iter().map(Scope::key) {
-            let kept = before.and_then(|(_, old)| {
+            let kept = before.and_then(|(_, old, _)| {
                 old.scopes
                     .iter()
                     .position(|known| *known == scope)
@@ -97,14 +108,14 @@ async fn write_posts(
                 }
             }
         }
-        if let Some((_, old)) = before {
+        if let Some((_, old, _)) = before {
             for (scope, at) in old.scopes.iter().zip(&old.placed) {
                 if !place.scopes.contains(scope) {
                     removed.push(scope.clone(), *at, post_id);
                 }
             }
         }
-        versions.push(post_id, version, network_id, place);
+        versions.push(post_id, version, network_id, bytes, place);
         if scopes.is_empty() {
             if before.is_some() {
                 hidden.push(post_id);
@@ -116,18 +127,20 @@ async fn write_posts(
     if versions.post_id.is_empty() {
         return Ok(());
     }
+    stored.write(tx).await?;
     tx.execute(
-        "INSERT INTO post_versions (post_id, version, network_id, scopes, placed) \
-         SELECT u.post_id, u.version, u.network_id, \
+        "INSERT INTO post_versions (post_id, version, network_id, bytes, scopes, placed) \
+         SELECT u.post_id, u.version, u.network_id, u.bytes, \
            COALESCE(p.scopes, '{}'), COALESCE(p.placed, '{}') \
-         FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS u(post_id, version, network_id) \
+         FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $7::bigint[]) \
+           AS u(post_id, version, network_id, bytes) \
          LEFT JOIN (SELECT post_id, array_agg(scope ORDER BY n) AS scopes, \
                       array_agg(at ORDER BY n) AS placed \
                     FROM unnest($4::uuid[], $5::text[], $6::timestamptz[]) \
                       WITH ORDINALITY AS x(post_id, scope, at, n) \
                     GROUP BY post_id) p USING (post_id) \
          ON CONFLICT (post_id) DO UPDATE SET version = EXCLUDED.version, \
-           scopes = EXCLUDED.scopes, placed = EXCLUDED.placed \
+           bytes = EXCLUDED.bytes, scopes = EXCLUDED.scopes, placed = EXCLUDED.placed \
          WHERE post_versions.version < EXCLUDED.version",
         &[
             &versions.post_id,
@@ -136,6 +149,7 @@ async fn write_posts(
             &versions.places.post_id,
             &versions.places.scope,
             &versions.places.published_at,
+            &versions.bytes,
         ],
     )
     .await?;
@@ -221,15 +235,17 @@ struct Versions {
     post_id: Vec<Uuid>,
     version: Vec<i64>,
     network_id: Vec<Uuid>,
+    bytes: Vec<i64>,
     /// Every post's places, in order.
     places: Places,
 }
 
 impl Versions {
-    fn push(&mut self, post_id: Uuid, version: i64, network_id: Uuid, place: Place) {
+    fn push(&mut self, post_id: Uuid, version: i64, network_id: Uuid, bytes: i64, place: Place) {
         self.post_id.push(post_id);
         self.version.push(version);
         self.network_id.push(network_id);
+        self.bytes.push(bytes);
         for (scope, at) in place.scopes.into_iter().zip(place.placed) {
             self.places.push(scope, at, post_id);
         }
@@ -395,10 +411,15 @@ impl Feeds {
         let tx = client.transaction().await?;
         // Posts are written a run at a time (a few statements for hundreds
         // of posts); any other event ends the run, so order is kept.
-        let mut run: Vec<(&PostState, u64)> = Vec::new();
+        let mut run: Vec<(&PostState, u64, NaiveDate)> = Vec::new();
         for delivered in batch {
+            let day = delivered
+                .meta
+                .as_ref()
+                .map_or_else(Utc::now, |meta| meta.occurred_at)
+                .date_naive();
             if let Projected::Post { state, version } = &delivered.event {
-                run.push((state, *version));
+                run.push((state, *version, day));
                 continue;
             }
             write_posts(&tx, std::mem::take(&mut run)).await?;
@@ -437,6 +458,7 @@ impl Feeds {
                 ] {
                     tx.execute(statement, &[network_id]).await?;
                 }
+                crate::usage::network_ended(&tx, network_id, day).await?;
                 continue;
             }
             if let Projected::Site(site) = &delivered.event {

@@ -4,12 +4,13 @@
 use std::collections::{BTreeSet, HashMap};
 
 use anp_proto::aggregator::v1::{RequestCount, UsageDay};
+use anp_proto::events::v1::PostState;
 use chrono::NaiveDate;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::AggregatorError;
-use crate::events::{Delivered, Projected};
+use crate::events::Delivered;
 
 /// Most (network, day) counts in one report.
 pub const REPORT_MAX: usize = 10_000;
@@ -25,37 +26,12 @@ impl Usage {
     }
 
     /// Counts a batch in one transaction; an event seen before counts nothing.
-    /// Events are counted a run at a time; a network's end ends the run.
+    /// (Stored bytes are metered with the timelines, from each post's
+    /// `post_versions` row: see [`StoredChanges`].)
     pub async fn apply(&self, batch: &[Delivered]) -> Result<(), AggregatorError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let mut run: Vec<&Delivered> = Vec::new();
-        for delivered in batch {
-            if let (Projected::NetworkOffboarded { network_id, .. }, Some(meta)) =
-                (&delivered.event, &delivered.meta)
-            {
-                count_run(&tx, std::mem::take(&mut run)).await?;
-                // It stores nothing any more; its counts stay for billing.
-                tx.execute(
-                    "DELETE FROM usage_post_bytes WHERE network_id = $1",
-                    &[network_id],
-                )
-                .await?;
-                tx.execute(
-                    "DELETE FROM usage_network_bytes WHERE network_id = $1",
-                    &[network_id],
-                )
-                .await?;
-                tx.execute(
-                    "INSERT INTO usage_stored (network_id, day, stored_bytes) VALUES ($1, $2, 0) \
-                     ON CONFLICT (network_id, day) DO UPDATE SET stored_bytes = 0",
-                    &[network_id, &meta.occurred_at.date_naive()],
-                )
-                .await?;
-            }
-            run.push(delivered);
-        }
-        count_run(&tx, run).await?;
+        count_events(&tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -160,42 +136,22 @@ impl Usage {
     }
 }
 
-/// Counts a run of events: events and posts per network and day, and the
-/// bytes the network stores (a running total, changed by each post's new
-/// size).
-async fn count_run(
+/// Counts events and posts per network and day.
+async fn count_events(
     tx: &deadpool_postgres::Transaction<'_>,
-    run: Vec<&Delivered>,
+    batch: &[Delivered],
 ) -> Result<(), AggregatorError> {
     let mut counted: (Vec<Uuid>, Vec<Uuid>, Vec<NaiveDate>, Vec<i64>) = Default::default();
-    // The newest version of each post: (network, bytes, version, day).
-    let mut sizes: HashMap<Uuid, (Uuid, i64, i64, NaiveDate)> = HashMap::new();
-    for delivered in run {
-        let Some(meta) = &delivered.meta else {
-            continue;
-        };
+    for meta in batch.iter().filter_map(|delivered| delivered.meta.as_ref()) {
         if meta.network_id.is_nil() {
             continue; // an account's event (or a network's end) belongs to no network
         }
-        let day = meta.occurred_at.date_naive();
         counted.0.push(meta.event_id);
         counted.1.push(meta.network_id);
-        counted.2.push(day);
+        counted.2.push(meta.occurred_at.date_naive());
         counted
             .3
             .push(i64::from(meta.event_type == "PostPublished"));
-        if let Projected::Post { state, version } = &delivered.event {
-            let bytes =
-                (state.title.len() + state.body_markdown.len() + state.body_html.len()) as i64;
-            let post_id: Uuid = state
-                .post_id
-                .parse()
-                .map_err(|_| AggregatorError::Invalid("post_id: not a UUID".into()))?;
-            let version = *version as i64;
-            if sizes.get(&post_id).is_none_or(|known| known.2 < version) {
-                sizes.insert(post_id, (meta.network_id, bytes, version, day));
-            }
-        }
     }
     if counted.0.is_empty() {
         return Ok(());
@@ -216,55 +172,93 @@ async fn count_run(
         &[&counted.0, &counted.1, &counted.2, &counted.3],
     )
     .await?;
-    if sizes.is_empty() {
-        return Ok(());
+    Ok(())
+}
+
+/// What a post counts towards its network's stored bytes.
+pub(crate) fn post_bytes(state: &PostState) -> i64 {
+    (state.title.len() + state.body_markdown.len() + state.body_html.len()) as i64
+}
+
+/// Changes to networks' stored bytes, gathered by the timelines' projection
+/// from each post's size before and after (kept on its `post_versions` row)
+/// and written in its transaction: a post's size changes with its version,
+/// so a redelivered event changes nothing.
+#[derive(Default)]
+pub(crate) struct StoredChanges {
+    /// Network → change in bytes.
+    delta: HashMap<Uuid, i64>,
+    /// Each (network, day) a change happened on: it holds the network's
+    /// total at the end of the batch.
+    days: BTreeSet<(Uuid, NaiveDate)>,
+}
+
+impl StoredChanges {
+    pub(crate) fn add(&mut self, network_id: Uuid, day: NaiveDate, delta: i64) {
+        *self.delta.entry(network_id).or_default() += delta;
+        self.days.insert((network_id, day));
     }
-    let post_ids: Vec<Uuid> = sizes.keys().copied().collect();
-    let networks: Vec<Uuid> = post_ids.iter().map(|id| sizes[id].0).collect();
-    let bytes: Vec<i64> = post_ids.iter().map(|id| sizes[id].1).collect();
-    let versions: Vec<i64> = post_ids.iter().map(|id| sizes[id].2).collect();
-    // Every CTE reads the table as it was before the statement: `old` holds
-    // the sizes the upsert replaces.
-    let totals = tx
-        .query(
-            "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[]) \
-               AS t(post_id, network_id, bytes, version)), \
-             old AS (SELECT b.post_id, b.bytes FROM usage_post_bytes b JOIN input USING (post_id)), \
-             up AS (INSERT INTO usage_post_bytes (post_id, network_id, bytes, version) \
-               SELECT post_id, network_id, bytes, version FROM input \
-               ON CONFLICT (post_id) DO UPDATE SET bytes = EXCLUDED.bytes, version = EXCLUDED.version \
-               WHERE usage_post_bytes.version < EXCLUDED.version \
-               RETURNING post_id, network_id, bytes) \
-             INSERT INTO usage_network_bytes (network_id, bytes) \
-             SELECT up.network_id, sum(up.bytes - COALESCE(old.bytes, 0)) \
-             FROM up LEFT JOIN old USING (post_id) GROUP BY up.network_id \
-             ON CONFLICT (network_id) DO UPDATE SET bytes = usage_network_bytes.bytes + EXCLUDED.bytes \
-             RETURNING network_id, bytes",
-            &[&post_ids, &networks, &bytes, &versions],
+
+    /// Adds the changes to the networks' totals and records each day's.
+    pub(crate) async fn write(
+        self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<(), AggregatorError> {
+        if self.delta.is_empty() {
+            return Ok(());
+        }
+        let (networks, deltas): (Vec<Uuid>, Vec<i64>) = self.delta.into_iter().unzip();
+        let totals = tx
+            .query(
+                "INSERT INTO usage_network_bytes (network_id, bytes) \
+                 SELECT * FROM unnest($1::uuid[], $2::bigint[]) \
+                 ON CONFLICT (network_id) DO UPDATE SET bytes = usage_network_bytes.bytes + EXCLUDED.bytes \
+                 RETURNING network_id, bytes",
+                &[&networks, &deltas],
+            )
+            .await?;
+        let total: HashMap<Uuid, i64> = totals.iter().map(|row| (row.get(0), row.get(1))).collect();
+        let (stored_networks, stored_days, stored_bytes): (Vec<Uuid>, Vec<NaiveDate>, Vec<i64>) =
+            self.days
+                .iter()
+                .filter_map(|(network_id, day)| {
+                    total
+                        .get(network_id)
+                        .map(|bytes| (*network_id, *day, *bytes))
+                })
+                .fold(Default::default(), |mut acc, (n, d, b)| {
+                    acc.0.push(n);
+                    acc.1.push(d);
+                    acc.2.push(b);
+                    acc
+                });
+        tx.execute(
+            "INSERT INTO usage_stored (network_id, day, stored_bytes) \
+             SELECT * FROM unnest($1::uuid[], $2::date[], $3::bigint[]) \
+             ON CONFLICT (network_id, day) DO UPDATE SET stored_bytes = EXCLUDED.stored_bytes",
+            &[&stored_networks, &stored_days, &stored_bytes],
         )
         .await?;
-    let total: HashMap<Uuid, i64> = totals.iter().map(|row| (row.get(0), row.get(1))).collect();
-    // Each day the run touched holds the network's total at its end.
-    let mut days: BTreeSet<(Uuid, NaiveDate)> = BTreeSet::new();
-    for (network_id, _, _, day) in sizes.values() {
-        if total.contains_key(network_id) {
-            days.insert((*network_id, *day));
-        }
+        Ok(())
     }
-    let (stored_networks, stored_days, stored_bytes): (Vec<Uuid>, Vec<NaiveDate>, Vec<i64>) = days
-        .iter()
-        .map(|(network_id, day)| (*network_id, *day, total[network_id]))
-        .fold(Default::default(), |mut acc, (n, d, b)| {
-            acc.0.push(n);
-            acc.1.push(d);
-            acc.2.push(b);
-            acc
-        });
+}
+
+/// A network that ended stores nothing any more; its counts stay for
+/// billing.
+pub(crate) async fn network_ended(
+    tx: &deadpool_postgres::Transaction<'_>,
+    network_id: &Uuid,
+    day: NaiveDate,
+) -> Result<(), AggregatorError> {
     tx.execute(
-        "INSERT INTO usage_stored (network_id, day, stored_bytes) \
-         SELECT * FROM unnest($1::uuid[], $2::date[], $3::bigint[]) \
-         ON CONFLICT (network_id, day) DO UPDATE SET stored_bytes = EXCLUDED.stored_bytes",
-        &[&stored_networks, &stored_days, &stored_bytes],
+        "DELETE FROM usage_network_bytes WHERE network_id = $1",
+        &[network_id],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO usage_stored (network_id, day, stored_bytes) VALUES ($1, $2, 0) \
+         ON CONFLICT (network_id, day) DO UPDATE SET stored_bytes = 0",
+        &[network_id, &day],
     )
     .await?;
     Ok(())
