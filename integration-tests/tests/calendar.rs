@@ -865,4 +865,21 @@ async fn a_series_without_an_end_keeps_upcoming_occurrences_as_time_passes() {
         .await
         .unwrap();
     assert_eq!(again, 0);
+    // It is due in the search index too, with its kept state, until the
+    // index says it has it.
+    let (due, states) = anp_aggregator::upcoming::due_for_index(&client, 100)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].to_string(), event.id);
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].0.event_id, event.id);
+    assert_eq!(states[0].0.rrule, "FREQ=WEEKLY");
+    anp_aggregator::upcoming::indexed(&client, &due)
+        .await
+        .unwrap();
+    let (due, _) = anp_aggregator::upcoming::due_for_index(&client, 100)
+        .await
+        .unwrap();
+    assert!(due.is_empty());
 }

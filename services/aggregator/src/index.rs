@@ -774,9 +774,12 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Puts a calendar event's upcoming occurrences in the index (one
-    /// document each, `event:<id>@<original start>`), replacing those of an
-    /// older version; a marker `event:<id>` keeps the version.
+    /// Puts a calendar event's occurrences from a day before `now` to
+    /// `HORIZON_DAYS` after in the index (one document each,
+    /// `event:<id>@<original start>`), replacing those of an older version
+    /// (or of the same one, `again`: its horizon rolls); a marker
+    /// `event:<id>` keeps the version.
+    #[allow(clippy::too_many_arguments)]
     fn put_event(
         &self,
         writer: &mut IndexWriter,
@@ -784,6 +787,8 @@ impl SearchIndex {
         fresh: bool,
         state: &anp_proto::events::v1::CalendarEventState,
         version: u64,
+        now: chrono::DateTime<chrono::Utc>,
+        again: bool,
     ) -> Result<(), AggregatorError> {
         let fields = self.fields;
         let marker = format!("event:{}", state.event_id);
@@ -795,7 +800,7 @@ impl SearchIndex {
             None if fresh => None,
             None => self.stored_version(&marker)?,
         };
-        if known.is_some_and(|known| known >= version) {
+        if known.is_some_and(|known| known > version || (known == version && !again)) {
             return Ok(());
         }
         pending.insert(marker.clone(), version);
@@ -814,7 +819,6 @@ impl SearchIndex {
         if state.status == "cancelled" {
             return Ok(());
         }
-        let now = chrono::Utc::now();
         let Ok(occurrences) = anp_calendar::state::schedule_of(state).and_then(|schedule| {
             schedule.occurrences(
                 now - chrono::Duration::days(1),
@@ -891,6 +895,31 @@ impl SearchIndex {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.add_all(writer, batch, pending, false, prepared)?;
         Ok(Some(batch_seq))
+    }
+
+    /// Puts calendar events' occurrences in the index again, a year ahead
+    /// of `now`, unless a newer version of the event is there, and commits
+    /// (the bus checkpoint stays): a series nobody edits keeps upcoming
+    /// occurrences in search. Only while no batch is being added (the read
+    /// model's `applying` lock). Blocking.
+    pub fn roll_events(
+        &self,
+        events: &[(anp_proto::events::v1::CalendarEventState, u64)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AggregatorError> {
+        self.discard_uncommitted()?;
+        let checkpoint = self.checkpoint()?;
+        let mut guard = self.writer()?;
+        let writer = guard
+            .as_mut()
+            .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        self.uncommitted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut pending = HashMap::new();
+        for (state, version) in events {
+            self.put_event(writer, &mut pending, false, state, *version, now, true)?;
+        }
+        self.commit_with(writer, checkpoint)
     }
 
     /// Drops what was added and never committed (a worker stopped between
@@ -1021,7 +1050,8 @@ impl SearchIndex {
                     }
                 }
                 Projected::CalendarEvent { state, version } => {
-                    self.put_event(writer, pending_versions, fresh, state, *version)?;
+                    let now = chrono::Utc::now();
+                    self.put_event(writer, pending_versions, fresh, state, *version, now, false)?;
                 }
                 // Site hits keep the slug they were indexed with; old slugs still
                 // lead to the site.
@@ -1134,6 +1164,96 @@ mod tests {
             "the current generation stays"
         );
         assert_eq!(reopened.documents(), 0);
+    }
+
+    /// The event documents of the index whose start is at or after `from`.
+    fn events_from(index: &SearchIndex, from: chrono::DateTime<chrono::Utc>) -> usize {
+        let term = Term::from_field_date(index.fields.published_at, tantivy_date(from));
+        let query = tantivy::query::BooleanQuery::new(vec![
+            (
+                tantivy::query::Occur::Must,
+                Box::new(tantivy::query::TermQuery::new(
+                    Term::from_field_text(index.fields.kind, "event"),
+                    tantivy::schema::IndexRecordOption::Basic,
+                )) as Box<dyn tantivy::query::Query>,
+            ),
+            (
+                tantivy::query::Occur::Must,
+                Box::new(tantivy::query::RangeQuery::new(
+                    std::ops::Bound::Included(term),
+                    std::ops::Bound::Unbounded,
+                )),
+            ),
+        ]);
+        index
+            .reader
+            .searcher()
+            .search(&query, &tantivy::collector::Count)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_series_without_an_end_rolls_its_occurrences_a_year_ahead() {
+        use anp_proto::events::v1::CalendarEventState;
+        let root = tempfile::tempdir().unwrap();
+        let (index, _) = SearchIndex::open(root.path()).unwrap();
+        let now = chrono::Utc::now();
+        let weekly = |title: &str| CalendarEventState {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            network_id: uuid::Uuid::now_v7().to_string(),
+            network_slug: "org".into(),
+            site_id: uuid::Uuid::now_v7().to_string(),
+            site_slug: "hall".into(),
+            title: title.into(),
+            time_zone: "Europe/Madrid".into(),
+            start_local: (now + chrono::Duration::days(1))
+                .format("%Y-%m-%dT19:00")
+                .to_string(),
+            duration_minutes: 60,
+            rrule: "FREQ=WEEKLY".into(),
+            status: "scheduled".into(),
+            ..Default::default()
+        };
+        let (assembly, choir) = (weekly("Assembly"), weekly("Choir"));
+        index
+            .apply(&[
+                Delivered {
+                    seq: 1,
+                    event: Projected::CalendarEvent {
+                        state: assembly.clone(),
+                        version: 1,
+                    },
+                    meta: None,
+                    traceparent: String::new(),
+                },
+                Delivered {
+                    seq: 2,
+                    event: Projected::CalendarEvent {
+                        state: choir.clone(),
+                        version: 2,
+                    },
+                    meta: None,
+                    traceparent: String::new(),
+                },
+            ])
+            .unwrap();
+        let later = now + chrono::Duration::days(300);
+        let year_after = later + chrono::Duration::days(300);
+        assert!(events_from(&index, now) >= 2 * 52);
+        assert_eq!(events_from(&index, year_after), 0);
+
+        // Ten months on: both reach a year ahead of then; an older version
+        // than the index holds (the choir's 1) changes nothing.
+        let mut old_choir = choir.clone();
+        old_choir.title = "Old choir".into();
+        index
+            .roll_events(&[(assembly, 1), (old_choir, 1)], later)
+            .unwrap();
+        let rolled = events_from(&index, year_after);
+        assert!((6..=10).contains(&rolled), "{rolled} rolled");
+        assert_eq!(index.checkpoint().unwrap(), 2, "the checkpoint stays");
+        index.roll_events(&[(choir, 2)], later).unwrap();
+        assert_eq!(events_from(&index, year_after), 2 * rolled);
     }
 
     #[test]

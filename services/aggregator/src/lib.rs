@@ -451,8 +451,17 @@ async fn extend_horizons(read_model: ReadModel, shutdown: Shutdown) {
                     upcoming::extend_horizons(&mut client, chrono::Utc::now(), AT_ONCE).await?;
                 total += extended;
                 if (extended as i64) < AT_ONCE {
+                    break;
+                }
+            }
+            // Then in search (also those a crash left due).
+            loop {
+                let (ids, events) = upcoming::due_for_index(&client, AT_ONCE).await?;
+                if ids.is_empty() {
                     return Ok::<_, AggregatorError>(total);
                 }
+                read_model.roll_index(events).await?;
+                upcoming::indexed(&client, &ids).await?;
             }
         };
         match extended.await {
@@ -470,6 +479,19 @@ async fn extend_horizons(read_model: ReadModel, shutdown: Shutdown) {
 }
 
 impl ReadModel {
+    /// Puts events' occurrences in the search index again, a year ahead of
+    /// now (between two groups of batches).
+    async fn roll_index(
+        &self,
+        events: Vec<(anp_proto::events::v1::CalendarEventState, u64)>,
+    ) -> Result<(), AggregatorError> {
+        let _applying = self.applying.lock().await;
+        let index = self.index.current();
+        tokio::task::spawn_blocking(move || index.roll_events(&events, chrono::Utc::now()))
+            .await
+            .map_err(|err| AggregatorError::Index(err.to_string()))?
+    }
+
     /// The projections' status now.
     pub async fn projection_status(
         &self,

@@ -153,7 +153,7 @@ pub async fn extend_horizons(
         let network_id: Uuid = row.get(1);
         let bytes: Vec<u8> = row.get(2);
         tx.execute(
-            "UPDATE calendar_versions SET horizon = $2 WHERE event_id = $1",
+            "UPDATE calendar_versions SET horizon = $2, index_due = true WHERE event_id = $1",
             &[&event_id, &horizon],
         )
         .await?;
@@ -168,6 +168,45 @@ pub async fn extend_horizons(
     }
     tx.commit().await?;
     Ok(rows.len())
+}
+
+/// Events projected again by `extend_horizons` that the search index has
+/// not taken yet (at most `limit`): their ids, and the state and version of
+/// those whose kept state is readable.
+pub async fn due_for_index(
+    client: &tokio_postgres::Client,
+    limit: i64,
+) -> Result<(Vec<Uuid>, Vec<(CalendarEventState, u64)>), AggregatorError> {
+    let rows = client
+        .query(
+            "SELECT event_id, version, state FROM calendar_versions \
+             WHERE index_due LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    let ids = rows.iter().map(|row| row.get(0)).collect();
+    let events = rows
+        .iter()
+        .filter_map(|row| {
+            let bytes: Vec<u8> = row.get(2);
+            let version: i64 = row.get(1);
+            CalendarEventState::decode(bytes.as_slice())
+                .ok()
+                .map(|state| (state, version as u64))
+        })
+        .collect();
+    Ok((ids, events))
+}
+
+/// The search index has committed these events' occurrences.
+pub async fn indexed(client: &tokio_postgres::Client, ids: &[Uuid]) -> Result<(), AggregatorError> {
+    client
+        .execute(
+            "UPDATE calendar_versions SET index_due = false WHERE event_id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Rewrites an event's occurrences in every timeline it is in, from a day
