@@ -709,9 +709,26 @@ async fn offboarding_deletes_the_network_and_forgets_members_it_alone_had() {
         },
     )
     .await;
-    for table in ["aggregator.feed_posts", "aggregator.post_versions"] {
+    for table in [
+        "aggregator.feed_posts",
+        "aggregator.post_versions",
+        "aggregator.usage_network_bytes",
+    ] {
         assert_eq!(count(&stack, &in_network(table)).await, 0, "{table}");
     }
+    // It stores nothing from its end on (its counts stay for billing).
+    assert_eq!(
+        count(
+            &stack,
+            &format!(
+                "SELECT stored_bytes FROM aggregator.usage_stored \
+                 WHERE network_id = '{network_id}' ORDER BY day DESC LIMIT 1"
+            )
+        )
+        .await,
+        0
+    );
+    assert!(count(&stack, &in_network("aggregator.usage_daily")).await > 0);
     assert_eq!(
         count(
             &stack,
