@@ -888,9 +888,7 @@ impl SearchIndex {
             return Ok(None);
         };
         let mut guard = self.writer()?;
-        let writer = guard
-            .as_mut()
-            .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        let writer = live(&mut guard)?;
         self.uncommitted
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.add_all(writer, batch, pending, false, prepared)?;
@@ -910,9 +908,7 @@ impl SearchIndex {
         self.discard_uncommitted()?;
         let checkpoint = self.checkpoint()?;
         let mut guard = self.writer()?;
-        let writer = guard
-            .as_mut()
-            .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        let writer = live(&mut guard)?;
         self.uncommitted
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut pending = HashMap::new();
@@ -955,9 +951,7 @@ impl SearchIndex {
         versions: &mut HashMap<String, u64>,
     ) -> Result<(), AggregatorError> {
         let mut guard = self.writer()?;
-        let writer = guard
-            .as_mut()
-            .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        let writer = live(&mut guard)?;
         self.add_all(writer, batch, versions, true, None)
     }
 
@@ -965,9 +959,7 @@ impl SearchIndex {
     /// the checkpoint.
     pub fn commit_at(&self, seq: u64) -> Result<(), AggregatorError> {
         let mut guard = self.writer()?;
-        let writer = guard
-            .as_mut()
-            .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))?;
+        let writer = live(&mut guard)?;
         self.commit_with(writer, seq)
     }
 
@@ -1060,6 +1052,13 @@ impl SearchIndex {
         }
         Ok(())
     }
+}
+
+/// The writer of an index still in use (a rebuild's swap retires it).
+fn live(writer: &mut Option<IndexWriter>) -> Result<&mut IndexWriter, AggregatorError> {
+    writer
+        .as_mut()
+        .ok_or_else(|| AggregatorError::Index("this index was replaced by a rebuild".into()))
 }
 
 /// The text document an event puts in the index (posts, threads, pages), and
