@@ -882,4 +882,31 @@ async fn a_series_without_an_end_keeps_upcoming_occurrences_as_time_passes() {
         .await
         .unwrap();
     assert!(due.is_empty());
+
+    // An event last changed before its state was kept (migration V12) gets
+    // it from a replay of the event stores into the feeds.
+    let kept = "SELECT state IS NOT NULL AND horizon IS NOT NULL FROM calendar_versions \
+                WHERE event_id = $1::text::uuid";
+    client
+        .execute(
+            "UPDATE calendar_versions SET state = NULL, horizon = NULL \
+             WHERE event_id = $1::text::uuid",
+            &[&event.id],
+        )
+        .await
+        .unwrap();
+    let row = client.query_one(kept, &[&event.id]).await.unwrap();
+    assert!(!row.get::<_, bool>(0));
+    stack
+        .ops()
+        .reindex(crate::harness::authorized(
+            anp_proto::aggregator::v1::ReindexRequest {
+                scope: "feeds".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let row = client.query_one(kept, &[&event.id]).await.unwrap();
+    assert!(row.get::<_, bool>(0), "the replay kept the state");
+    assert!(reach(last).await > now + chrono::Duration::days(358));
 }

@@ -89,7 +89,9 @@ fn scopes_of(state: &CalendarEventState) -> Vec<(Scope, Uuid)> {
     scopes
 }
 
-/// Applies one calendar event at `version`, in the feeds' transaction.
+/// Applies one calendar event at `version`, in the feeds' transaction. The
+/// same version again fills in a state the row lacks (events last changed
+/// before migration V12; `anpctl reindex --scope feeds` replays them).
 pub async fn apply<C: GenericClient>(
     tx: &C,
     state: &CalendarEventState,
@@ -111,7 +113,9 @@ pub async fn apply<C: GenericClient>(
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (event_id) DO UPDATE SET version = EXCLUDED.version, \
                state = EXCLUDED.state, horizon = EXCLUDED.horizon \
-             WHERE calendar_versions.version < EXCLUDED.version RETURNING 1",
+             WHERE calendar_versions.version < EXCLUDED.version \
+               OR (calendar_versions.version = EXCLUDED.version \
+                   AND calendar_versions.state IS NULL) RETURNING 1",
             &[
                 &event_id,
                 &(version as i64),
