@@ -42,7 +42,7 @@ use anp_proto::aggregator::v1::{
 };
 use anp_proto::events::v1::{Envelope, PostPublished, PostState};
 use async_nats::jetstream;
-use corpus::{Corpus, SEED, SITES_PER_NETWORK, VOCABULARY, network_slug};
+use corpus::{Corpus, SEED, SITES_PER_NETWORK, VOCABULARY, network_slug, site_slug};
 use futures::StreamExt;
 use harness::{Infra, Process, free_addr, process_env, wait_healthy};
 use prost::Message;
@@ -180,6 +180,44 @@ fn query_mix(corpus: &Corpus, per_class: usize) -> Vec<Query> {
     mix
 }
 
+/// Each class's p50 and p99 beside the baseline's (named `them`), then the
+/// same over every query (labelled `all`).
+fn print_classes(
+    ours: &HashMap<String, Vec<Duration>>,
+    theirs: &HashMap<String, Vec<Duration>>,
+    them: &str,
+    all: &str,
+) {
+    println!(
+        "  {:<36} {:>10} {:>10} {:>12} {:>12} {:>9}",
+        "class",
+        "ANP p50",
+        "ANP p99",
+        format!("{them} p50"),
+        format!("{them} p99"),
+        "p99 ratio"
+    );
+    let row = |label: &str, a: &[Duration], b: &[Duration]| {
+        println!(
+            "  {:<36} {:>10} {:>10} {:>12} {:>12} {:>8.1}×",
+            label,
+            ms(percentile(a, 0.5)),
+            ms(percentile(a, 0.99)),
+            ms(percentile(b, 0.5)),
+            ms(percentile(b, 0.99)),
+            percentile(b, 0.99).as_secs_f64() / percentile(a, 0.99).as_secs_f64()
+        );
+    };
+    let mut classes: Vec<&String> = ours.keys().collect();
+    classes.sort();
+    for class in classes {
+        row(class, &ours[class], &theirs[class]);
+    }
+    let all_ours: Vec<Duration> = ours.values().flatten().copied().collect();
+    let all_theirs: Vec<Duration> = theirs.values().flatten().copied().collect();
+    row(all, &all_ours, &all_theirs);
+}
+
 fn class_name(query: &Query) -> String {
     format!(
         "{} · {} · {}",
@@ -207,6 +245,46 @@ async fn search_grpc(aggregator: &mut AggregatorServiceClient<Channel>, query: &
         .into_inner()
         .hits
         .len()
+}
+
+/// A search as the `/search` page asks it: with the counts of each facet.
+/// The number of facet values counted.
+async fn facets_grpc(aggregator: &mut AggregatorServiceClient<Channel>, query: &Query) -> usize {
+    let page = aggregator
+        .search(SearchRequest {
+            query: query.text.clone(),
+            network_slug: query.network.clone().unwrap_or_default(),
+            limit: 20,
+            facets: true,
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .into_inner();
+    page.facets.iter().map(|facet| facet.values.len()).sum()
+}
+
+/// The baseline's facet counts: the matches grouped by each facet's column
+/// in one statement (the top 20 hits are `search_pg`'s).
+async fn facets_pg(pg: &tokio_postgres::Client, query: &Query) -> usize {
+    let config = if query.spanish { "spanish" } else { "english" };
+    let filter = if query.network.is_some() {
+        "AND f.network_slug = $2"
+    } else {
+        "AND $2 = $2"
+    };
+    let sql = format!(
+        "SELECT network_slug, site_key, kind, tag, lang, count(*) \
+         FROM bench.fts f, websearch_to_tsquery('{config}', $1) q WHERE f.tsv @@ q {filter} \
+         GROUP BY GROUPING SETS ((network_slug), (site_key), (kind), (tag), (lang))"
+    );
+    pg.query(
+        &sql,
+        &[&query.text, &query.network.clone().unwrap_or_default()],
+    )
+    .await
+    .expect("pg facets")
+    .len()
 }
 
 async fn search_pg(pg: &tokio_postgres::Client, query: &Query) -> usize {
@@ -241,8 +319,8 @@ async fn load_pg_baseline(pg: &tokio_postgres::Client, corpus: &Corpus) {
     pg.batch_execute(
         "CREATE SCHEMA bench; \
          CREATE TABLE bench.fts ( \
-           id uuid PRIMARY KEY, network_slug text NOT NULL, lang text NOT NULL, \
-           published_at timestamptz NOT NULL, title text NOT NULL, body text NOT NULL, \
+           id uuid PRIMARY KEY, network_slug text NOT NULL, site_key text NOT NULL, \
+           kind text NOT NULL, tag text, lang text NOT NULL, published_at timestamptz NOT NULL, title text NOT NULL, body text NOT NULL, \
            tsv tsvector GENERATED ALWAYS AS (to_tsvector( \
              CASE lang WHEN 'es' THEN 'spanish'::regconfig ELSE 'english'::regconfig END, \
              title || ' ' || body)) STORED)",
@@ -251,7 +329,8 @@ async fn load_pg_baseline(pg: &tokio_postgres::Client, corpus: &Corpus) {
     .expect("baseline table");
     let sink = pg
         .copy_in(
-            "COPY bench.fts (id, network_slug, lang, published_at, title, body) FROM STDIN BINARY",
+            "COPY bench.fts (id, network_slug, site_key, kind, tag, lang, published_at, title, body) \
+             FROM STDIN BINARY",
         )
         .await
         .expect("copy");
@@ -259,6 +338,9 @@ async fn load_pg_baseline(pg: &tokio_postgres::Client, corpus: &Corpus) {
         sink,
         &[
             Type::UUID,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
             Type::TEXT,
             Type::TEXT,
             Type::TIMESTAMPTZ,
@@ -270,11 +352,15 @@ async fn load_pg_baseline(pg: &tokio_postgres::Client, corpus: &Corpus) {
     for post in &corpus.posts {
         let at = chrono::DateTime::from_timestamp_micros(post.micros).unwrap();
         let lang = if post.spanish { "es" } else { "en" };
+        let site_key = format!("{}/{}", network_slug(post.network), site_slug(post.site));
         writer
             .as_mut()
             .write(&[
                 &post.id,
                 &network_slug(post.network),
+                &site_key,
+                &"post",
+                &post.tags.first(),
                 &lang,
                 &at,
                 &post.title,
@@ -550,35 +636,7 @@ async fn main() {
     println!(
         "\n## Search at {posts} documents, {per_class} queries a class (limit 20; ANP through gRPC)"
     );
-    println!(
-        "  {:<36} {:>10} {:>10} {:>12} {:>12} {:>9}",
-        "class", "ANP p50", "ANP p99", "PG FTS p50", "PG FTS p99", "p99 ratio"
-    );
-    let mut classes: Vec<&String> = ours.keys().collect();
-    classes.sort();
-    for class in classes {
-        let (a, b) = (&ours[class], &theirs[class]);
-        println!(
-            "  {:<36} {:>10} {:>10} {:>12} {:>12} {:>8.1}×",
-            class,
-            ms(percentile(a, 0.5)),
-            ms(percentile(a, 0.99)),
-            ms(percentile(b, 0.5)),
-            ms(percentile(b, 0.99)),
-            percentile(b, 0.99).as_secs_f64() / percentile(a, 0.99).as_secs_f64()
-        );
-    }
-    let all_ours: Vec<Duration> = ours.values().flatten().copied().collect();
-    let all_theirs: Vec<Duration> = theirs.values().flatten().copied().collect();
-    println!(
-        "  {:<36} {:>10} {:>10} {:>12} {:>12} {:>8.1}×",
-        "whole mix",
-        ms(percentile(&all_ours, 0.5)),
-        ms(percentile(&all_ours, 0.99)),
-        ms(percentile(&all_theirs, 0.5)),
-        ms(percentile(&all_theirs, 0.99)),
-        percentile(&all_theirs, 0.99).as_secs_f64() / percentile(&all_ours, 0.99).as_secs_f64()
-    );
+    print_classes(&ours, &theirs, "PG FTS", "whole mix");
     println!(
         "  (queries without hits: ANP {}, PostgreSQL {} of {})",
         empty.0,
@@ -596,6 +654,31 @@ async fn main() {
             query.text
         );
     }
+
+    // ## The search page: the same queries by relevance, with facet counts
+    // (every match is counted, not only the top 20).
+    let by_relevance: Vec<&Query> = mix.iter().filter(|query| !query.by_date).collect();
+    for query in &by_relevance {
+        facets_grpc(&mut aggregator, query).await;
+        facets_pg(&pg, query).await;
+    }
+    let mut ours: HashMap<String, Vec<Duration>> = HashMap::new();
+    let mut theirs: HashMap<String, Vec<Duration>> = HashMap::new();
+    for query in &by_relevance {
+        let sent = Instant::now();
+        facets_grpc(&mut aggregator, query).await;
+        ours.entry(class_name(query))
+            .or_default()
+            .push(sent.elapsed());
+        let sent = Instant::now();
+        facets_pg(&pg, query).await;
+        theirs
+            .entry(class_name(query))
+            .or_default()
+            .push(sent.elapsed());
+    }
+    println!("\n## Search with facet counts (network, site, kind, tag, language), as /search asks");
+    print_classes(&ours, &theirs, "PG", "all");
 
     if stop_after("search") {
         return;

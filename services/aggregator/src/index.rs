@@ -11,8 +11,8 @@ use tantivy::schema::{
     TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
-    Token, TokenFilter, TokenStream, Tokenizer,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 
@@ -20,7 +20,7 @@ use anp_markdown::html_plain_text;
 
 use crate::events::{Delivered, Projected};
 use crate::pairs::CommonWords;
-use crate::stem::CachedStemmer;
+use crate::remembered::Remembered;
 use crate::{AggregatorError, audience};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -230,6 +230,14 @@ fn analyzer(language: Language) -> TextAnalyzer {
 fn analyzer_builder(language: Language) -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
+        // What each word becomes, remembered.
+        .filter(Remembered::new(word_analyzer(language)))
+}
+
+/// What one word of `language` becomes: lowercased, stemmed, accents
+/// folded.
+fn word_analyzer(language: Language) -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(LowerCaser)
         // People often type Spanish without accents; the stemmer's `-ción`
         // and `-sión` need theirs back to find `organización` from
@@ -238,11 +246,9 @@ fn analyzer_builder(language: Language) -> tantivy::tokenizer::TextAnalyzerBuild
             active: language == Language::Spanish,
         })
         // Stem before folding: other Spanish suffixes carry accents too.
-        .filter(CachedStemmer::new(match language {
-            Language::Spanish => rust_stemmers::Algorithm::Spanish,
-            _ => rust_stemmers::Algorithm::English,
-        }))
+        .filter(Stemmer::new(language))
         .filter(AsciiFoldingFilter)
+        .build()
 }
 
 /// Puts the accent back on a trailing `-cion`/`-sion` (`-ciones` needs
@@ -396,6 +402,8 @@ pub struct SearchIndex {
     common: Arc<RwLock<Arc<CommonWords>>>,
     /// Searchers kept for cursors over relevance.
     pub(crate) snapshots: crate::search::Snapshots,
+    /// Facet values numbered across segments (see `facets`).
+    pub(crate) facet_values: Arc<crate::facets::FacetValues>,
 }
 
 impl SearchIndex {
@@ -547,6 +555,7 @@ impl SearchIndex {
                 common: Arc::new(RwLock::new(Arc::new(common))),
                 fields,
                 snapshots: crate::search::Snapshots::default(),
+                facet_values: Default::default(),
             },
             rebuilt,
         ))

@@ -4,14 +4,15 @@
 
 pub mod audience;
 pub mod events;
+pub mod facets;
 pub mod feeds;
 pub mod grpc;
 pub mod index;
 pub mod pairs;
 pub mod reindex;
+pub mod remembered;
 pub mod search;
 pub mod status;
-pub mod stem;
 pub mod upcoming;
 pub mod usage;
 pub mod words;

@@ -19,6 +19,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Searcher, SegmentReader, TantivyDocument, Term};
 
 use crate::AggregatorError;
+use crate::facets::FacetCounts;
 use crate::index::{SearchIndex, tantivy_date};
 
 /// How long a relevance cursor keeps the index as it was at the first page
@@ -29,7 +30,7 @@ const SNAPSHOTS_MAX: usize = 256;
 /// Paging by relevance stops this deep: narrow the search instead.
 pub const OFFSET_MAX: usize = 10_000;
 /// Values counted per facet.
-const FACET_VALUES: u32 = 10;
+const FACET_VALUES: usize = 10;
 /// The facets, by the name hits and requests use and the field counted.
 const FACETS: [(&str, &str); 5] = [
     ("network", "network_slug"),
@@ -700,42 +701,18 @@ impl SearchIndex {
         searcher: &Searcher,
         query: &dyn Query,
     ) -> Result<Vec<Facet>, AggregatorError> {
-        use tantivy::aggregation::AggregationCollector;
-        use tantivy::aggregation::agg_req::Aggregations;
-        let request: serde_json::Map<String, serde_json::Value> = FACETS
-            .iter()
-            .map(|(name, field)| {
-                (
-                    (*name).to_owned(),
-                    serde_json::json!({ "terms": { "field": field, "size": FACET_VALUES } }),
-                )
-            })
-            .collect();
-        let aggregations: Aggregations = serde_json::from_value(serde_json::Value::Object(request))
-            .map_err(|err| AggregatorError::Index(format!("facets: {err}")))?;
-        let collector = AggregationCollector::from_aggs(aggregations, Default::default());
-        let results = searcher.search(query, &collector)?;
-        let results = serde_json::to_value(&results)
-            .map_err(|err| AggregatorError::Index(format!("facets: {err}")))?;
+        let fields = FACETS.iter().map(|(_, field)| *field).collect();
+        let collector = FacetCounts::new(&self.facet_values, fields, FACET_VALUES);
+        let top = searcher.search(query, &collector)?;
         Ok(FACETS
             .iter()
-            .map(|(name, _)| Facet {
+            .zip(top)
+            .map(|((name, _), values)| Facet {
                 field: (*name).to_owned(),
-                values: results[name]["buckets"]
-                    .as_array()
-                    .map(|buckets| {
-                        buckets
-                            .iter()
-                            .filter_map(|bucket| {
-                                Some(FacetValue {
-                                    value: bucket["key"].as_str()?.to_owned(),
-                                    count: bucket["doc_count"].as_u64()?,
-                                })
-                            })
-                            .filter(|value| !value.value.is_empty())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                values: values
+                    .into_iter()
+                    .map(|(value, count)| FacetValue { value, count })
+                    .collect(),
             })
             .collect())
     }
