@@ -254,5 +254,49 @@ async fn reindex_rebuilds_from_the_event_stores_under_load_and_swaps() {
             .then_some(())
     })
     .await;
+
+    // An operator whose call goes away (a timeout, a dropped connection)
+    // still gets the whole rebuild, swapped in, and its audit line.
+    let mut ops = stack.ops();
+    let call = ops.reindex(crate::harness::authorized(ReindexRequest {
+        scope: "search".into(),
+    }));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), call)
+            .await
+            .is_err(),
+        "the rebuild answered before the call was dropped"
+    );
+    let swapped = eventually(wait, "the dropped call's rebuild swapped in", || async {
+        let now = generations(&stack);
+        (now.len() == 1 && now != after).then_some(now)
+    })
+    .await;
+    assert_ne!(swapped, before);
+    eventually(wait, "the dropped call's rebuild audited", || async {
+        let audit = stack
+            .ops()
+            .list_audit(crate::harness::authorized(
+                anp_proto::ops::v1::ListAuditRequest::default(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        audit
+            .entries
+            .iter()
+            .any(|entry| {
+                entry.action == "Reindex"
+                    && entry.outcome == "ok"
+                    && entry.detail.starts_with("scope=search")
+            })
+            .then_some(())
+    })
+    .await;
+    let mut everything = expected.clone();
+    everything.insert(later);
+    let ids = all_hit_ids(&stack, "rebuilt").await;
+    assert_eq!(ids.len(), everything.len());
+    assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), everything);
     stack.stop().await;
 }

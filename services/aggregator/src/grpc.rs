@@ -327,16 +327,17 @@ impl AggregatorService for Api {
         let scope = crate::reindex::Scope::parse(&request.get_ref().scope)
             .map_err(|err| err.to_status())?;
         tracing::info!(by = %grant.subject, ?scope, "rebuilding projections");
-        let sources = self
-            .read_model
-            .reindex
-            .sources()
+        // The rebuild runs on its own task: a caller that goes away (a
+        // deadline, a dropped connection) does not stop it halfway; it
+        // finishes, swaps and logs its report.
+        let read_model = self.read_model.clone();
+        let rebuild = tokio::spawn(async move {
+            let sources = read_model.reindex.sources().await?;
+            read_model.rebuild(&sources, scope).await
+        });
+        let report = rebuild
             .await
-            .map_err(|err| err.to_status())?;
-        let report = self
-            .read_model
-            .rebuild(&sources, scope)
-            .await
+            .map_err(|err| Status::internal(format!("reindex: {err}")))?
             .map_err(|err| err.to_status())?;
         Ok(Response::new(ReindexResponse {
             events: report.events,

@@ -403,27 +403,36 @@ impl OpsService for Api {
         &self,
         request: Request<anp_proto::aggregator::v1::ReindexRequest>,
     ) -> Result<Response<anp_proto::aggregator::v1::ReindexResponse>, Status> {
-        self.ops(
-            request,
-            "Reindex",
-            "projections:rebuild",
-            |_| String::new(),
-            |body, actor, _| async move {
-                let report = self.sites.reindex(&body.scope, &actor).await?;
-                let detail = format!(
-                    "scope={} events={} seconds={:.1}",
-                    if body.scope.is_empty() {
-                        "all"
-                    } else {
-                        &body.scope
-                    },
-                    report.events,
-                    report.seconds
-                );
-                Ok((report, detail))
-            },
-        )
-        .await
+        // On its own task, as the aggregator's rebuild: an operator whose
+        // call goes away (a deadline, a dropped connection) still gets the
+        // rebuild and its line in the audit log.
+        let api = self.clone();
+        let call = tokio::spawn(async move {
+            let sites = &api.sites;
+            api.ops(
+                request,
+                "Reindex",
+                "projections:rebuild",
+                |_| String::new(),
+                |body, actor, _| async move {
+                    let report = sites.reindex(&body.scope, &actor).await?;
+                    let detail = format!(
+                        "scope={} events={} seconds={:.1}",
+                        if body.scope.is_empty() {
+                            "all"
+                        } else {
+                            &body.scope
+                        },
+                        report.events,
+                        report.seconds
+                    );
+                    Ok((report, detail))
+                },
+            )
+            .await
+        });
+        call.await
+            .map_err(|err| Status::internal(format!("reindex: {err}")))?
     }
 
     async fn cost_share(
