@@ -151,6 +151,9 @@ impl CommonWords {
             return;
         }
         let mut stream = analyzer.token_stream(text);
+        // Each pair once a document: a repeated term adds nothing to a
+        // field without frequencies, but costs the index a lookup.
+        let mut terms: Vec<u64> = Vec::new();
         // The last token, if common, and its position.
         let mut previous: Option<(usize, String)> = None;
         while stream.advance() {
@@ -162,7 +165,7 @@ impl CommonWords {
             match &mut previous {
                 Some((position, word)) => {
                     if token.position == *position + 1 {
-                        document.add_u64(field, pair_term(language, word, &token.text));
+                        terms.push(pair_term(language, word, &token.text));
                     }
                     *position = token.position;
                     word.clear();
@@ -170,6 +173,11 @@ impl CommonWords {
                 }
                 None => previous = Some((token.position, token.text.clone())),
             }
+        }
+        terms.sort_unstable();
+        terms.dedup();
+        for term in terms {
+            document.add_u64(field, term);
         }
     }
 }
