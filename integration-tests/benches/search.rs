@@ -249,6 +249,20 @@ async fn search_grpc(aggregator: &mut AggregatorServiceClient<Channel>, query: &
 
 /// A search as the `/search` page asks it: with the counts of each facet.
 /// The number of facet values counted.
+/// The five slowest of `timed`.
+fn print_slowest(timed: &mut [(Duration, &Query)]) {
+    timed.sort_by_key(|(took, _)| std::cmp::Reverse(*took));
+    println!("  slowest ANP queries:");
+    for (took, query) in timed.iter().take(5) {
+        println!(
+            "    {:>9}  {:<36} {}",
+            ms(*took),
+            class_name(query),
+            query.text
+        );
+    }
+}
+
 async fn facets_grpc(aggregator: &mut AggregatorServiceClient<Channel>, query: &Query) -> usize {
     let page = aggregator
         .search(SearchRequest {
@@ -644,16 +658,7 @@ async fn main() {
         mix.len()
     );
 
-    slowest.sort_by_key(|(took, _)| std::cmp::Reverse(*took));
-    println!("  slowest ANP queries:");
-    for (took, query) in slowest.iter().take(5) {
-        println!(
-            "    {:>9}  {:<36} {}",
-            ms(*took),
-            class_name(query),
-            query.text
-        );
-    }
+    print_slowest(&mut slowest);
 
     // ## The search page: the same queries by relevance, with facet counts
     // (every match is counted, not only the top 20).
@@ -664,12 +669,13 @@ async fn main() {
     }
     let mut ours: HashMap<String, Vec<Duration>> = HashMap::new();
     let mut theirs: HashMap<String, Vec<Duration>> = HashMap::new();
+    let mut slowest: Vec<(Duration, &Query)> = Vec::new();
     for query in &by_relevance {
         let sent = Instant::now();
         facets_grpc(&mut aggregator, query).await;
-        ours.entry(class_name(query))
-            .or_default()
-            .push(sent.elapsed());
+        let took = sent.elapsed();
+        ours.entry(class_name(query)).or_default().push(took);
+        slowest.push((took, query));
         let sent = Instant::now();
         facets_pg(&pg, query).await;
         theirs
@@ -679,6 +685,7 @@ async fn main() {
     }
     println!("\n## Search with facet counts (network, site, kind, tag, language), as /search asks");
     print_classes(&ours, &theirs, "PG", "all");
+    print_slowest(&mut slowest);
 
     if stop_after("search") {
         return;

@@ -356,6 +356,8 @@ async fn members_only_documents_reach_their_members_and_nobody_else_not_even_in_
     assert_eq!(stale["total"], 1, "{stale}");
     let member = page(Some(members["boston"].clone())).await;
     assert_eq!(member["total"], 6, "{member}");
+    // A few hits are counted exactly, not estimated from a sample.
+    assert_eq!(member["facets_are_estimates"], false, "{member}");
     let sites: Vec<&str> = member["facets"]
         .as_array()
         .unwrap()

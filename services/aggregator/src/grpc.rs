@@ -310,6 +310,7 @@ impl AggregatorService for Api {
             total: page.total,
             total_is_lower_bound: page.total_is_lower_bound,
             facets: page.facets,
+            facets_are_estimates: page.facets_are_estimates,
             next_cursor: page.next_cursor.unwrap_or_default(),
         }))
     }

@@ -19,7 +19,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Searcher, SegmentReader, TantivyDocument, Term};
 
 use crate::AggregatorError;
-use crate::facets::FacetCounts;
+use crate::facets::{FacetCounts, Sample};
 use crate::index::{SearchIndex, tantivy_date};
 
 /// How long a relevance cursor keeps the index as it was at the first page
@@ -88,6 +88,8 @@ pub struct SearchPage {
     /// More hits than `total`: counting stopped there.
     pub total_is_lower_bound: bool,
     pub facets: Vec<Facet>,
+    /// The facets' counts were estimated from a sample of very many hits.
+    pub facets_are_estimates: bool,
     pub next_cursor: Option<String>,
 }
 
@@ -191,14 +193,40 @@ const CANDIDATES_MAX: usize = 1_000;
 /// before the newest one (then everything).
 const DATE_WINDOWS_DAYS: [i64; 4] = [1, 8, 64, 512];
 
-/// How many documents `query` matches, counted up to `TOTAL_EXACT_MAX`
-/// (true: there are more).
-fn count_capped(searcher: &Searcher, query: &dyn Query) -> Result<(usize, bool), AggregatorError> {
+/// How many documents `query` matches, counted up to `TOTAL_EXACT_MAX`.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    count: usize,
+    /// There are more.
+    more: bool,
+    /// Documents (by id) looked at to count them: from them, about how
+    /// many match in all.
+    scanned: u64,
+}
+
+impl Counted {
+    /// About how many documents of `searcher` match: `count` exactly, or
+    /// as many as found in the documents looked at, over all of them.
+    fn estimated(&self, searcher: &Searcher) -> u64 {
+        if !self.more || self.scanned == 0 {
+            return self.count as u64;
+        }
+        let documents: u64 = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| u64::from(segment.max_doc()))
+            .sum();
+        (self.count as u64).saturating_mul(documents) / self.scanned
+    }
+}
+
+fn count_capped(searcher: &Searcher, query: &dyn Query) -> Result<Counted, AggregatorError> {
     use tantivy::DocSet;
     let weight = query.weight(tantivy::query::EnableScoring::disabled_from_searcher(
         searcher,
     ))?;
     let mut count = 0;
+    let mut scanned = 0u64;
     for segment in searcher.segment_readers() {
         let mut scorer = weight.scorer(segment, 1.0)?;
         let mut doc = scorer.doc();
@@ -206,13 +234,22 @@ fn count_capped(searcher: &Searcher, query: &dyn Query) -> Result<(usize, bool),
             if !segment.is_deleted(doc) {
                 count += 1;
                 if count > TOTAL_EXACT_MAX {
-                    return Ok((TOTAL_EXACT_MAX, true));
+                    return Ok(Counted {
+                        count: TOTAL_EXACT_MAX,
+                        more: true,
+                        scanned: scanned + u64::from(doc) + 1,
+                    });
                 }
             }
             doc = scorer.advance();
         }
+        scanned += u64::from(segment.max_doc());
     }
-    Ok((count, false))
+    Ok(Counted {
+        count,
+        more: false,
+        scanned,
+    })
 }
 
 /// Whether `query` matches a document that is not deleted.
@@ -492,7 +529,7 @@ impl SearchIndex {
             },
             None => {
                 let total = count_capped(&searcher, &*exact)?;
-                match total.0 {
+                match total.count {
                     0 => match self.typo_tolerant(&searcher, query_text, &*readable)? {
                         Some(close) => (with_typos(close), true, None),
                         None => (exact, false, Some(total)),
@@ -502,10 +539,11 @@ impl SearchIndex {
             }
         };
         // Counted exactly up to TOTAL_EXACT_MAX, without scores.
-        let (total, total_is_lower_bound) = match counted {
-            Some(total) => total,
+        let counted = match counted {
+            Some(counted) => counted,
             None => count_capped(&searcher, &*query)?,
         };
+        let (total, total_is_lower_bound) = (counted.count, counted.more);
         // Fast paths pay off for many hits; a few thousand are ranked in full.
         let many = total_is_lower_bound || total > MANY_HITS;
         let (top, last_key) = if filters.by_date {
@@ -611,8 +649,10 @@ impl SearchIndex {
             };
             (top, None)
         };
+        // Very many hits are counted from a sample of them.
+        let sample = Sample::for_matches(counted.estimated(&searcher));
         let facets = if filters.facets {
-            self.facets(&searcher, &*query)?
+            self.facets(&searcher, &*query, sample)?
         } else {
             Vec::new()
         };
@@ -638,6 +678,7 @@ impl SearchIndex {
             hits,
             total: total as u64,
             total_is_lower_bound,
+            facets_are_estimates: filters.facets && sample.is_some(),
             facets,
             next_cursor,
         })
@@ -695,14 +736,16 @@ impl SearchIndex {
         Ok(Some(kept.into_iter().skip(offset).take(limit).collect()))
     }
 
-    /// The top values of each facet among the hits of `query`.
+    /// The top values of each facet among the hits of `query` (estimated
+    /// from `sample` of them, if any).
     fn facets(
         &self,
         searcher: &Searcher,
         query: &dyn Query,
+        sample: Option<Sample>,
     ) -> Result<Vec<Facet>, AggregatorError> {
         let fields = FACETS.iter().map(|(_, field)| *field).collect();
-        let collector = FacetCounts::new(&self.facet_values, fields, FACET_VALUES);
+        let collector = FacetCounts::new(&self.facet_values, fields, FACET_VALUES).sampled(sample);
         let top = searcher.search(query, &collector)?;
         Ok(FACETS
             .iter()

@@ -139,7 +139,12 @@ pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
         .await
         .map_err(grpc_error)?
         .into_inner();
-    println!("{} hits", response.total);
+    let more = if response.total_is_lower_bound {
+        "+"
+    } else {
+        ""
+    };
+    println!("{}{more} hits", response.total);
     for hit in response.hits {
         let members = match hit.visibility.as_str() {
             "network" => "\t(network members)",
@@ -151,6 +156,12 @@ pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
             hit.score, hit.kind, hit.network_slug, hit.site_slug, hit.title
         );
     }
+    // Counts of very many hits are estimated from a sample.
+    let about = if response.facets_are_estimates {
+        "≈"
+    } else {
+        ""
+    };
     for facet in response
         .facets
         .iter()
@@ -159,7 +170,7 @@ pub async fn search(url: &str, args: SearchArgs) -> anyhow::Result<()> {
         let values: Vec<String> = facet
             .values
             .iter()
-            .map(|value| format!("{} {}", value.value, value.count))
+            .map(|value| format!("{} {about}{}", value.value, value.count))
             .collect();
         println!("{}: {}", facet.field, values.join(", "));
     }

@@ -784,6 +784,9 @@ struct SearchView {
     total_is_lower_bound: bool,
     hits: Vec<HitView>,
     facets: Vec<FacetView>,
+    /// The facets' counts are estimates (very many hits, counted from a
+    /// sample).
+    facets_are_estimates: bool,
     /// Empty: the last page.
     next_cursor: String,
 }
@@ -947,11 +950,13 @@ async fn run_search(
         total_is_lower_bound: response.total_is_lower_bound,
         hits,
         facets,
+        facets_are_estimates: response.facets_are_estimates,
         next_cursor: response.next_cursor,
     })
 }
 
-/// The same search as JSON: `{"total", "hits", "facets", "next_cursor"}`;
+/// The same search as JSON: `{"total", "total_is_lower_bound", "hits",
+/// "facets", "facets_are_estimates", "next_cursor"}`;
 /// errors as `{"error": "..."}` with status 400.
 pub async fn search_json(
     State(state): State<AppState>,
@@ -1000,6 +1005,7 @@ pub async fn search(
             total => view.total,
             total_is_lower_bound => view.total_is_lower_bound,
             facets => view.facets,
+            facets_are_estimates => view.facets_are_estimates,
             next_href => next_href,
             first_page => params.cursor.as_deref().unwrap_or("").is_empty(),
             first_href => params.href(&[]),
