@@ -41,8 +41,9 @@ const WINDOW: u32 = 4_096;
 /// the hits among the first `taken`, each counted as `window / taken`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
-    pub window: u32,
-    pub taken: u32,
+    /// At least 1 (made only by `for_matches`).
+    window: u32,
+    taken: u32,
 }
 
 impl Sample {
