@@ -19,7 +19,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 use anp_markdown::html_plain_text;
 
 use crate::events::{Delivered, Projected};
-use crate::pairs::CommonWords;
+use crate::pairs::{CommonWords, Pairs, SharedCommonWords};
 use crate::remembered::Remembered;
 use crate::{AggregatorError, audience};
 
@@ -32,9 +32,9 @@ const BULK_THREADS: usize = 2;
 const BULK_HEAP_BYTES: usize = 256 * 1024 * 1024;
 /// The analyzers' names carry their version: a change of how text is
 /// analyzed changes the schema, and an index of another schema is rebuilt.
-const TOKENIZER_EN: &str = "anp_en_2";
-const TOKENIZER_ES: &str = "anp_es_2";
-const TOKENIZER_PLAIN: &str = "anp_plain_1";
+const TOKENIZER_EN: &str = "anp_en_3";
+const TOKENIZER_ES: &str = "anp_es_3";
+const TOKENIZER_PLAIN: &str = "anp_plain_2";
 /// The kind of a document that only remembers a post's version.
 pub(crate) const TOMBSTONE: &str = "tombstone";
 /// Most tags of a document that are indexed.
@@ -112,10 +112,6 @@ pub(crate) struct Fields {
     /// Other languages: words lowercased and accents folded, not stemmed.
     pub title_plain: Field,
     pub body_plain: Field,
-    /// Adjacent common words of the title and of the body, each pair as
-    /// one number (`pairs::pair_term`): a phrase of two is one term.
-    pub pairs_title: Field,
-    pub pairs_body: Field,
     /// The version of the common words a document was paired by (see
     /// `pairs`); 0: none.
     pub pairs_list: Field,
@@ -139,7 +135,7 @@ fn schema() -> (Schema, Fields) {
         kind: builder.add_text_field("kind", STRING | STORED | FAST),
         network_id: builder.add_text_field("network_id", STRING | STORED),
         network_slug: builder.add_text_field("network_slug", STRING | STORED | FAST),
-        site_slug: builder.add_text_field("site_slug", STRING | STORED),
+        site_slug: builder.add_text_field("site_slug", STORED),
         site_name: builder.add_text_field("site_name", STORED),
         site_key: builder.add_text_field("site_key", STRING | FAST),
         lang: builder.add_text_field("lang", STRING | STORED | FAST),
@@ -153,8 +149,6 @@ fn schema() -> (Schema, Fields) {
         body_es: builder.add_text_field("body_es", text(TOKENIZER_ES)),
         title_plain: builder.add_text_field("title_plain", text(TOKENIZER_PLAIN)),
         body_plain: builder.add_text_field("body_plain", text(TOKENIZER_PLAIN)),
-        pairs_title: builder.add_u64_field("pairs_title", INDEXED),
-        pairs_body: builder.add_u64_field("pairs_body", INDEXED),
         pairs_list: builder.add_u64_field("pairs_list", INDEXED),
         published_at: builder.add_date_field(
             "published_at",
@@ -162,7 +156,6 @@ fn schema() -> (Schema, Fields) {
             DateOptions::default()
                 .set_stored()
                 .set_fast()
-                .set_indexed()
                 .set_precision(tantivy::schema::DateTimePrecision::Microseconds),
         ),
         // Fast: a redelivered event's version is checked without reading
@@ -172,9 +165,12 @@ fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
-/// Languages without a stemmer here: words, lowercased, accents folded.
-fn plain_analyzer() -> TextAnalyzer {
-    plain_builder().build()
+/// Languages without a stemmer here: words, lowercased, accents folded;
+/// then pairs of common words.
+fn plain_analyzer(common: &SharedCommonWords) -> TextAnalyzer {
+    plain_builder()
+        .filter(Pairs::new(common.clone(), 2))
+        .build()
 }
 
 fn plain_builder() -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
@@ -223,8 +219,16 @@ impl Fields {
     }
 }
 
-fn analyzer(language: Language) -> TextAnalyzer {
-    analyzer_builder(language).build()
+/// The analyzer of a language's fields: its words (see `analyzer_builder`),
+/// then pairs of common words (see `pairs`).
+fn analyzer(language: Language, common: &SharedCommonWords) -> TextAnalyzer {
+    let slot = match language {
+        Language::Spanish => 1,
+        _ => 0,
+    };
+    analyzer_builder(language)
+        .filter(Pairs::new(common.clone(), slot))
+        .build()
 }
 
 fn analyzer_builder(language: Language) -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
@@ -393,13 +397,10 @@ pub struct SearchIndex {
     /// Documents were added since the last commit.
     uncommitted: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) fields: Fields,
-    /// The analyzer of each language (slots of `Fields::languages`) for
-    /// pairs, kept for what their stemmers remember.
-    analyzers: Arc<Mutex<[TextAnalyzer; 3]>>,
     /// The generation's directory.
     dir: PathBuf,
-    /// Whose pairs are indexed (see `pairs`).
-    common: Arc<RwLock<Arc<CommonWords>>>,
+    /// Whose pairs are indexed (see `pairs`); shared with the analyzers.
+    common: SharedCommonWords,
     /// Searchers kept for cursors over relevance.
     pub(crate) snapshots: crate::search::Snapshots,
     /// Facet values numbered across segments (see `facets`).
@@ -526,15 +527,16 @@ impl SearchIndex {
                 CommonWords::default()
             }
         };
+        let common: SharedCommonWords = Arc::new(RwLock::new(Arc::new(common)));
         index
             .tokenizers()
-            .register(TOKENIZER_EN, analyzer(Language::English));
+            .register(TOKENIZER_EN, analyzer(Language::English, &common));
         index
             .tokenizers()
-            .register(TOKENIZER_ES, analyzer(Language::Spanish));
+            .register(TOKENIZER_ES, analyzer(Language::Spanish, &common));
         index
             .tokenizers()
-            .register(TOKENIZER_PLAIN, plain_analyzer());
+            .register(TOKENIZER_PLAIN, plain_analyzer(&common));
         let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
         let reader = index
             .reader_builder()
@@ -546,13 +548,8 @@ impl SearchIndex {
                 reader,
                 writer: Arc::new(Mutex::new(Some(writer))),
                 uncommitted: Arc::default(),
-                analyzers: Arc::new(Mutex::new([
-                    analyzer(Language::English),
-                    analyzer(Language::Spanish),
-                    plain_analyzer(),
-                ])),
                 dir: dir.to_path_buf(),
-                common: Arc::new(RwLock::new(Arc::new(common))),
+                common,
                 fields,
                 snapshots: crate::search::Snapshots::default(),
                 facet_values: Default::default(),
@@ -660,7 +657,6 @@ impl SearchIndex {
     fn build_text(&self, doc: &TextDoc<'_>, version: u64) -> TantivyDocument {
         let fields = self.fields;
         let (title_field, body_field) = fields.for_lang(doc.lang);
-        let language = Fields::language(doc.lang);
         let body_text = html_plain_text(doc.body_html);
         let at = anp_kit::from_timestamp(doc.at);
         let visibility = match doc.visibility {
@@ -682,7 +678,7 @@ impl SearchIndex {
             fields.published_at => tantivy::DateTime::from_timestamp_micros(at.timestamp_micros()),
             fields.version => version,
         );
-        let mut document = self.with_pairs(document, &[language], doc.title, &body_text);
+        let mut document = self.paired(document);
         if !doc.site_slug.is_empty() {
             document.add_text(
                 fields.site_key,
@@ -715,36 +711,12 @@ impl SearchIndex {
         }
     }
 
-    /// `document` with the pairs of common words of its title and body in
-    /// each of `languages` (slots of `Fields::languages`), and the version
-    /// of the common words that chose them.
-    fn with_pairs(
-        &self,
-        mut document: TantivyDocument,
-        languages: &[usize],
-        title: &str,
-        body: &str,
-    ) -> TantivyDocument {
-        let common = self.common_words();
-        let mut analyzers = match self.analyzers.lock() {
-            Ok(analyzers) => analyzers,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for &language in languages {
-            for (field, text) in [
-                (self.fields.pairs_title, title),
-                (self.fields.pairs_body, body),
-            ] {
-                common.add_pairs(
-                    &mut document,
-                    field,
-                    &mut analyzers[language],
-                    language,
-                    text,
-                );
-            }
-        }
-        document.add_u64(self.fields.pairs_list, common.version);
+    /// `document` with the version of the common words it is paired by
+    /// (see `pairs`): the analyzers add the pairs as it is indexed, by the
+    /// words common then — this version or a later one, as the list only
+    /// grows, so a document never holds fewer pairs than it says.
+    fn paired(&self, mut document: TantivyDocument) -> TantivyDocument {
+        document.add_u64(self.fields.pairs_list, self.common_words().version);
         document
     }
 
@@ -867,7 +839,7 @@ impl SearchIndex {
                 fields.published_at => tantivy_date(occurrence.start),
                 fields.version => version,
             );
-            writer.add_document(self.with_pairs(document, &[0, 1], &state.title, &body))?;
+            writer.add_document(self.paired(document))?;
         }
         Ok(())
     }
@@ -1042,7 +1014,7 @@ impl SearchIndex {
                         fields.title_es => site.name.clone(),
                         fields.version => 1u64,
                     );
-                    writer.add_document(self.with_pairs(document, &[0, 1], &site.name, ""))?;
+                    writer.add_document(self.paired(document))?;
                 }
                 Projected::Post { .. } | Projected::Thread { .. } | Projected::Page { .. } => {
                     if let Some((doc, version)) = text_doc(delivered) {
@@ -1146,8 +1118,9 @@ fn text_doc(delivered: &Delivered) -> Option<(TextDoc<'_>, u64)> {
 mod tests {
     use super::*;
 
-    fn tokens(language: Language, text: &str) -> Vec<String> {
-        let mut analyzer = analyzer(language);
+    /// The words of `text` (no common words known: no pairs).
+    pub(super) fn tokens(language: Language, text: &str) -> Vec<String> {
+        let mut analyzer = analyzer(language, &SharedCommonWords::default());
         let mut stream = analyzer.token_stream(text);
         let mut out = Vec::new();
         while stream.advance() {
@@ -1273,39 +1246,47 @@ mod tests {
         for word in ["tenant", "organ", "now", "union"] {
             common.languages[0].insert(word.to_owned(), 2);
         }
-        let schema = schema().0;
-        let field = schema.get_field("pairs_body").unwrap();
-        let mut document = TantivyDocument::default();
-        common.add_pairs(
-            &mut document,
-            field,
-            &mut analyzer(Language::English),
-            0,
-            "Tenants organizing, averyveryveryveryveryveryverylongwordofsorts now! \
-             The union now union now union",
+        let common: SharedCommonWords = Arc::new(RwLock::new(Arc::new(common)));
+        let text = "Tenants organizing, averyveryveryveryveryveryverylongwordofsorts now! \
+                    The union now union";
+        let mut english = analyzer(Language::English, &common);
+        let mut stream = english.token_stream(text);
+        let mut tokens = Vec::new();
+        while stream.advance() {
+            let token = stream.token();
+            tokens.push((
+                token.position,
+                token.text.clone(),
+                &text[token.offset_from..token.offset_to],
+            ));
+        }
+        let pair = crate::pairs::pair_token;
+        // Each pair after its second word, at the first word's position,
+        // spanning both; the long word leaves a gap; `the` is not common.
+        assert_eq!(
+            tokens,
+            [
+                (0, "tenant".to_owned(), "Tenants"),
+                (1, "organ".to_owned(), "organizing"),
+                (0, pair("tenant", "organ"), "Tenants organizing"),
+                (3, "now".to_owned(), "now"),
+                (4, "the".to_owned(), "The"),
+                (5, "union".to_owned(), "union"),
+                (6, "now".to_owned(), "now"),
+                (5, pair("union", "now"), "union now"),
+                (7, "union".to_owned(), "union"),
+                (6, pair("now", "union"), "now union"),
+            ]
         );
-        let pairs: Vec<u64> = document
-            .field_values()
-            .filter_map(|(_, value)| tantivy::schema::Value::as_u64(&value))
-            .collect();
-        // The long word leaves a gap; `the` is not common; each pair once.
-        let mut expected = vec![
-            crate::pairs::pair_term(0, "tenant", "organ"),
-            crate::pairs::pair_term(0, "union", "now"),
-            crate::pairs::pair_term(0, "now", "union"),
-        ];
-        expected.sort_unstable();
-        assert_eq!(pairs, expected);
         // A language without common words has no pairs.
-        let mut document = TantivyDocument::default();
-        common.add_pairs(
-            &mut document,
-            field,
-            &mut plain_analyzer(),
-            2,
-            "tenant organ",
-        );
-        assert_eq!(document.field_values().count(), 0);
+        let mut plain = plain_analyzer(&common);
+        let mut stream = plain.token_stream("tenant organ");
+        let mut count = 0;
+        while stream.advance() {
+            assert!(!crate::pairs::is_pair(&stream.token().text));
+            count += 1;
+        }
+        assert_eq!(count, 2);
     }
 
     #[test]

@@ -20,10 +20,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
+use tantivy::Searcher;
 use tantivy::schema::Field;
-use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{Searcher, TantivyDocument};
+use tantivy::tokenizer::{Token, TokenFilter, TokenStream, Tokenizer};
 
 use crate::AggregatorError;
 
@@ -43,6 +44,9 @@ const DOCS_MIN: u64 = 50;
 /// Most common words of a language.
 const WORDS_MAX: usize = 20_000;
 
+/// Common words and the version each joined (FNV: words are short).
+pub type Words = HashMap<String, u64, fnv::FnvBuildHasher>;
+
 /// The common words of each language (slots of `Fields::languages`), each
 /// with the version of the list it joined.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
@@ -51,7 +55,7 @@ pub struct CommonWords {
     pub version: u64,
     /// Documents in the index when the list was last learned.
     pub learned_at: u64,
-    pub languages: [HashMap<String, u64>; 3],
+    pub languages: [Words; 3],
 }
 
 impl CommonWords {
@@ -103,6 +107,9 @@ impl CommonWords {
                     .stream()
                     .map_err(|err| AggregatorError::Index(err.to_string()))?;
                 while terms.advance() {
+                    if terms.key().starts_with(PAIR_MARK.as_bytes()) {
+                        continue;
+                    }
                     *frequencies.entry(terms.key().to_vec()).or_default() +=
                         u64::from(terms.value().doc_freq);
                 }
@@ -135,62 +142,158 @@ impl CommonWords {
         Some((*words.get(first)?).max(*words.get(second)?))
     }
 
-    /// Adds to `document` the term of each two common words at adjacent
-    /// positions of `text` through `analyzer` (the language in slot
-    /// `language`); a word too long to index leaves a gap no pair spans.
-    pub fn add_pairs(
-        &self,
-        document: &mut TantivyDocument,
-        field: Field,
-        analyzer: &mut TextAnalyzer,
-        language: usize,
-        text: &str,
-    ) {
-        let words = &self.languages[language];
-        if words.is_empty() {
-            return;
-        }
-        let mut stream = analyzer.token_stream(text);
-        // Each pair once a document: a repeated term adds nothing to a
-        // field without frequencies, but costs the index a lookup.
-        let mut terms: Vec<u64> = Vec::new();
-        // The last token, if common, and its position.
-        let mut previous: Option<(usize, String)> = None;
-        while stream.advance() {
-            let token = stream.token();
-            if !words.contains_key(&token.text) {
-                previous = None;
-                continue;
-            }
-            match &mut previous {
-                Some((position, word)) => {
-                    if token.position == *position + 1 {
-                        terms.push(pair_term(language, word, &token.text));
-                    }
-                    *position = token.position;
-                    word.clear();
-                    word.push_str(&token.text);
-                }
-                None => previous = Some((token.position, token.text.clone())),
-            }
-        }
-        terms.sort_unstable();
-        terms.dedup();
-        for term in terms {
-            document.add_u64(field, term);
+}
+
+/// What a pair token starts with, and what stands between its words: no
+/// word holds it (the tokenizer splits on it), and a word is at least three
+/// edits away from a pair, more than typos forgive.
+const PAIR_MARK: &str = "\u{1}\u{1}";
+const PAIR_SEPARATOR: char = '\u{1}';
+
+/// Whether a token (or a term's text) is a pair of common words.
+pub fn is_pair(text: &str) -> bool {
+    text.starts_with(PAIR_MARK)
+}
+
+/// The token of two adjacent words (as analyzed) in a text field.
+pub fn pair_token(first: &str, second: &str) -> String {
+    let mut token = String::with_capacity(PAIR_MARK.len() + first.len() + 1 + second.len());
+    write_pair(&mut token, first, second);
+    token
+}
+
+fn write_pair(token: &mut String, first: &str, second: &str) {
+    token.clear();
+    token.push_str(PAIR_MARK);
+    token.push_str(first);
+    token.push(PAIR_SEPARATOR);
+    token.push_str(second);
+}
+
+/// The common words a generation pairs by now, shared by its analyzers and
+/// the index (which replaces them as it learns).
+pub type SharedCommonWords = Arc<RwLock<Arc<CommonWords>>>;
+
+/// The last filter of a language's analyzer: after each word that is
+/// common and follows a common word, the token of the two (`pair_token`,
+/// at the first word's position) — as Lucene's common grams, in the same
+/// field, so the text is analyzed once and a pair has frequencies to rank
+/// by. The common words are read once a text.
+#[derive(Clone)]
+pub struct Pairs {
+    common: SharedCommonWords,
+    language: usize,
+}
+
+impl Pairs {
+    pub fn new(common: SharedCommonWords, language: usize) -> Self {
+        Pairs { common, language }
+    }
+}
+
+impl TokenFilter for Pairs {
+    type Tokenizer<T: Tokenizer> = PairsFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> PairsFilter<T> {
+        PairsFilter {
+            pairs: self,
+            inner: tokenizer,
         }
     }
 }
 
-/// The term of a pairs field for two adjacent words (as analyzed) of the
-/// language in slot `language`: FNV-1a of the three, a fixed function, as
-/// the index outlives the program that wrote it.
-pub fn pair_term(language: usize, first: &str, second: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = fnv::FnvHasher::default();
-    hasher.write(&[language as u8]);
-    hasher.write(first.as_bytes());
-    hasher.write(&[0]);
-    hasher.write(second.as_bytes());
-    hasher.finish()
+#[derive(Clone)]
+pub struct PairsFilter<T> {
+    pairs: Pairs,
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for PairsFilter<T> {
+    type TokenStream<'a> = PairsStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        let common = match self.pairs.common.read() {
+            Ok(common) => common.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        PairsStream {
+            tail: self.inner.token_stream(text),
+            active: !common.languages[self.pairs.language].is_empty(),
+            common,
+            language: self.pairs.language,
+            previous: None,
+            previous_word: String::new(),
+            pair: Token::default(),
+            pair_next: false,
+            on_pair: false,
+        }
+    }
+}
+
+pub struct PairsStream<T> {
+    tail: T,
+    common: Arc<CommonWords>,
+    language: usize,
+    active: bool,
+    /// The last token, if common: its position and start (its text in
+    /// `previous_word`).
+    previous: Option<(usize, usize)>,
+    previous_word: String,
+    pair: Token,
+    /// `pair` comes at the next advance.
+    pair_next: bool,
+    /// `pair` is the current token.
+    on_pair: bool,
+}
+
+impl<T: TokenStream> TokenStream for PairsStream<T> {
+    fn advance(&mut self) -> bool {
+        if self.pair_next {
+            self.pair_next = false;
+            self.on_pair = true;
+            return true;
+        }
+        self.on_pair = false;
+        if !self.tail.advance() {
+            return false;
+        }
+        if !self.active {
+            return true;
+        }
+        let token = self.tail.token();
+        if !self.common.languages[self.language].contains_key(&token.text) {
+            self.previous = None;
+            return true;
+        }
+        if let Some((position, offset_from)) = self.previous
+            && token.position == position + 1
+        {
+            write_pair(&mut self.pair.text, &self.previous_word, &token.text);
+            self.pair.position = position;
+            self.pair.offset_from = offset_from;
+            self.pair.offset_to = token.offset_to;
+            self.pair.position_length = 1;
+            self.pair_next = true;
+        }
+        self.previous = Some((token.position, token.offset_from));
+        self.previous_word.clear();
+        self.previous_word.push_str(&token.text);
+        true
+    }
+
+    fn token(&self) -> &Token {
+        if self.on_pair {
+            &self.pair
+        } else {
+            self.tail.token()
+        }
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        if self.on_pair {
+            &mut self.pair
+        } else {
+            self.tail.token_mut()
+        }
+    }
 }

@@ -20,7 +20,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
 use crate::index::SearchIndex;
-use crate::pairs::pair_term;
+use crate::pairs::{is_pair, pair_token};
 
 /// Parts of a query looked at; the rest is ignored.
 pub const PARTS_MAX: usize = 32;
@@ -94,7 +94,11 @@ impl SearchIndex {
         let mut tokens = Vec::new();
         while stream.advance() && tokens.len() < PHRASE_WORDS_MAX {
             let token = stream.token();
-            tokens.push((token.position, token.text.clone()));
+            // What was typed is looked up word by word; its pairs are
+            // chosen by `by_pairs`.
+            if !is_pair(&token.text) {
+                tokens.push((token.position, token.text.clone()));
+            }
         }
         tokens
     }
@@ -145,7 +149,7 @@ impl SearchIndex {
                     Box::new(BoostQuery::new(phrase(title), TITLE_BOOST)),
                     phrase(body),
                 ]));
-                Some(self.by_pairs(language, &tokens, by_positions))
+                Some(self.by_pairs(language, (title, body), &tokens, by_positions))
             }
         }
     }
@@ -157,6 +161,7 @@ impl SearchIndex {
     fn by_pairs(
         &self,
         language: usize,
+        (title, body): (Field, Field),
         tokens: &[(usize, String)],
         by_positions: Box<dyn Query>,
     ) -> Box<dyn Query> {
@@ -173,18 +178,18 @@ impl SearchIndex {
                 continue;
             };
             since = since.max(version);
-            let term = pair_term(language, &pair[0].1, &pair[1].1);
+            let token = pair_token(&pair[0].1, &pair[1].1);
             let in_field = |field: Field| -> Box<dyn Query> {
                 Box::new(TermQuery::new(
-                    Term::from_field_u64(field, term),
-                    IndexRecordOption::Basic,
+                    Term::from_field_text(field, &token),
+                    IndexRecordOption::WithFreqs,
                 ))
             };
             pairs.push((
                 Occur::Must,
                 Box::new(SeekUnionQuery::new(vec![
-                    Box::new(BoostQuery::new(in_field(fields.pairs_title), TITLE_BOOST)),
-                    in_field(fields.pairs_body),
+                    Box::new(BoostQuery::new(in_field(title), TITLE_BOOST)),
+                    in_field(body),
                 ])),
             ));
         }
