@@ -632,7 +632,9 @@ impl SearchIndex {
             let top = match (tolerant, offset + limit <= CANDIDATES_MAX / 4 && many) {
                 (false, true) => {
                     let everything: Box<dyn Query> = Box::new(tantivy::query::AllQuery);
-                    let ranking = self.single_word_ranking(query_text);
+                    let ranking = self
+                        .single_word_ranking(query_text)
+                        .or_else(|| self.phrase_ranking(query_text));
                     self.top_by_words(
                         &searcher,
                         ranking.as_deref().unwrap_or(&*text_query),

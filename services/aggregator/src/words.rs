@@ -133,25 +133,34 @@ impl SearchIndex {
                 )),
             ]))),
             _ => {
-                // The words in order (a gap where a word was too long to
-                // index is kept), in the title or the body.
-                let phrase = |field: Field| -> Box<dyn Query> {
-                    Box::new(PhraseQuery::new_with_offset(
-                        tokens
-                            .iter()
-                            .map(|(position, token)| {
-                                (position - tokens[0].0, Term::from_field_text(field, token))
-                            })
-                            .collect(),
-                    ))
-                };
-                let by_positions: Box<dyn Query> = Box::new(SeekUnionQuery::new(vec![
-                    Box::new(BoostQuery::new(phrase(title), TITLE_BOOST)),
-                    phrase(body),
-                ]));
+                let by_positions = self.phrase_by_positions(&tokens, title, body);
                 Some(self.by_pairs(language, (title, body), &tokens, by_positions))
             }
         }
+    }
+
+    /// The words of `tokens` in order (a gap where a word was too long to
+    /// index is kept), in the title or the body.
+    fn phrase_by_positions(
+        &self,
+        tokens: &[(usize, String)],
+        title: Field,
+        body: Field,
+    ) -> Box<dyn Query> {
+        let phrase = |field: Field| -> Box<dyn Query> {
+            Box::new(PhraseQuery::new_with_offset(
+                tokens
+                    .iter()
+                    .map(|(position, token)| {
+                        (position - tokens[0].0, Term::from_field_text(field, token))
+                    })
+                    .collect(),
+            ))
+        };
+        Box::new(SeekUnionQuery::new(vec![
+            Box::new(BoostQuery::new(phrase(title), TITLE_BOOST)),
+            phrase(body),
+        ]))
     }
 
     /// A phrase sped up by its pairs of common words (see `pairs`):
@@ -170,7 +179,6 @@ impl SearchIndex {
             return by_positions;
         }
         let common = self.common_words();
-        let fields = self.fields;
         let mut since = 0;
         let mut pairs: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for pair in tokens.windows(2) {
@@ -204,15 +212,24 @@ impl SearchIndex {
             pairs.push((Occur::Must, by_positions.box_clone()));
             Box::new(BooleanQuery::new(pairs))
         };
+        Box::new(SeekUnionQuery::new(vec![
+            paired,
+            self.paired_before(since, by_positions),
+        ]))
+    }
+
+    /// `by_positions` among the documents paired before version `since`
+    /// of the common words (they hold no pair term of it).
+    fn paired_before(&self, since: u64, by_positions: Box<dyn Query>) -> Box<dyn Query> {
         let earlier: Vec<Box<dyn Query>> = (0..since)
             .map(|version| {
                 Box::new(TermQuery::new(
-                    Term::from_field_u64(fields.pairs_list, version),
+                    Term::from_field_u64(self.fields.pairs_list, version),
                     IndexRecordOption::Basic,
                 )) as Box<dyn Query>
             })
             .collect();
-        let earlier: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+        Box::new(BooleanQuery::new(vec![
             (
                 Occur::Must,
                 Box::new(tantivy::query::ConstScoreQuery::new(
@@ -221,8 +238,70 @@ impl SearchIndex {
                 )),
             ),
             (Occur::Must, by_positions),
+        ]))
+    }
+
+    /// For ranking a phrase of two words alone: where their pair is common,
+    /// its terms (title boosted, body, in each such language) as one flat
+    /// union that Tantivy ranks by block-max WAND, and apart from it the
+    /// documents found otherwise (paired earlier, or other languages, by
+    /// positions). The nested unions of `words_query` score every match —
+    /// "of the" is in most documents. The same matches with the same
+    /// scores, but for a document matched both ways (a site, whose name is
+    /// indexed in two languages), ranked by its pair terms only. `None` for
+    /// anything but one phrase of two words paired in some language.
+    pub(crate) fn phrase_ranking(&self, query_text: &str) -> Option<Box<dyn Query>> {
+        let parts = parts(query_text);
+        let [part] = parts.as_slice() else {
+            return None;
+        };
+        if part.excluded || !part.quoted {
+            return None;
+        }
+        let common = self.common_words();
+        let mut flat: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut otherwise: Vec<Box<dyn Query>> = Vec::new();
+        let mut highlight = Vec::new();
+        for (language, (title, body)) in self.fields.languages().into_iter().enumerate() {
+            let tokens = self.analyze(title, &part.text);
+            let paired = match tokens.as_slice() {
+                [(first_at, first), (second_at, second)] if *second_at == first_at + 1 => common
+                    .pair_since(language, first, second)
+                    .map(|since| (since, pair_token(first, second))),
+                _ => None,
+            };
+            let Some((since, term)) = paired else {
+                otherwise.extend(self.in_language(
+                    &part.text,
+                    language,
+                    (title, body),
+                    &mut highlight,
+                ));
+                continue;
+            };
+            let in_field = |field: Field| -> Box<dyn Query> {
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, &term),
+                    IndexRecordOption::WithFreqs,
+                ))
+            };
+            flat.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(in_field(title), TITLE_BOOST)),
+            ));
+            flat.push((Occur::Should, in_field(body)));
+            otherwise
+                .push(self.paired_before(since, self.phrase_by_positions(&tokens, title, body)));
+        }
+        if flat.is_empty() {
+            return None;
+        }
+        let flat: Box<dyn Query> = Box::new(BooleanQuery::new(flat));
+        let otherwise: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(SeekUnionQuery::new(otherwise))),
+            (Occur::MustNot, flat.box_clone()),
         ]));
-        Box::new(SeekUnionQuery::new(vec![paired, earlier]))
+        Some(Box::new(SeekUnionQuery::disjoint(vec![flat, otherwise])))
     }
 
     /// A word or phrase in any language.
@@ -333,11 +412,25 @@ impl SearchIndex {
 #[derive(Debug)]
 pub struct SeekUnionQuery {
     queries: Vec<Box<dyn Query>>,
+    /// No document matches two of them: the best matches are ranked one
+    /// query after the other, each pruning as it can (block-max WAND).
+    disjoint: bool,
 }
 
 impl SeekUnionQuery {
     pub fn new(queries: Vec<Box<dyn Query>>) -> Self {
-        SeekUnionQuery { queries }
+        SeekUnionQuery {
+            queries,
+            disjoint: false,
+        }
+    }
+
+    /// A union of queries no document matches two of.
+    pub fn disjoint(queries: Vec<Box<dyn Query>>) -> Self {
+        SeekUnionQuery {
+            queries,
+            disjoint: true,
+        }
     }
 }
 
@@ -345,6 +438,7 @@ impl Clone for SeekUnionQuery {
     fn clone(&self) -> Self {
         SeekUnionQuery {
             queries: self.queries.iter().map(|query| query.box_clone()).collect(),
+            disjoint: self.disjoint,
         }
     }
 }
@@ -357,6 +451,7 @@ impl Query for SeekUnionQuery {
                 .iter()
                 .map(|query| query.weight(enable_scoring))
                 .collect::<tantivy::Result<_>>()?,
+            disjoint: self.disjoint,
         }))
     }
 
@@ -369,6 +464,7 @@ impl Query for SeekUnionQuery {
 
 struct SeekUnionWeight {
     weights: Vec<Box<dyn Weight>>,
+    disjoint: bool,
 }
 
 impl Weight for SeekUnionWeight {
@@ -389,6 +485,36 @@ impl Weight for SeekUnionWeight {
             .min()
             .unwrap_or(TERMINATED);
         Ok(Box::new(SeekUnionScorer { scorers, doc }))
+    }
+
+    /// The best matches (`callback` says which score they must now beat):
+    /// of a disjoint union, each query's in turn, pruned as it can.
+    fn for_each_pruning(
+        &self,
+        mut threshold: Score,
+        reader: &SegmentReader,
+        callback: &mut dyn FnMut(DocId, Score) -> Score,
+    ) -> tantivy::Result<()> {
+        if self.disjoint {
+            for weight in &self.weights {
+                let from = threshold;
+                weight.for_each_pruning(from, reader, &mut |doc, score| {
+                    threshold = callback(doc, score);
+                    threshold
+                })?;
+            }
+            return Ok(());
+        }
+        let mut scorer = self.scorer(reader, 1.0)?;
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            let score = scorer.score();
+            if score > threshold {
+                threshold = callback(doc, score);
+            }
+            doc = scorer.advance();
+        }
+        Ok(())
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
@@ -642,6 +768,85 @@ mod tests {
         assert!(rebuilt);
         assert_eq!(index.documents(), 0);
         assert_eq!(index.common_words().version, 0);
+    }
+
+    #[test]
+    fn a_phrase_ranked_by_its_pairs_finds_the_same_best_matches_with_the_same_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = crate::index::SearchIndex::open(dir.path()).unwrap();
+        // Documents before the common words are learned (found by
+        // positions) and after (by their pair terms), in two languages.
+        let post_n = |n: u32| {
+            let filler = "word ".repeat((n % 7) as usize);
+            match n % 4 {
+                0 => post(
+                    n,
+                    "net",
+                    "en",
+                    &format!("Rights of the {n}"),
+                    &format!("{filler} the rights of the people"),
+                ),
+                1 => post(
+                    n,
+                    "net",
+                    "en",
+                    &format!("Post {n}"),
+                    &format!("of {filler} the march of the day of the week"),
+                ),
+                2 => post(
+                    n,
+                    "net",
+                    "es",
+                    &format!("Derechos {n}"),
+                    &format!("{filler} la marcha de la gente"),
+                ),
+                _ => post(
+                    n,
+                    "net",
+                    "fr",
+                    &format!("Marche {n}"),
+                    "la marche of the day",
+                ),
+            }
+        };
+        let first = crate::pairs::LEARN_FIRST as u32;
+        index
+            .apply(&(0..first).map(post_n).collect::<Vec<_>>())
+            .unwrap();
+        index
+            .apply(&(first..first + 2_000).map(post_n).collect::<Vec<_>>())
+            .unwrap();
+        let common = index.common_words();
+        assert!(common.pair_since(0, "of", "the").is_some());
+        assert!(common.pair_since(1, "de", "la").is_some());
+        let searcher = index.reader.searcher();
+        let top = |query: &dyn Query| {
+            let mut top = searcher
+                .search(query, &tantivy::collector::TopDocs::with_limit(50))
+                .unwrap();
+            top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            top.into_iter()
+                .map(|(score, _)| score)
+                .collect::<Vec<f32>>()
+        };
+        let count = |query: &dyn Query| searcher.search(query, &tantivy::collector::Count).unwrap();
+        for phrase in [r#""of the""#, r#""de la""#, r#""la marcha""#] {
+            let nested = index.words_query(phrase).query;
+            let Some(ranking) = index.phrase_ranking(phrase) else {
+                assert_eq!(phrase, r#""la marcha""#, "no pair: no ranking of its own");
+                continue;
+            };
+            let expected = top(&*nested);
+            assert!(!expected.is_empty(), "{phrase}");
+            assert_eq!(top(&*ranking), expected, "{phrase}");
+            assert_eq!(count(&*ranking), count(&*nested), "{phrase}");
+        }
+        for not_a_phrase_of_two in ["of", r#""of the day""#, r#"-"of the""#, "of the"] {
+            assert!(
+                index.phrase_ranking(not_a_phrase_of_two).is_none(),
+                "{not_a_phrase_of_two}"
+            );
+        }
     }
 
     #[test]
