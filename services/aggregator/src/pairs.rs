@@ -1,13 +1,15 @@
 //! Pairs of common words: how phrases stay fast without indexing every
-//! pair of adjacent words (decision 0017).
+//! pair of adjacent words (decisions 0017 and 0022).
 //!
 //! A phrase of two frequent words ("derechos humanos") matches tens of
 //! thousands of documents holding both words, whose positions a phrase query
 //! would compare one by one. So two adjacent words that are both *common*
-//! are also indexed as one term (as Lucene's common grams, but the index
-//! learns which words are common from its own statistics instead of a fixed
-//! list). A phrase with a word that is not common is checked by positions:
-//! that word's documents are few, so are the candidates.
+//! are also indexed as one token of the same text field, after the second
+//! word (as Lucene's common grams, but the index learns which words are
+//! common from its own statistics instead of a fixed list): the text is
+//! analyzed once, and a pair has frequencies, so it ranks like a word. A
+//! phrase with a word that is not common is checked by positions: that
+//! word's documents are few, so are the candidates.
 //!
 //! The list of common words only grows, in versions: it is learned once the
 //! index holds `LEARN_FIRST` documents, again each time it has doubled since,
@@ -141,7 +143,6 @@ impl CommonWords {
         let words = &self.languages[language];
         Some((*words.get(first)?).max(*words.get(second)?))
     }
-
 }
 
 /// What a pair token starts with, and what stands between its words: no
