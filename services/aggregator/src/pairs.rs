@@ -39,8 +39,8 @@ pub const LEARN_FIRST: u64 = 10_000;
 /// language's documents hold it, or this many, whichever is fewer (a
 /// phrase with a word that is not common is checked by positions in at
 /// most that many documents, however large the index grows)…
-const SHARE: f64 = 0.01;
-const DOCS_ENOUGH: u64 = 2_000;
+const SHARE: f64 = 0.03;
+const DOCS_ENOUGH: u64 = 20_000;
 /// …and at least this many.
 const DOCS_MIN: u64 = 50;
 /// Most common words of a language.
