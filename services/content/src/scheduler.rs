@@ -129,15 +129,15 @@ impl Content {
             event_id: Uuid::nil(),
             message: "site_id".into(),
         })?);
-        let recorded = anp_eventstore::append_in(
-            &*tx,
+        let recorded = anp_eventstore::append_cached(
+            &tx,
             &stream_id(post_id),
             ExpectedVersion::Exact(current.version),
             &[event],
         )
         .await?;
         let version = recorded.last().map_or(current.version + 1, |e| e.version);
-        state::write(&*tx, &post, version).await?;
+        state::write(&tx, &post, version).await?;
         tx.commit()
             .await
             .map_err(anp_eventstore::StoreError::from)?;

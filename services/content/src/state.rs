@@ -47,15 +47,17 @@ pub async fn migrate(store: &anp_eventstore::EventStore) -> Result<(), ContentEr
         let stream: String = row.get(0);
         let events = anp_eventstore::load_stream_in(&**client, &stream).await?;
         if let Some(post) = fold(&events)? {
-            write(&**client, &post.state, post.version).await?;
+            write(&client, &post.state, post.version).await?;
         }
     }
     Ok(())
 }
 
 /// Records a post's state at `version`; an older version changes nothing.
-pub async fn write<C: GenericClient>(
-    client: &C,
+/// Every post write runs these statements: on a pooled connection they are
+/// prepared once (`Statements`).
+pub async fn write<S: anp_eventstore::Statements>(
+    statements: &S,
     state: &PostState,
     version: u64,
 ) -> Result<(), ContentError> {
@@ -79,14 +81,22 @@ pub async fn write<C: GenericClient>(
         .publish_at
         .as_ref()
         .map(|at| anp_kit::from_timestamp(Some(at)));
-    let written = client
-        .execute(
+    let store_error = anp_eventstore::StoreError::from;
+    let client = statements.client();
+    let upsert = statements
+        .statement(
             "INSERT INTO posts (post_id, network_id, site_id, status, visibility, version, \
                sort_at, publish_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (post_id) DO UPDATE SET status = EXCLUDED.status, \
                visibility = EXCLUDED.visibility, version = EXCLUDED.version, \
                sort_at = EXCLUDED.sort_at, publish_at = EXCLUDED.publish_at \
              WHERE posts.version < EXCLUDED.version",
+        )
+        .await
+        .map_err(store_error)?;
+    let written = client
+        .execute(
+            &upsert,
             &[
                 &post_id,
                 &network_id,
@@ -103,10 +113,14 @@ pub async fn write<C: GenericClient>(
     if written == 0 {
         return Ok(()); // an older version
     }
-    client
-        .execute("DELETE FROM post_shares WHERE post_id = $1", &[&post_id])
+    let unshare = statements
+        .statement("DELETE FROM post_shares WHERE post_id = $1")
         .await
-        .map_err(anp_eventstore::StoreError::from)?;
+        .map_err(store_error)?;
+    client
+        .execute(&unshare, &[&post_id])
+        .await
+        .map_err(store_error)?;
     for share in &state.shares {
         let site_id: Uuid = share
             .site_id

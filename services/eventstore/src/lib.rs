@@ -17,6 +17,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{GenericClient, NoTls, Row};
 use uuid::Uuid;
 
+mod statements;
+pub use statements::Statements;
+
 mod embedded {
     refinery::embed_migrations!("migrations");
 }
@@ -458,6 +461,18 @@ pub async fn append_in<C: GenericClient>(
         events,
     )
     .await
+}
+
+/// [`append_in`] through `client`'s prepared statements: on a pooled
+/// connection, one round trip and no parsing a call.
+pub async fn append_cached<S: Statements>(
+    client: &S,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let statement = client.statement(statement_for(expected, events)).await?;
+    append_with(client.client(), &statement, stream_id, expected, events).await
 }
 
 fn statement_for(expected: ExpectedVersion, events: &[NewEvent]) -> &'static str {

@@ -1,5 +1,6 @@
 //! Finding the network or site a request names, and the caller's role there.
 
+use anp_eventstore::Statements;
 use anp_proto::sites::v1::{Role, Scope};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -70,8 +71,8 @@ impl Target {
     }
 }
 
-pub async fn network_by_slug<C: GenericClient>(
-    client: &C,
+pub async fn network_by_slug<S: Statements>(
+    client: &S,
     slug: &str,
     lock: bool,
 ) -> Result<NetworkRow, SitesError> {
@@ -80,15 +81,17 @@ pub async fn network_by_slug<C: GenericClient>(
         "SELECT {NETWORK_COLUMNS} FROM networks n WHERE n.slug = $1{}",
         if lock { " FOR UPDATE" } else { "" }
     );
+    let statement = client.statement(&sql).await?;
     let row = client
-        .query_opt(&sql, &[&slug])
+        .client()
+        .query_opt(&statement, &[&slug])
         .await?
         .ok_or_else(|| SitesError::not_found(format!("network_slug: no network {slug:?}")))?;
     Ok(NetworkRow::from_row(&row)?)
 }
 
-pub async fn network_by_id<C: GenericClient>(
-    client: &C,
+pub async fn network_by_id<S: Statements>(
+    client: &S,
     id: Uuid,
     lock: bool,
 ) -> Result<NetworkRow, SitesError> {
@@ -96,44 +99,48 @@ pub async fn network_by_id<C: GenericClient>(
         "SELECT {NETWORK_COLUMNS} FROM networks n WHERE n.id = $1{}",
         if lock { " FOR UPDATE" } else { "" }
     );
+    let statement = client.statement(&sql).await?;
     let row = client
-        .query_opt(&sql, &[&id])
+        .client()
+        .query_opt(&statement, &[&id])
         .await?
         .ok_or_else(|| SitesError::not_found(format!("network: no network {id}")))?;
     Ok(NetworkRow::from_row(&row)?)
 }
 
-pub async fn site_by_id<C: GenericClient>(client: &C, id: Uuid) -> Result<SiteRow, SitesError> {
+pub async fn site_by_id<S: Statements>(client: &S, id: Uuid) -> Result<SiteRow, SitesError> {
+    let statement = client
+        .statement(&format!(
+            "SELECT {SITE_COLUMNS} FROM sites s JOIN networks n ON n.id = s.network_id WHERE s.id = $1"
+        ))
+        .await?;
     let row = client
-        .query_opt(
-            &format!(
-                "SELECT {SITE_COLUMNS} FROM sites s JOIN networks n ON n.id = s.network_id WHERE s.id = $1"
-            ),
-            &[&id],
-        )
+        .client()
+        .query_opt(&statement, &[&id])
         .await?
         .ok_or_else(|| SitesError::not_found(format!("site_id: no site {id}")))?;
     Ok(SiteRow::from_row(&row)?)
 }
 
 /// A site by its slug in a network, or by a former slug of a renamed site.
-pub async fn site_by_slug<C: GenericClient>(
-    client: &C,
+pub async fn site_by_slug<S: Statements>(
+    client: &S,
     network: &NetworkRow,
     field: &str,
     slug: &str,
 ) -> Result<SiteRow, SitesError> {
     anp_kit::check_slug(field, slug).map_err(SitesError::Invalid)?;
+    let statement = client
+        .statement(&format!(
+            "SELECT {SITE_COLUMNS} FROM sites s JOIN networks n ON n.id = s.network_id \
+             WHERE s.network_id = $1 AND s.id = COALESCE( \
+               (SELECT id FROM sites WHERE network_id = $1 AND slug = $2), \
+               (SELECT site_id FROM site_aliases WHERE network_id = $1 AND slug = $2))"
+        ))
+        .await?;
     let row = client
-        .query_opt(
-            &format!(
-                "SELECT {SITE_COLUMNS} FROM sites s JOIN networks n ON n.id = s.network_id \
-                 WHERE s.network_id = $1 AND s.id = COALESCE( \
-                   (SELECT id FROM sites WHERE network_id = $1 AND slug = $2), \
-                   (SELECT site_id FROM site_aliases WHERE network_id = $1 AND slug = $2))"
-            ),
-            &[&network.id, &slug],
-        )
+        .client()
+        .query_opt(&statement, &[&network.id, &slug])
         .await?
         .ok_or_else(|| {
             SitesError::not_found(format!(
@@ -146,8 +153,8 @@ pub async fn site_by_slug<C: GenericClient>(
 
 /// Resolves a [`Scope`]; with `lock`, the network row is locked for the rest
 /// of the transaction, which serializes the writes of one network.
-pub async fn resolve<C: GenericClient>(
-    client: &C,
+pub async fn resolve<S: Statements>(
+    client: &S,
     field: &str,
     scope: Option<&Scope>,
     lock: bool,
@@ -202,17 +209,20 @@ fn prefix(err: SitesError, field: &str) -> SitesError {
 
 /// The strongest role `account_id` holds in the target, inherited from the
 /// network and every ancestor site.
-pub async fn role_in<C: GenericClient>(
-    client: &C,
+pub async fn role_in<S: Statements>(
+    client: &S,
     account_id: Uuid,
     target: &Target,
 ) -> Result<Role, SitesError> {
-    let row = client
-        .query_one(
+    let statement = client
+        .statement(
             "SELECT COALESCE(max(role), 0)::smallint FROM memberships \
              WHERE account_id = $1 AND scope_id = ANY($2)",
-            &[&account_id, &target.role_scopes()],
         )
+        .await?;
+    let row = client
+        .client()
+        .query_one(&statement, &[&account_id, &target.role_scopes()])
         .await?;
     Ok(role_from_i16(row.get(0)))
 }

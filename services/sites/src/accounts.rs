@@ -399,8 +399,12 @@ impl Sites {
         let client = self.pool.get().await?;
         let live = client
             .query_opt(
-                "SELECT 1 FROM sessions WHERE id = $1 AND account_id = $2 \
-                 AND revoked_at IS NULL AND expires_at > now()",
+                &client
+                    .prepare_cached(
+                        "SELECT 1 FROM sessions WHERE id = $1 AND account_id = $2 \
+                         AND revoked_at IS NULL AND expires_at > now()",
+                    )
+                    .await?,
                 &[&session.session_id, &session.account_id],
             )
             .await?;

@@ -432,7 +432,7 @@ impl Sites {
             .await
     }
 
-    async fn onboarded<C: GenericClient>(
+    async fn onboarded<C: GenericClient + anp_eventstore::Statements>(
         &self,
         client: &C,
         network_id: Uuid,
@@ -718,7 +718,7 @@ impl Sites {
     }
 }
 
-async fn details_of<C: GenericClient>(
+async fn details_of<C: GenericClient + anp_eventstore::Statements>(
     client: &C,
     slug: &str,
 ) -> Result<NetworkDetails, SitesError> {

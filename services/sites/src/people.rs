@@ -872,14 +872,21 @@ impl Sites {
         principal: Option<Principal>,
         scope: Option<&Scope>,
     ) -> Result<Access, SitesError> {
+        // Every request of every service asks this: its statements are
+        // prepared once a pooled connection.
         let client = self.pool.get().await?;
-        let target = resolve(&**client, "scope", scope, false).await?;
+        let target = resolve(&client, "scope", scope, false).await?;
         let (role, network_member) = match principal {
             Some(principal) => (
-                role_in(&**client, principal.account_id, &target).await?,
+                role_in(&client, principal.account_id, &target).await?,
                 client
                     .query_opt(
-                        "SELECT 1 FROM memberships WHERE network_id = $1 AND account_id = $2 LIMIT 1",
+                        &client
+                            .prepare_cached(
+                                "SELECT 1 FROM memberships \
+                                 WHERE network_id = $1 AND account_id = $2 LIMIT 1",
+                            )
+                            .await?,
                         &[&target.network.id, &principal.account_id],
                     )
                     .await?
