@@ -305,11 +305,7 @@ impl EventStore {
         events: &[NewEvent],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.pool.get().await?;
-        // A cached prepared statement: one round trip per append.
-        let statement = client
-            .prepare_cached(statement_for(expected, events))
-            .await?;
-        append_with(&**client, &statement, stream_id, expected, events).await
+        append_cached(&client, stream_id, expected, events).await
     }
 
     /// Every event of a stream, oldest first.
