@@ -906,12 +906,57 @@ async fn visible_ids(
     ids
 }
 
+/// PostgreSQL's statements during a phase, when `ANP_BENCH_PG_STATEMENTS`
+/// names a database with the `pg_stat_statements` extension (a diagnosis:
+/// which statements the write path costs; off by default).
+struct StatementStats(tokio_postgres::Client);
+
+impl StatementStats {
+    async fn start() -> Option<Self> {
+        let url = std::env::var("ANP_BENCH_PG_STATEMENTS").ok()?;
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("ANP_BENCH_PG_STATEMENTS: connect");
+        tokio::spawn(connection);
+        client
+            .execute("SELECT pg_stat_statements_reset()", &[])
+            .await
+            .expect("pg_stat_statements_reset");
+        Some(StatementStats(client))
+    }
+
+    async fn print(self, title: &str, writes: u64) {
+        let rows = self
+            .0
+            .query(
+                "SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+                 FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 30",
+                &[],
+            )
+            .await
+            .expect("pg_stat_statements");
+        println!("\n## PostgreSQL's statements while writing, {title} ({writes} writes)");
+        println!("   calls/write  exec ms/write      rows  statement");
+        for row in rows {
+            let (calls, total, count, query): (i64, f64, i64, String) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            println!(
+                "  {:>11.2}  {:>13.4}  {:>8}  {query}",
+                calls as f64 / writes as f64,
+                total / writes as f64,
+                count
+            );
+        }
+    }
+}
+
 /// Writes at `rate` for `run_for` with `write` (which returns the post's id
 /// once acknowledged); prints acknowledgement → first seen in search and in
 /// the site's feed, both polled every 5 ms.
 async fn measure_lag<W, Fut>(
     title: &str,
     aggregator_addr: &str,
+    bus: (&async_nats::Client, &str),
     site_id: &str,
     rate: u64,
     run_for: Duration,
@@ -924,8 +969,30 @@ async fn measure_lag<W, Fut>(
     let acked: Arc<Mutex<HashMap<String, (Instant, Duration)>>> = Arc::default();
     let seen_search: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen_feed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen_bus: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut watchers = Vec::new();
+    // When each post is on the bus (what the relay adds to the lag): the
+    // events' subject, read as a plain NATS subscriber.
+    let mut published = bus.0.subscribe(bus.1.to_owned()).await.expect("subscribe");
+    bus.0.flush().await.expect("flush");
+    let bus_watcher = {
+        let seen = seen_bus.clone();
+        tokio::spawn(async move {
+            while let Some(message) = published.next().await {
+                let now = Instant::now();
+                let Ok(envelope) = Envelope::decode(message.payload) else {
+                    continue;
+                };
+                if let Some(post) = PostPublished::decode(envelope.payload.as_slice())
+                    .ok()
+                    .and_then(|event| event.post)
+                {
+                    seen.lock().unwrap().entry(post.post_id).or_insert(now);
+                }
+            }
+        })
+    };
     for feed in [false, true] {
         let (mut aggregator, stop) = (aggregator.clone(), stop.clone());
         let seen = if feed {
@@ -954,6 +1021,7 @@ async fn measure_lag<W, Fut>(
             }
         }));
     }
+    let statements = StatementStats::start().await;
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
@@ -977,6 +1045,9 @@ async fn measure_lag<W, Fut>(
         write.await.expect("write");
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
+    if let Some(statements) = statements {
+        statements.print(title, n).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let done = {
@@ -995,6 +1066,7 @@ async fn measure_lag<W, Fut>(
     for watcher in watchers {
         let _ = watcher.await;
     }
+    bus_watcher.abort();
     let acked = acked.lock().unwrap();
     let lags = |seen: &HashMap<String, Instant>| -> (Vec<Duration>, usize) {
         let mut lags = Vec::new();
@@ -1009,6 +1081,7 @@ async fn measure_lag<W, Fut>(
     };
     let (search, search_missed) = lags(&seen_search.lock().unwrap());
     let (feed, feed_missed) = lags(&seen_feed.lock().unwrap());
+    let (on_bus, bus_missed) = lags(&seen_bus.lock().unwrap());
     let ack: Vec<Duration> = acked.values().map(|(_, took)| *took).collect();
     println!(
         "\n## Projection lag: {} writes at {rate:.0}/s, {title} (seen by polling every 5 ms)",
@@ -1021,6 +1094,7 @@ async fn measure_lag<W, Fut>(
         ms(percentile(&ack, 0.99))
     );
     for (what, lags, missed) in [
+        ("on the bus (relay)", &on_bus, bus_missed),
         ("visible in search", &search, search_missed),
         ("visible in the site's feed", &feed, feed_missed),
     ] {
@@ -1121,9 +1195,12 @@ async fn lag(
     };
     // Warm-up: the first write and its projection.
     publish(0).await;
+    let subject = infra.bus.subject("content", &network_id, "PostPublished");
+    let bus = (jetstream.client(), subject.as_str());
     measure_lag(
         "through PublishPost (session, role, event store, relay)",
         aggregator_addr,
+        (&bus.0, bus.1),
         &site.id,
         RATE,
         run_for,
@@ -1183,6 +1260,7 @@ async fn lag(
     measure_lag(
         "straight onto NATS (JetStream ack)",
         aggregator_addr,
+        (&bus.0, bus.1),
         &site.id,
         RATE,
         run_for,

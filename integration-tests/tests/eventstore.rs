@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anp_bus::Relay;
-use anp_eventstore::{EventStore, ExpectedVersion, NewEvent, Position, StoreError, append_in};
+use anp_eventstore::{
+    Checkpoint, EventStore, ExpectedVersion, NewEvent, Position, StoreError, append_in,
+};
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -149,6 +151,37 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
         })
     };
 
+    // And one in commit order (the relay's read), in pages of 7.
+    let commit_reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let mut seen = Vec::new();
+            let mut checkpoint = Checkpoint::default();
+            while seen.len() < WRITERS * PER_WRITER {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "commit reader saw only {}",
+                    seen.len()
+                );
+                let read = store.read_committed_after(&checkpoint, 7).await.unwrap();
+                for event in &read.events {
+                    assert!(
+                        !seen.contains(&event.event_id),
+                        "read twice: {:?}",
+                        event.global
+                    );
+                    seen.push(event.event_id);
+                }
+                checkpoint = read.next;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let more = store.read_committed_after(&checkpoint, 7).await.unwrap();
+            assert!(more.events.is_empty(), "more after the last one");
+            seen
+        })
+    };
+
     let mut writers = Vec::new();
     for writer in 0..WRITERS {
         let store = store.clone();
@@ -187,6 +220,13 @@ async fn late_commits_are_never_skipped_and_reach_jetstream_once() {
         "every committed event read, none skipped"
     );
     assert_eq!(seen.len(), WRITERS * PER_WRITER);
+    let in_commit_order = commit_reader.await.unwrap();
+    assert_eq!(
+        in_commit_order.iter().copied().collect::<HashSet<_>>(),
+        written,
+        "every committed event read in commit order, none skipped"
+    );
+    assert_eq!(in_commit_order.len(), WRITERS * PER_WRITER, "none twice");
 
     // The relay publishes every one to JetStream, once.
     let jetstream = infra.jetstream().await;
@@ -307,4 +347,162 @@ async fn the_global_order_compares_transaction_ids_as_numbers() {
         .unwrap()
         .expect("a last event");
     assert_eq!(last.tx_id, 11);
+}
+
+/// A transaction holding an id, on its own connection (any schema: the
+/// oldest running transaction of the whole cluster is what
+/// `read_all_after` waits for).
+async fn open_transaction(infra: &Infra) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&infra.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("BEGIN; SELECT pg_current_xact_id()")
+        .await
+        .unwrap();
+    client
+}
+
+/// Reading in commit order (the relay): an event is read as soon as its
+/// transaction commits, whatever older transaction still runs — in this
+/// store or anywhere else — and an older transaction's events come once it
+/// commits, none skipped, none twice; a reader catching up pages through
+/// finished transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commits_are_read_without_waiting_for_older_transactions() {
+    let infra = Infra::new().await;
+    let store = EventStore::connect(&infra.database_url, "commit_test")
+        .await
+        .unwrap();
+    let network = Uuid::now_v7();
+    let ids = |events: &[anp_eventstore::RecordedEvent]| -> Vec<Uuid> {
+        events.iter().map(|event| event.event_id).collect()
+    };
+    // An unrelated transaction, and one of this store with an event, both
+    // older than the next write and still running.
+    let unrelated = open_transaction(&infra).await;
+    let mut old_client = store.pool().get().await.unwrap();
+    let old_tx = old_client.transaction().await.unwrap();
+    let old_event = event(network, 0);
+    let old_id = old_event.event_id;
+    append_in(&*old_tx, "old", ExpectedVersion::NoStream, &[old_event])
+        .await
+        .unwrap();
+    let new = store
+        .append("new", ExpectedVersion::NoStream, &[event(network, 1)])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .read_all_after(Position::default(), 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the global order waits for the oldest running transaction"
+    );
+    let read = store
+        .read_committed_after(&Checkpoint::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&read.events), vec![new[0].event_id], "read on commit");
+    let after_new = read.next;
+    assert!(
+        store
+            .read_committed_after(&after_new, 100)
+            .await
+            .unwrap()
+            .events
+            .is_empty(),
+        "nothing twice"
+    );
+    // The relay publishes it while both transactions still run.
+    let jetstream = infra.jetstream().await;
+    anp_bus::ensure_stream(&jetstream, &infra.bus)
+        .await
+        .unwrap();
+    let relay = Relay::new(
+        "commit",
+        store.clone(),
+        jetstream.clone(),
+        infra.bus.clone(),
+    );
+    assert_eq!(relay.pump_once().await.unwrap(), 1);
+    assert_eq!(relay.pump_once().await.unwrap(), 0);
+    // The older transaction commits: its event comes next, though it is
+    // earlier in the global order.
+    old_tx.commit().await.unwrap();
+    let read = store.read_committed_after(&after_new, 100).await.unwrap();
+    assert_eq!(
+        ids(&read.events),
+        vec![old_id],
+        "a late commit is not skipped"
+    );
+    assert!(read.events[0].global < new[0].global);
+    assert!(
+        store
+            .read_committed_after(&read.next, 100)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(relay.pump_once().await.unwrap(), 1);
+    assert_eq!(relay.pump_once().await.unwrap(), 0);
+    // The relay has read every event of the network (what purging checks).
+    let client = store.pool().get().await.unwrap();
+    let relay_name = anp_bus::relay_checkpoint(&infra.bus);
+    assert!(
+        anp_eventstore::network_read_in(&**client, &relay_name, network)
+            .await
+            .unwrap()
+    );
+
+    unrelated.batch_execute("COMMIT").await.unwrap();
+
+    // Catching up: more waiting than a read takes. While a transaction older
+    // than all of them runs, a read returns none (as the global order
+    // would); once it ends, reads page through them in order (other tests'
+    // transactions may make a read return fewer).
+    let mut checkpoint = store
+        .read_committed_after(&Checkpoint::default(), 100)
+        .await
+        .unwrap()
+        .next;
+    let pin = open_transaction(&infra).await;
+    let mut written = Vec::new();
+    for n in 0..5 {
+        let recorded = store
+            .append(
+                &format!("backlog-{n}"),
+                ExpectedVersion::NoStream,
+                &[event(network, n)],
+            )
+            .await
+            .unwrap();
+        written.push(recorded[0].event_id);
+    }
+    assert!(
+        !anp_eventstore::network_read_in(&**client, &relay_name, network)
+            .await
+            .unwrap(),
+        "unread events of the network"
+    );
+    let stalled = store.read_committed_after(&checkpoint, 2).await.unwrap();
+    assert!(stalled.events.is_empty());
+    assert_eq!(stalled.next, checkpoint);
+    pin.batch_execute("COMMIT").await.unwrap();
+    let mut read_back = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while read_back.len() < written.len() && std::time::Instant::now() < deadline {
+        let read = store.read_committed_after(&checkpoint, 2).await.unwrap();
+        assert!(read.events.len() <= 2);
+        read_back.extend(ids(&read.events));
+        checkpoint = read.next;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(read_back, written, "in order, none skipped, none twice");
+    let rest = store.read_committed_after(&checkpoint, 2).await.unwrap();
+    assert!(rest.events.is_empty(), "nothing after the last one");
+    infra.cleanup().await;
 }

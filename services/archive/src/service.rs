@@ -263,18 +263,9 @@ impl NetworkArchive for ArchiveService {
             }
             // Every event must be on the bus before it goes: the projections
             // then see all of them before the network's end, never after.
-            let published = match anp_eventstore::network_last_position_in(&*tx, network)
+            let published = anp_eventstore::network_read_in(&*tx, &self.relay_checkpoint, network)
                 .await
-                .map_err(store_error)?
-            {
-                None => true,
-                Some(position) => {
-                    let relayed = anp_eventstore::load_checkpoint_in(&*tx, &self.relay_checkpoint)
-                        .await
-                        .map_err(store_error)?;
-                    relayed >= position
-                }
-            };
+                .map_err(store_error)?;
             if published {
                 let deleted = anp_eventstore::delete_network_events_in(&*tx, network)
                     .await

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anp_eventstore::{EventStore, Position, RecordedEvent, StoreError};
+use anp_eventstore::{Checkpoint, EventStore, RecordedEvent, StoreError};
 use anp_proto::events::v1::Envelope;
 use async_nats::jetstream::{self, message::PublishMessage};
 use prost::Message;
@@ -155,10 +155,13 @@ pub fn relay_checkpoint(config: &BusConfig) -> String {
 /// The first wait after the relay finds nothing new.
 const IDLE_MIN: Duration = Duration::from_millis(5);
 
-/// Publishes committed events of one service's store to JetStream, in the
-/// store's global order, with `Nats-Msg-Id` = [`message_id`]. Its position is saved
-/// after every batch has been acknowledged by JetStream; after a crash it
-/// starts again from there and JetStream drops the republished duplicates.
+/// Publishes committed events of one service's store to JetStream as they
+/// commit (each batch in the store's global order; one stream's events
+/// always in order), with `Nats-Msg-Id` = [`message_id`]. Its checkpoint is
+/// saved after every batch has been acknowledged by JetStream; after a crash
+/// it starts again from there and JetStream drops the republished
+/// duplicates. It never waits for an older transaction still running
+/// elsewhere (decision 0025).
 pub struct Relay {
     service: String,
     store: EventStore,
@@ -166,8 +169,9 @@ pub struct Relay {
     config: BusConfig,
     batch_size: i64,
     idle_wait: Duration,
-    /// The saved position, once read: a running relay need not re-read it.
-    position: tokio::sync::Mutex<Option<Position>>,
+    /// The saved checkpoint, once read, and moved on by every read: a
+    /// running relay need not re-read it.
+    checkpoint: tokio::sync::Mutex<Option<Checkpoint>>,
 }
 
 impl Relay {
@@ -184,7 +188,7 @@ impl Relay {
             config,
             batch_size: 4096,
             idle_wait: Duration::from_millis(50),
-            position: tokio::sync::Mutex::new(None),
+            checkpoint: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -268,15 +272,22 @@ impl Relay {
     /// once); returns how many events it published.
     pub async fn pump_once(&self) -> Result<usize, BusError> {
         let name = self.checkpoint_name();
-        let mut position = self.position.lock().await;
-        let from = match *position {
-            Some(known) => known,
-            None => self.store.load_checkpoint(&name).await?,
+        let mut checkpoint = self.checkpoint.lock().await;
+        let from = match &*checkpoint {
+            Some(known) => known.clone(),
+            None => self.store.load_commit_checkpoint(&name).await?,
         };
-        let events = self.store.read_all_after(from, self.batch_size).await?;
-        let Some(last) = events.last().map(|event| event.global) else {
+        let read = self
+            .store
+            .read_committed_after(&from, self.batch_size)
+            .await?;
+        let events = read.events;
+        if events.is_empty() {
+            // Nothing committed since: later reads start from this snapshot
+            // (nothing to save).
+            *checkpoint = Some(read.next);
             return Ok(0);
-        };
+        }
         let mut acks = Vec::with_capacity(events.len());
         for event in &events {
             let envelope = envelope(&self.service, event);
@@ -310,8 +321,8 @@ impl Relay {
             ack.await
                 .map_err(|err| BusError::Publish(err.to_string()))?;
         }
-        self.store.save_checkpoint(&name, last).await?;
-        *position = Some(last);
+        self.store.save_commit_checkpoint(&name, &read.next).await?;
+        *checkpoint = Some(read.next);
         Ok(events.len())
     }
 }

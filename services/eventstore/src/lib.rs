@@ -8,6 +8,9 @@
 //!   later-numbered one: rows are ordered by `(tx_id, position)` and only rows
 //!   of transactions older than the oldest one still running are returned.
 //!   No global lock serializes the writers.
+//! * [`EventStore::read_committed_after`] reads what committed since a
+//!   reader's [`Checkpoint`], without waiting for older transactions still
+//!   running (the relay).
 
 use std::str::FromStr;
 
@@ -17,7 +20,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{GenericClient, NoTls, Row};
 use uuid::Uuid;
 
+mod commits;
 mod statements;
+pub use commits::{Checkpoint, Committed, network_read_in};
 pub use statements::Statements;
 
 mod embedded {
@@ -178,23 +183,28 @@ fn position_at(
 }
 
 fn recorded_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
-    let version: i64 = row.try_get(4)?;
-    let schema_version: i32 = row.try_get(6)?;
+    recorded_from_row_at(row, 0)
+}
+
+/// An event from [`EVENT_COLUMNS`] starting at column `at`.
+pub(crate) fn recorded_from_row_at(row: &Row, at: usize) -> Result<RecordedEvent, StoreError> {
+    let version: i64 = row.try_get(at + 4)?;
+    let schema_version: i32 = row.try_get(at + 6)?;
     Ok(RecordedEvent {
-        global: position_at(row, 0, 1)?,
-        event_id: row.try_get(2)?,
-        stream_id: row.try_get(3)?,
+        global: position_at(row, at, at + 1)?,
+        event_id: row.try_get(at + 2)?,
+        stream_id: row.try_get(at + 3)?,
         version: u64::try_from(version)
             .map_err(|_| StoreError::Corrupt(format!("version {version}")))?,
-        event_type: row.try_get(5)?,
+        event_type: row.try_get(at + 5)?,
         schema_version: u32::try_from(schema_version)
             .map_err(|_| StoreError::Corrupt(format!("schema_version {schema_version}")))?,
-        network_id: row.try_get(7)?,
-        site_id: row.try_get(8)?,
-        actor: row.try_get(9)?,
-        occurred_at: row.try_get(10)?,
-        traceparent: row.try_get(11)?,
-        payload: row.try_get(12)?,
+        network_id: row.try_get(at + 7)?,
+        site_id: row.try_get(at + 8)?,
+        actor: row.try_get(at + 9)?,
+        occurred_at: row.try_get(at + 10)?,
+        traceparent: row.try_get(at + 11)?,
+        payload: row.try_get(at + 12)?,
     })
 }
 
@@ -341,13 +351,16 @@ impl EventStore {
         load_checkpoint_in(&**client, name).await
     }
 
+    /// Saves a reader's position; a snapshot saved with it before (see
+    /// [`Checkpoint`]) is forgotten.
     pub async fn save_checkpoint(&self, name: &str, at: Position) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         client
             .execute(
                 "INSERT INTO event_checkpoints (name, tx_id, position) \
                  VALUES ($1, $2::text::xid8, $3) \
-                 ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, position = EXCLUDED.position",
+                 ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, \
+                   position = EXCLUDED.position, snapshot = NULL",
                 &[&name, &at.tx_id.to_string(), &at.position],
             )
             .await?;
