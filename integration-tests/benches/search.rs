@@ -32,7 +32,7 @@ mod corpus;
 #[path = "../tests/harness.rs"]
 mod harness;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -839,71 +839,52 @@ async fn main() {
     infra.cleanup().await;
 }
 
-/// Ids visible now, newest first, following cursors until one already
-/// seen (a burst of more than a page is not missed).
+/// The writes sharing `word` (their hundred) visible now: in search (the
+/// word is in the body), or in the feed (the word is their tag: the tag's
+/// timeline is written with the site's, in one transaction). One page.
 async fn visible_ids(
     aggregator: &mut AggregatorServiceClient<Channel>,
     feed: bool,
-    site_id: &str,
-    seen: &Mutex<HashMap<String, Instant>>,
+    word: &str,
 ) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor = String::new();
-    for _ in 0..100 {
-        let (page, next): (Vec<String>, String) = if feed {
-            match aggregator
-                .get_feed(GetFeedRequest {
-                    scope: Some(FeedScope {
-                        site_id: site_id.to_owned(),
-                        ..Default::default()
-                    }),
-                    limit: 100,
-                    cursor: cursor.clone(),
-                })
-                .await
-            {
-                Ok(page) => {
-                    let page = page.into_inner();
-                    (
-                        page.entries.into_iter().map(|entry| entry.id).collect(),
-                        page.next_cursor,
-                    )
-                }
-                Err(_) => break,
-            }
-        } else {
-            match aggregator
-                .search(SearchRequest {
-                    query: "lagmarker".into(),
-                    network_slug: "lag".into(),
-                    sort: "date".into(),
-                    limit: 100,
-                    cursor: cursor.clone(),
+    if feed {
+        aggregator
+            .get_feed(GetFeedRequest {
+                scope: Some(FeedScope {
+                    tag: word.to_owned(),
                     ..Default::default()
-                })
-                .await
-            {
-                Ok(page) => {
-                    let page = page.into_inner();
-                    (
-                        page.hits.into_iter().map(|hit| hit.id).collect(),
-                        page.next_cursor,
-                    )
-                }
-                Err(_) => break,
-            }
-        };
-        let known = {
-            let seen = seen.lock().unwrap();
-            page.iter().any(|id| seen.contains_key(id))
-        };
-        ids.extend(page);
-        if known || next.is_empty() {
-            break;
-        }
-        cursor = next;
+                }),
+                limit: BUCKET as u32,
+                cursor: String::new(),
+            })
+            .await
+            .map(|page| {
+                page.into_inner()
+                    .entries
+                    .into_iter()
+                    .map(|entry| entry.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        aggregator
+            .search(SearchRequest {
+                query: word.to_owned(),
+                network_slug: "lag".into(),
+                sort: "date".into(),
+                limit: BUCKET as u32,
+                ..Default::default()
+            })
+            .await
+            .map(|page| {
+                page.into_inner()
+                    .hits
+                    .into_iter()
+                    .map(|hit| hit.id)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
-    ids
 }
 
 /// PostgreSQL's statements during a phase, when `ANP_BENCH_PG_STATEMENTS`
@@ -950,6 +931,10 @@ impl StatementStats {
     }
 }
 
+/// Writes share a word and a tag with the hundred around them
+/// (`<bucket><n / 100>`): a watcher finds a write with one page.
+const BUCKET: u64 = 100;
+
 /// Writes at `rate` for `run_for` with `write` (which returns the post's id
 /// once acknowledged); prints acknowledgement → first seen in search and in
 /// the site's feed, both polled every 5 ms.
@@ -957,7 +942,7 @@ async fn measure_lag<W, Fut>(
     title: &str,
     aggregator_addr: &str,
     bus: (&async_nats::Client, &str),
-    site_id: &str,
+    bucket: &str,
     rate: u64,
     run_for: Duration,
     write: W,
@@ -993,27 +978,36 @@ async fn measure_lag<W, Fut>(
             }
         })
     };
+    // Acknowledged writes not yet seen, by id, with their number.
+    let unseen_search: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let unseen_feed: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     for feed in [false, true] {
         let (mut aggregator, stop) = (aggregator.clone(), stop.clone());
-        let seen = if feed {
-            seen_feed.clone()
+        let (seen, unseen) = if feed {
+            (seen_feed.clone(), unseen_feed.clone())
         } else {
-            seen_search.clone()
+            (seen_search.clone(), unseen_search.clone())
         };
-        let site_id = site_id.to_owned();
-        // What is visible before the first write is seen already: a first
-        // sweep over earlier posts would delay the first writes' sighting.
-        let before = visible_ids(&mut aggregator, feed, &site_id, &seen).await;
-        seen.lock()
-            .unwrap()
-            .extend(before.into_iter().map(|id| (id, Instant::now())));
+        let bucket = bucket.to_owned();
         watchers.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let ids = visible_ids(&mut aggregator, feed, &site_id, &seen).await;
+                // For every hundred with an acknowledged write not yet seen,
+                // the word (and tag) they share: one page each.
+                let buckets: BTreeSet<u64> = unseen
+                    .lock()
+                    .unwrap()
+                    .values()
+                    .map(|n| n / BUCKET)
+                    .collect();
+                let mut ids = Vec::new();
+                for b in buckets {
+                    ids.extend(visible_ids(&mut aggregator, feed, &format!("{bucket}{b}")).await);
+                }
                 let now = Instant::now();
                 {
-                    let mut seen = seen.lock().unwrap();
+                    let (mut seen, mut unseen) = (seen.lock().unwrap(), unseen.lock().unwrap());
                     for id in ids {
+                        unseen.remove(&id);
                         seen.entry(id).or_insert(now);
                     }
                 }
@@ -1033,12 +1027,24 @@ async fn measure_lag<W, Fut>(
         let acked = acked.clone();
         let sent = Instant::now();
         let written = write(n);
+        let (seen_search, seen_feed, unseen_search, unseen_feed) = (
+            seen_search.clone(),
+            seen_feed.clone(),
+            unseen_search.clone(),
+            unseen_feed.clone(),
+        );
         writes.push(tokio::spawn(async move {
             let id = written.await;
             acked
                 .lock()
                 .unwrap()
-                .insert(id, (Instant::now(), sent.elapsed()));
+                .insert(id.clone(), (Instant::now(), sent.elapsed()));
+            for (seen, unseen) in [(&seen_search, &unseen_search), (&seen_feed, &unseen_feed)] {
+                let seen = seen.lock().unwrap();
+                if !seen.contains_key(&id) {
+                    unseen.lock().unwrap().insert(id.clone(), n);
+                }
+            }
         }));
     }
     for write in writes {
@@ -1096,7 +1102,7 @@ async fn measure_lag<W, Fut>(
     for (what, lags, missed) in [
         ("on the bus (relay)", &on_bus, bus_missed),
         ("visible in search", &search, search_missed),
-        ("visible in the site's feed", &feed, feed_missed),
+        ("visible in its feed (tag)", &feed, feed_missed),
     ] {
         println!(
             "  ack → {what:<29} {:>9}  {:>9}   p99 ratio {:.1}  (never seen: {missed})",
@@ -1181,7 +1187,8 @@ async fn lag(
                         network_slug: "lag".into(),
                         site_slug: "site".into(),
                         title: format!("Write {n}"),
-                        body_markdown: format!("lagmarker write number {n}"),
+                        body_markdown: format!("lagmarker write number {n} lagwrite{}", n / BUCKET),
+                        tags: vec![format!("lagwrite{}", n / BUCKET)],
                         lang: "en".into(),
                         ..Default::default()
                     },
@@ -1201,7 +1208,7 @@ async fn lag(
         "through PublishPost (session, role, event store, relay)",
         aggregator_addr,
         (&bus.0, bus.1),
-        &site.id,
+        "lagwrite",
         RATE,
         run_for,
         publish,
@@ -1224,8 +1231,9 @@ async fn lag(
             site_slug: "site".into(),
             site_name: "Site".into(),
             title: format!("Straight {n}"),
-            body_markdown: format!("lagmarker straight {n}"),
-            body_html: format!("<p>lagmarker straight {n}</p>"),
+            body_markdown: format!("lagmarker straight {n} lagstraight{}", n / BUCKET),
+            body_html: format!("<p>lagmarker straight {n} lagstraight{}</p>", n / BUCKET),
+            tags: vec![format!("lagstraight{}", n / BUCKET)],
             lang: "en".into(),
             published_at: Some(at),
             updated_at: Some(at),
@@ -1261,7 +1269,7 @@ async fn lag(
         "straight onto NATS (JetStream ack)",
         aggregator_addr,
         (&bus.0, bus.1),
-        &site.id,
+        "lagstraight",
         RATE,
         run_for,
         straight,

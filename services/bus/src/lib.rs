@@ -152,16 +152,32 @@ pub fn relay_checkpoint(config: &BusConfig) -> String {
     format!("relay:{}", config.stream_name)
 }
 
-/// The first wait after the relay finds nothing new.
+/// The first wait after the relay finds nothing new, and the wait after a
+/// batch.
 const IDLE_MIN: Duration = Duration::from_millis(5);
+/// How often a busy relay saves its checkpoint (each save is a commit);
+/// one that falls idle saves at once. A crash republishes at most this much,
+/// and JetStream drops the duplicates.
+const SAVE_EVERY: Duration = Duration::from_millis(100);
+
+/// Where a relay stands.
+#[derive(Default)]
+struct Reading {
+    /// Read from the store once, then moved on by every read.
+    checkpoint: Option<Checkpoint>,
+    /// Published past the saved checkpoint.
+    unsaved: bool,
+    saved_at: Option<std::time::Instant>,
+}
 
 /// Publishes committed events of one service's store to JetStream as they
 /// commit (each batch in the store's global order; one stream's events
 /// always in order), with `Nats-Msg-Id` = [`message_id`]. Its checkpoint is
-/// saved after every batch has been acknowledged by JetStream; after a crash
-/// it starts again from there and JetStream drops the republished
-/// duplicates. It never waits for an older transaction still running
-/// elsewhere (decision 0025).
+/// saved once JetStream has acknowledged a batch — at most every
+/// [`SAVE_EVERY`] while busy, at once when idle or stopping; after a crash it
+/// starts again from there and JetStream drops the republished duplicates.
+/// It never waits for an older transaction still running elsewhere
+/// (decision 0025).
 pub struct Relay {
     service: String,
     store: EventStore,
@@ -169,9 +185,9 @@ pub struct Relay {
     config: BusConfig,
     batch_size: i64,
     idle_wait: Duration,
-    /// The saved checkpoint, once read, and moved on by every read: a
-    /// running relay need not re-read it.
-    checkpoint: tokio::sync::Mutex<Option<Checkpoint>>,
+    /// The checkpoint, once read, and moved on by every read: a running
+    /// relay need not re-read it.
+    checkpoint: tokio::sync::Mutex<Reading>,
 }
 
 impl Relay {
@@ -188,7 +204,7 @@ impl Relay {
             config,
             batch_size: 4096,
             idle_wait: Duration::from_millis(50),
-            checkpoint: tokio::sync::Mutex::new(None),
+            checkpoint: tokio::sync::Mutex::new(Reading::default()),
         }
     }
 
@@ -223,21 +239,44 @@ impl Relay {
         }
     }
 
-    /// Runs until `shutdown` is cancelled, retrying after failures.
+    /// Runs until `shutdown` is cancelled, retrying after failures. It reads
+    /// and saves on the connection that holds its lock, never waiting for
+    /// one behind the service's requests; a broken connection is given up
+    /// and the lock taken again.
     pub async fn run(self, shutdown: CancellationToken) {
-        let Some(leader_lock) = self.become_leader(&shutdown).await else {
-            return;
-        };
-        info!(service = %self.service, stream = %self.config.stream_name, "relay started");
+        while let Some(leader) = self.become_leader(&shutdown).await {
+            info!(service = %self.service, stream = %self.config.stream_name, "relay started");
+            self.lead(&leader, &shutdown).await;
+            if leader.is_closed() {
+                warn!(service = %self.service, "relay connection lost, taking the lock again");
+                continue;
+            }
+            // Save what was published, then release the lock: the
+            // connection goes back to the pool.
+            let reading = self.checkpoint.lock().await;
+            if let (true, Some(checkpoint)) = (reading.unsaved, &reading.checkpoint) {
+                let name = self.checkpoint_name();
+                if let Err(err) =
+                    anp_eventstore::save_commit_checkpoint_in(&leader, &name, checkpoint).await
+                {
+                    warn!(error = %err, service = %self.service, "relay checkpoint not saved");
+                }
+            }
+            let _ = leader.execute("SELECT pg_advisory_unlock_all()", &[]).await;
+            break;
+        }
+        info!(service = %self.service, "relay stopped");
+    }
+
+    /// Publishes while `leader` holds the lock: until shutdown, or until the
+    /// connection breaks.
+    async fn lead(&self, leader: &deadpool_postgres::Client, shutdown: &CancellationToken) {
         let mut backoff = Duration::from_millis(50);
         // Poll quickly while events flow, and back off to `idle_wait` when
         // nothing happens, so an idle installation costs almost nothing.
         let mut idle = IDLE_MIN;
-        loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
-            match self.pump_once().await {
+        while !shutdown.is_cancelled() && !leader.is_closed() {
+            match self.pump_on(leader).await {
                 Ok(0) => {
                     backoff = Duration::from_millis(50);
                     tokio::select! {
@@ -250,6 +289,11 @@ impl Relay {
                     backoff = Duration::from_millis(50);
                     idle = IDLE_MIN;
                     debug!(published, "relay published batch");
+                    // Let a few more commit: fewer, larger batches.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(IDLE_MIN) => {}
+                    }
                 }
                 Err(err) => {
                     warn!(error = %err, service = %self.service, "relay batch failed, retrying");
@@ -261,31 +305,34 @@ impl Relay {
                 }
             }
         }
-        // The connection goes back to the pool: release the lock first.
-        let _ = leader_lock
-            .execute("SELECT pg_advisory_unlock_all()", &[])
-            .await;
-        info!(service = %self.service, "relay stopped");
     }
 
     /// Publishes one batch (at most 4,096 events, all acks in flight at
-    /// once); returns how many events it published.
+    /// once) through a pooled connection; returns how many events it
+    /// published.
     pub async fn pump_once(&self) -> Result<usize, BusError> {
+        let client = self.store.pool().get().await.map_err(StoreError::from)?;
+        self.pump_on(&client).await
+    }
+
+    async fn pump_on(&self, client: &deadpool_postgres::Client) -> Result<usize, BusError> {
         let name = self.checkpoint_name();
-        let mut checkpoint = self.checkpoint.lock().await;
-        let from = match &*checkpoint {
+        let mut reading = self.checkpoint.lock().await;
+        let from = match &reading.checkpoint {
             Some(known) => known.clone(),
-            None => self.store.load_commit_checkpoint(&name).await?,
+            None => anp_eventstore::load_commit_checkpoint_in(client, &name).await?,
         };
-        let read = self
-            .store
-            .read_committed_after(&from, self.batch_size)
-            .await?;
+        let read = anp_eventstore::read_committed_after_in(client, &from, self.batch_size).await?;
         let events = read.events;
         if events.is_empty() {
-            // Nothing committed since: later reads start from this snapshot
-            // (nothing to save).
-            *checkpoint = Some(read.next);
+            // Nothing committed since: later reads start from this snapshot,
+            // and what was published is saved now.
+            if reading.unsaved {
+                anp_eventstore::save_commit_checkpoint_in(client, &name, &read.next).await?;
+                reading.unsaved = false;
+                reading.saved_at = Some(std::time::Instant::now());
+            }
+            reading.checkpoint = Some(read.next);
             return Ok(0);
         }
         let mut acks = Vec::with_capacity(events.len());
@@ -321,8 +368,17 @@ impl Relay {
             ack.await
                 .map_err(|err| BusError::Publish(err.to_string()))?;
         }
-        self.store.save_commit_checkpoint(&name, &read.next).await?;
-        *checkpoint = Some(read.next);
+        if reading
+            .saved_at
+            .is_none_or(|saved| saved.elapsed() >= SAVE_EVERY)
+        {
+            anp_eventstore::save_commit_checkpoint_in(client, &name, &read.next).await?;
+            reading.unsaved = false;
+            reading.saved_at = Some(std::time::Instant::now());
+        } else {
+            reading.unsaved = true;
+        }
+        reading.checkpoint = Some(read.next);
         Ok(events.len())
     }
 }

@@ -14,7 +14,9 @@
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::{EVENT_COLUMNS, EventStore, Position, RecordedEvent, StoreError, position_at};
+use crate::{
+    EVENT_COLUMNS, EventStore, Position, RecordedEvent, Statements, StoreError, position_at,
+};
 
 /// What a reader has read: every event at or before `at` in the global
 /// order, and every event of a transaction that had committed when
@@ -66,92 +68,18 @@ fn committed_sql() -> String {
 }
 
 impl EventStore {
-    /// Up to `limit` events committed since `from`, in the global order, and
-    /// the checkpoint after them. When more than `limit` are waiting (a
-    /// reader catching up), it returns the first `limit` of those whose
-    /// transaction is older than every running one; when all waiting events
-    /// belong to newer transactions it returns none until the oldest running
-    /// transaction ends (as [`EventStore::read_all_after`] would).
+    /// [`read_committed_after_in`] on a pooled connection.
     pub async fn read_committed_after(
         &self,
         from: &Checkpoint,
         limit: i64,
     ) -> Result<Committed, StoreError> {
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(&committed_sql()).await?;
-        let since = from.snapshot.as_deref().unwrap_or(NOTHING);
-        let rows = client
-            .query(
-                &statement,
-                &[
-                    &from.at.tx_id.to_string(),
-                    &from.at.position,
-                    &since,
-                    &(limit.max(1) + 1),
-                ],
-            )
-            .await?;
-        let Some(first) = rows.first() else {
-            return Err(StoreError::Corrupt("no snapshot row".into()));
-        };
-        let snapshot: String = first.try_get(0)?;
-        let xmin_text: String = first.try_get(1)?;
-        let xmin: u64 = xmin_text
-            .parse()
-            .map_err(|err| StoreError::Corrupt(format!("xmin {xmin_text:?}: {err}")))?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.try_get::<_, Option<Uuid>>(4)?.is_none() {
-                continue; // no event: only the snapshot
-            }
-            events.push(crate::recorded_from_row_at(row, 2)?);
-        }
-        if events.len() as i64 <= limit {
-            // All of them: the checkpoint moves to now.
-            let oldest_running = Position {
-                tx_id: xmin,
-                position: 0,
-            };
-            return Ok(Committed {
-                events,
-                next: Checkpoint {
-                    at: from.at.max(oldest_running),
-                    snapshot: Some(snapshot),
-                },
-            });
-        }
-        // More than `limit`: the first ones of finished transactions; the
-        // position alone says how far (the old snapshot still covers what
-        // it covered).
-        events.truncate(limit.max(1) as usize);
-        events.retain(|event| event.global.tx_id < xmin);
-        let at = events.last().map(|event| event.global).unwrap_or(from.at);
-        Ok(Committed {
-            events,
-            next: Checkpoint {
-                at,
-                snapshot: from.snapshot.clone(),
-            },
-        })
+        read_committed_after_in(&self.pool.get().await?, from, limit).await
     }
 
     /// A reader's saved checkpoint, or the start.
     pub async fn load_commit_checkpoint(&self, name: &str) -> Result<Checkpoint, StoreError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT tx_id::text, position, snapshot::text FROM event_checkpoints \
-                 WHERE name = $1",
-                &[&name],
-            )
-            .await?;
-        match row {
-            Some(row) => Ok(Checkpoint {
-                at: position_at(&row, 0, 1)?,
-                snapshot: row.try_get(2)?,
-            }),
-            None => Ok(Checkpoint::default()),
-        }
+        load_commit_checkpoint_in(&self.pool.get().await?, name).await
     }
 
     pub async fn save_commit_checkpoint(
@@ -159,28 +87,127 @@ impl EventStore {
         name: &str,
         checkpoint: &Checkpoint,
     ) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO event_checkpoints (name, tx_id, position, snapshot) \
-                 VALUES ($1, $2::text::xid8, $3, $4::text::pg_snapshot) \
-                 ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, \
-                   position = EXCLUDED.position, snapshot = EXCLUDED.snapshot",
-            )
-            .await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &name,
-                    &checkpoint.at.tx_id.to_string(),
-                    &checkpoint.at.position,
-                    &checkpoint.snapshot,
-                ],
-            )
-            .await?;
-        Ok(())
+        save_commit_checkpoint_in(&self.pool.get().await?, name, checkpoint).await
     }
+}
+
+/// Up to `limit` events committed since `from`, in the global order, and
+/// the checkpoint after them. When more than `limit` are waiting (a reader
+/// catching up), it returns the first `limit` of those whose transaction is
+/// older than every running one; when all waiting events belong to newer
+/// transactions it returns none until the oldest running transaction ends
+/// (as [`EventStore::read_all_after`] would).
+pub async fn read_committed_after_in<S: Statements>(
+    client: &S,
+    from: &Checkpoint,
+    limit: i64,
+) -> Result<Committed, StoreError> {
+    let statement = client.statement(&committed_sql()).await?;
+    let since = from.snapshot.as_deref().unwrap_or(NOTHING);
+    let rows = client
+        .client()
+        .query(
+            &statement,
+            &[
+                &from.at.tx_id.to_string(),
+                &from.at.position,
+                &since,
+                &(limit.max(1) + 1),
+            ],
+        )
+        .await?;
+    let Some(first) = rows.first() else {
+        return Err(StoreError::Corrupt("no snapshot row".into()));
+    };
+    let snapshot: String = first.try_get(0)?;
+    let xmin_text: String = first.try_get(1)?;
+    let xmin: u64 = xmin_text
+        .parse()
+        .map_err(|err| StoreError::Corrupt(format!("xmin {xmin_text:?}: {err}")))?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<_, Option<Uuid>>(4)?.is_none() {
+            continue; // no event: only the snapshot
+        }
+        events.push(crate::recorded_from_row_at(row, 2)?);
+    }
+    if events.len() as i64 <= limit {
+        // All of them: the checkpoint moves to now.
+        let oldest_running = Position {
+            tx_id: xmin,
+            position: 0,
+        };
+        return Ok(Committed {
+            events,
+            next: Checkpoint {
+                at: from.at.max(oldest_running),
+                snapshot: Some(snapshot),
+            },
+        });
+    }
+    // More than `limit`: the first ones of finished transactions; the
+    // position alone says how far (the old snapshot still covers what it
+    // covered).
+    events.truncate(limit.max(1) as usize);
+    events.retain(|event| event.global.tx_id < xmin);
+    let at = events.last().map(|event| event.global).unwrap_or(from.at);
+    Ok(Committed {
+        events,
+        next: Checkpoint {
+            at,
+            snapshot: from.snapshot.clone(),
+        },
+    })
+}
+
+/// A reader's saved checkpoint, or the start.
+pub async fn load_commit_checkpoint_in<S: Statements>(
+    client: &S,
+    name: &str,
+) -> Result<Checkpoint, StoreError> {
+    let row = client
+        .client()
+        .query_opt(
+            "SELECT tx_id::text, position, snapshot::text FROM event_checkpoints \
+             WHERE name = $1",
+            &[&name],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Checkpoint {
+            at: position_at(&row, 0, 1)?,
+            snapshot: row.try_get(2)?,
+        }),
+        None => Ok(Checkpoint::default()),
+    }
+}
+
+pub async fn save_commit_checkpoint_in<S: Statements>(
+    client: &S,
+    name: &str,
+    checkpoint: &Checkpoint,
+) -> Result<(), StoreError> {
+    let statement = client
+        .statement(
+            "INSERT INTO event_checkpoints (name, tx_id, position, snapshot) \
+             VALUES ($1, $2::text::xid8, $3, $4::text::pg_snapshot) \
+             ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, \
+               position = EXCLUDED.position, snapshot = EXCLUDED.snapshot",
+        )
+        .await?;
+    client
+        .client()
+        .execute(
+            &statement,
+            &[
+                &name,
+                &checkpoint.at.tx_id.to_string(),
+                &checkpoint.at.position,
+                &checkpoint.snapshot,
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Whether the reader `name` (a relay) has read every event of one network.

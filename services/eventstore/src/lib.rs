@@ -22,7 +22,10 @@ use uuid::Uuid;
 
 mod commits;
 mod statements;
-pub use commits::{Checkpoint, Committed, network_read_in};
+pub use commits::{
+    Checkpoint, Committed, load_commit_checkpoint_in, network_read_in, read_committed_after_in,
+    save_commit_checkpoint_in,
+};
 pub use statements::Statements;
 
 mod embedded {
