@@ -16,8 +16,11 @@
 //! - umbrella feed page: p99 at 20,000 sites; baseline: an installation of
 //!   10 sites;
 //! - projection lag: 1,000 writes/s through the content service for 20 s,
-//!   acknowledgement → visible in search and in the site's feed; baseline:
-//!   the acknowledgement's own latency;
+//!   acknowledgement → on the bus (the relay), visible in search and in the
+//!   feed; baseline: the acknowledgement's own latency; then the same
+//!   straight onto NATS (the projector alone). `ANP_BENCH_PG_STATEMENTS`
+//!   (a conninfo of a database with `pg_stat_statements`) also prints
+//!   PostgreSQL's statements a write;
 //! - full rebuild from the event stores (`Reindex`, search); baseline: only
 //!   reading the same events from PostgreSQL.
 //!

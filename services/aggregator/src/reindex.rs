@@ -6,9 +6,13 @@
 //! in between), the stores are read again to their new end, the new index
 //! takes the current one's bus checkpoint, and the two are swapped. Every
 //! event the consumer applied before the pause had been committed to a store
-//! before the relay published it, so the second read holds it; events after
-//! the checkpoint come from the bus into the new index, and those it holds
-//! already change nothing (versions).
+//! before the relay published it, so the second read holds it — it reads
+//! every committed event, not only those older than the oldest transaction
+//! still running, as the relay publishes an event once its own transaction
+//! commits (decision 0025); events after the checkpoint come from the bus
+//! into the new index (a transaction that commits after the pause is
+//! published after it), and those it holds already change nothing
+//! (versions).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -89,6 +93,8 @@ struct Merger<'a> {
     sources: &'a [Source],
     positions: Vec<Position>,
     buffers: Vec<VecDeque<RecordedEvent>>,
+    /// The consumer is paused: read every committed event.
+    paused: bool,
 }
 
 impl<'a> Merger<'a> {
@@ -97,6 +103,7 @@ impl<'a> Merger<'a> {
             sources,
             positions: vec![Position::default(); sources.len()],
             buffers: sources.iter().map(|_| VecDeque::new()).collect(),
+            paused: false,
         }
     }
 
@@ -108,10 +115,17 @@ impl<'a> Merger<'a> {
         while batch.len() < READ_BATCH as usize {
             for (i, source) in self.sources.iter().enumerate() {
                 if self.buffers[i].is_empty() && !at_end[i] {
-                    let events = source
-                        .store
-                        .read_all_after(self.positions[i], READ_BATCH)
-                        .await?;
+                    let events = if self.paused {
+                        source
+                            .store
+                            .read_visible_after(self.positions[i], READ_BATCH)
+                            .await?
+                    } else {
+                        source
+                            .store
+                            .read_all_after(self.positions[i], READ_BATCH)
+                            .await?
+                    };
                     if let Some(last) = events.last() {
                         self.positions[i] = last.global;
                     }
@@ -189,6 +203,7 @@ impl ReadModel {
                     break;
                 }
                 paused = Some(self.applying.lock().await);
+                merger.paused = true;
                 batch = merger.next_batch().await?;
                 continue;
             }

@@ -348,6 +348,29 @@ impl EventStore {
         rows.iter().map(recorded_from_row).collect()
     }
 
+    /// Up to `limit` events after `after` in the global order, of every
+    /// transaction committed now — also those younger than a transaction
+    /// still running, which [`EventStore::read_all_after`] holds back. Paging
+    /// with it may miss an event whose transaction commits later behind the
+    /// position: for a last read whose readers get later commits elsewhere
+    /// (a rebuild's final read, the bus carrying the rest).
+    pub async fn read_visible_after(
+        &self,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (tx_id, position) > ($1::text::xid8, $2) \
+             ORDER BY events.tx_id, events.position LIMIT $3"
+        );
+        let rows = client
+            .query(&sql, &[&after.tx_id.to_string(), &after.position, &limit])
+            .await?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
     /// The saved position of a reader, or the start.
     pub async fn load_checkpoint(&self, name: &str) -> Result<Position, StoreError> {
         let client = self.pool.get().await?;
