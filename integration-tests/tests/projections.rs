@@ -300,3 +300,47 @@ async fn reindex_rebuilds_from_the_event_stores_under_load_and_swaps() {
     assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), everything);
     stack.stop().await;
 }
+
+/// The relay publishes an event as soon as its transaction commits, even
+/// while an older transaction still runs (decision 0025); a rebuild that
+/// swaps in behind the consumer's checkpoint must hold such an event too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reindex_keeps_what_was_published_while_an_older_transaction_runs() {
+    use anp_proto::aggregator::v1::ReindexRequest;
+
+    let stack = Stack::start().await;
+    stack.onboard("pinned", "Pinned").await;
+    create_site(&stack, "pinned", "site", "Site").await;
+    // A transaction holding an id, older than the post, open throughout.
+    let (pin, connection) =
+        tokio_postgres::connect(&stack.infra.database_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    pin.batch_execute("BEGIN; SELECT pg_current_xact_id()")
+        .await
+        .unwrap();
+    let id = publish(&stack, "pinned", "site", "Pinned", "pinned words", "en").await;
+    let wait = Duration::from_secs(30);
+    eventually(
+        wait,
+        "the post searchable while the older transaction runs",
+        || async { (all_hit_ids(&stack, "pinned").await == vec![id.clone()]).then_some(()) },
+    )
+    .await;
+    stack
+        .ops()
+        .reindex(crate::harness::authorized(ReindexRequest {
+            scope: "search".into(),
+        }))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the post in the rebuilt index",
+        || async { (all_hit_ids(&stack, "pinned").await == vec![id.clone()]).then_some(()) },
+    )
+    .await;
+    pin.batch_execute("COMMIT").await.unwrap();
+    stack.stop().await;
+}
