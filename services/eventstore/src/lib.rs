@@ -335,17 +335,12 @@ impl EventStore {
         after: Position,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let client = self.pool.get().await?;
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
-             WHERE (tx_id, position) > ($1::text::xid8, $2) \
-               AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY events.tx_id, events.position LIMIT $3"
-        );
-        let rows = client
-            .query(&sql, &[&after.tx_id.to_string(), &after.position, &limit])
-            .await?;
-        rows.iter().map(recorded_from_row).collect()
+        self.read_in_order(
+            after,
+            limit,
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+        )
+        .await
     }
 
     /// Up to `limit` events after `after` in the global order, of every
@@ -359,10 +354,19 @@ impl EventStore {
         after: Position,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_in_order(after, limit, "").await
+    }
+
+    async fn read_in_order(
+        &self,
+        after: Position,
+        limit: i64,
+        condition: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events \
-             WHERE (tx_id, position) > ($1::text::xid8, $2) \
+             WHERE (tx_id, position) > ($1::text::xid8, $2) {condition} \
              ORDER BY events.tx_id, events.position LIMIT $3"
         );
         let rows = client
