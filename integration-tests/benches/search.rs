@@ -522,7 +522,7 @@ async fn main() {
     ]);
     let mut sites = Some(Process::spawn("anp-sites", &env));
     let mut content = Some(Process::spawn("anp-content", &env));
-    let _aggregator = Process::spawn("anp-aggregator", &env);
+    let aggregator_process = Process::spawn("anp-aggregator", &env);
     for addr in [&sites_addr, &content_addr, &aggregator_addr] {
         wait_healthy(addr).await;
     }
@@ -781,8 +781,14 @@ async fn main() {
     }
 
     // ## Projection lag at 1,000 writes/s through the content service.
+    let services = [
+        ("anp-sites", sites.as_ref().map_or(0, Process::pid)),
+        ("anp-content", content.as_ref().map_or(0, Process::pid)),
+        ("anp-aggregator", aggregator_process.pid()),
+    ];
     lag(
         &infra,
+        &services,
         &jetstream,
         &sites_addr,
         &content_addr,
@@ -934,6 +940,116 @@ impl StatementStats {
     }
 }
 
+/// CPU time while a lag section writes, a write, by process: what the
+/// write path costs whatever else the machine is doing (its rate and lag
+/// move with the machine's speed; this moves less). Read from `/proc`
+/// (ticks of 10 ms, Linux's `USER_HZ`); PostgreSQL and NATS are every process
+/// of that name on the machine, the services are this run's.
+struct CpuUse {
+    services: Vec<(&'static str, u32)>,
+    before: HashMap<u32, u64>,
+    machine: u64,
+}
+
+impl CpuUse {
+    const SHARED: [&'static str; 2] = ["postgres", "nats-server"];
+
+    fn ticks(pid: u32) -> Option<(String, u64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // "pid (comm) state ..." — comm may hold spaces; fields follow the last ')'.
+        let (head, tail) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1.to_owned();
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        let (utime, stime) = (
+            fields.get(11)?.parse::<u64>().ok()?,
+            fields.get(12)?.parse::<u64>().ok()?,
+        );
+        Some((comm, utime + stime))
+    }
+
+    /// Every process's ticks, by pid (the shared servers' and ours).
+    fn sample(&self) -> HashMap<u32, (String, u64)> {
+        let mut ticks = HashMap::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some((comm, t)) = Self::ticks(pid) {
+                ticks.insert(pid, (comm, t));
+            }
+        }
+        ticks
+    }
+
+    fn machine_busy() -> u64 {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal: all but idle, iowait.
+        cpu.iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, t)| t)
+            .sum()
+    }
+
+    fn start(services: Vec<(&'static str, u32)>) -> Self {
+        let mut cpu = CpuUse {
+            services,
+            before: HashMap::new(),
+            machine: Self::machine_busy(),
+        };
+        cpu.before = cpu
+            .sample()
+            .into_iter()
+            .map(|(pid, (_, t))| (pid, t))
+            .collect();
+        cpu
+    }
+
+    fn print(self, writes: u64) {
+        let after = self.sample();
+        let machine = Self::machine_busy() - self.machine;
+        let used =
+            |pid: u32, now: u64| now.saturating_sub(self.before.get(&pid).copied().unwrap_or(0));
+        let mut rows: Vec<(String, u64)> = Vec::new();
+        for name in Self::SHARED {
+            let ticks = after
+                .iter()
+                .filter(|(_, (comm, _))| comm == name)
+                .map(|(pid, (_, t))| used(*pid, *t))
+                .sum();
+            rows.push((name.to_owned(), ticks));
+        }
+        for (name, pid) in &self.services {
+            let ticks = after.get(pid).map(|(_, t)| used(*pid, *t)).unwrap_or(0);
+            rows.push(((*name).to_owned(), ticks));
+        }
+        let me = std::process::id();
+        rows.push((
+            "benchmark".to_owned(),
+            after.get(&me).map(|(_, t)| used(me, *t)).unwrap_or(0),
+        ));
+        let per_write = |ticks: u64| ticks as f64 * 10.0 / writes as f64;
+        println!("  CPU a write (ms; /proc, ticks of 10 ms):");
+        println!("    {:<16} {:>6.3}", "whole machine", per_write(machine));
+        for (name, ticks) in rows {
+            println!("    {name:<16} {:>6.3}", per_write(ticks));
+        }
+    }
+}
+
 /// Writes share a word and a tag with the hundred around them
 /// (`<bucket><n / 100>`): a watcher finds a write with one page.
 const BUCKET: u64 = 100;
@@ -948,6 +1064,7 @@ async fn measure_lag<W, Fut>(
     bucket: &str,
     rate: u64,
     run_for: Duration,
+    services: &[(&'static str, u32)],
     write: W,
 ) where
     W: Fn(u64) -> Fut,
@@ -1019,6 +1136,7 @@ async fn measure_lag<W, Fut>(
         }));
     }
     let statements = StatementStats::start().await;
+    let cpu = CpuUse::start(services.to_vec());
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
@@ -1072,6 +1190,7 @@ async fn measure_lag<W, Fut>(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let cpu_writes = n;
     for watcher in watchers {
         let _ = watcher.await;
     }
@@ -1114,12 +1233,14 @@ async fn measure_lag<W, Fut>(
             percentile(lags, 0.99).as_secs_f64() / percentile(&ack, 0.99).as_secs_f64()
         );
     }
+    cpu.print(cpu_writes);
 }
 
 /// Projection lag at 1,000 writes/s: through PublishPost (the whole write
 /// path), and straight onto NATS (the projector alone).
 async fn lag(
     infra: &Infra,
+    services: &[(&'static str, u32)],
     jetstream: &jetstream::Context,
     sites_addr: &str,
     content_addr: &str,
@@ -1214,6 +1335,7 @@ async fn lag(
         "lagwrite",
         RATE,
         run_for,
+        services,
         publish,
     )
     .await;
@@ -1275,6 +1397,7 @@ async fn lag(
         "lagstraight",
         RATE,
         run_for,
+        services,
         straight,
     )
     .await;

@@ -80,12 +80,22 @@ struct GrantClaims {
 }
 
 /// Verifies tokens with the public key.
+///
+/// A session token's signature is checked once: the claims of tokens seen
+/// lately are kept (`VERIFIED_CAPACITY`, shared by the clones), so the next
+/// request with the same bytes only checks their expiry. What a token says
+/// never changes; whether its session still holds is the sites service's
+/// question, asked every time.
 #[derive(Clone)]
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
     grant_validation: Validation,
+    verified: std::sync::Arc<quick_cache::sync::Cache<String, Session>>,
 }
+
+/// How many verified session tokens a verifier remembers (under 1 KB each).
+const VERIFIED_CAPACITY: usize = 4096;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +126,7 @@ impl Verifier {
             key: DecodingKey::from_ed_der(&bytes),
             validation,
             grant_validation,
+            verified: std::sync::Arc::new(quick_cache::sync::Cache::new(VERIFIED_CAPACITY)),
         })
     }
 
@@ -188,6 +199,26 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(SessionError::Invalid("too long".into()));
         }
+        self.verify_at(token, chrono::Utc::now().timestamp())
+    }
+
+    /// [`Self::verify`] with the clock of a token seen before at `now`.
+    fn verify_at(&self, token: &str, now: i64) -> Result<Session, SessionError> {
+        if let Some(session) = self.verified.get(token) {
+            // The signature held; only time may have ended it (with the
+            // leeway the full check allows).
+            if session.expires_at + i64::try_from(self.validation.leeway).unwrap_or(0) < now {
+                self.verified.remove(token);
+                return Err(SessionError::Expired);
+            }
+            return Ok(session);
+        }
+        let session = self.verify_signed(token)?;
+        self.verified.insert(token.to_owned(), session);
+        Ok(session)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Session, SessionError> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|err| {
                 match err.kind() {
@@ -362,6 +393,31 @@ mod tests {
         assert_eq!(verified.account_id, account);
         assert_eq!(verified.session_id, session);
         assert_eq!(verified.expires_at, exp);
+    }
+
+    #[test]
+    fn a_token_seen_before_still_expires_and_only_its_own_bytes_match() {
+        let (signer, _) = Signer::generate().unwrap();
+        let verifier = signer.verifier().clone();
+        let now = chrono::Utc::now().timestamp();
+        let (account, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let token = signer.sign(account, session, now + 60).unwrap();
+        let first = verifier.verify(&token).unwrap();
+        // Remembered: the same answer, shared by a clone.
+        assert_eq!(verifier.clone().verify(&token).unwrap(), first);
+        assert_eq!(verifier.verify_at(&token, now + 64).unwrap(), first);
+        // Past its expiry and the leeway, the remembered token is refused.
+        assert_eq!(
+            verifier.verify_at(&token, now + 66),
+            Err(SessionError::Expired)
+        );
+        // A token differing in its signature is checked, not remembered.
+        let mut forged = token.clone().into_bytes();
+        let at = forged.len() - 10; // inside the signature
+        forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(verifier.verify(&forged).is_err());
+        assert_eq!(verifier.verify(&token).unwrap(), first);
     }
 
     #[test]
