@@ -643,3 +643,184 @@ async fn sign_in_is_checked_rate_limited_and_ends_with_sign_out() {
     whoami(&stack, &good.token).await.unwrap();
     stack.stop().await;
 }
+
+async fn access_at(
+    stack: &Stack,
+    token: Option<&str>,
+    scope: Option<Scope>,
+) -> Result<Access, tonic::Status> {
+    let request = GetAccessRequest { scope };
+    let request = match token {
+        Some(token) => with_token(request, token),
+        None => tonic::Request::new(request),
+    };
+    stack
+        .sites()
+        .get_access(request)
+        .await
+        .map(|response| response.into_inner())
+}
+
+/// `GetAccess` (one statement for the token's session, the scope and the
+/// roles): each way to name a scope, each kind of caller, each error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn access_is_answered_for_every_scope_and_caller() {
+    let stack = Stack::start().await;
+    stack.onboard("movement", "The Movement").await;
+    stack.onboard("other", "Other").await;
+    let admin = stack.admin("movement");
+    create_site(&stack, &admin, "movement", "boston", "")
+        .await
+        .unwrap();
+    let arts = create_site(&stack, &admin, "movement", "arts", "boston")
+        .await
+        .unwrap();
+    let ed = stack.sign_up("ed@example.org").await;
+    let invitation = invite(
+        &stack,
+        &admin,
+        "movement",
+        "boston",
+        Role::Editor,
+        "ed@example.org",
+    )
+    .await
+    .unwrap();
+    accept(&stack, &ed, &invitation.token).await.unwrap();
+    let stranger = stack.sign_up("stranger@example.org").await;
+    let ed_id = account_id(&stack, &ed).await;
+
+    // By slugs: the role at the site, inherited by its child site; at the
+    // network itself Ed holds none but belongs to it.
+    let at_boston = access_at(&stack, Some(&ed), scope("movement", "boston"))
+        .await
+        .unwrap();
+    assert_eq!(at_boston.role, Role::Editor as i32);
+    assert_eq!(at_boston.account_id, ed_id);
+    assert!(at_boston.network_member && at_boston.writable);
+    assert_eq!(at_boston.site.as_ref().unwrap().slug, "boston");
+    assert_eq!(at_boston.network.as_ref().unwrap().slug, "movement");
+    let at_arts = access_at(&stack, Some(&ed), scope("movement", "arts"))
+        .await
+        .unwrap();
+    assert_eq!(at_arts.role, Role::Editor as i32, "inherited from boston");
+    let at_network = access_at(&stack, Some(&ed), scope("movement", ""))
+        .await
+        .unwrap();
+    assert_eq!(at_network.role, Role::Unspecified as i32);
+    assert!(at_network.network_member && at_network.site.is_none());
+    // The network's admin everywhere in it; nothing in another network.
+    let admin_at_arts = access_at(&stack, Some(&admin), scope("movement", "arts"))
+        .await
+        .unwrap();
+    assert_eq!(admin_at_arts.role, Role::NetworkAdmin as i32);
+    let elsewhere = access_at(&stack, Some(&admin), scope("other", ""))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.role, Role::Unspecified as i32);
+    assert!(!elsewhere.network_member);
+    // A stranger and nobody: no role, no membership.
+    for token in [Some(stranger.as_str()), None] {
+        let access = access_at(&stack, token, scope("movement", "boston"))
+            .await
+            .unwrap();
+        assert_eq!(access.role, Role::Unspecified as i32, "{token:?}");
+        assert!(!access.network_member, "{token:?}");
+        assert_eq!(access.account_id.is_empty(), token.is_none());
+    }
+
+    // By the site's id, and by a former slug of a renamed site.
+    let by_id = access_at(
+        &stack,
+        Some(&ed),
+        Some(Scope {
+            site_id: arts.id.clone(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_id.site.as_ref().unwrap().slug, "arts");
+    assert_eq!(by_id.role, Role::Editor as i32);
+    stack
+        .sites()
+        .rename_site(with_token(
+            RenameSiteRequest {
+                site: scope("movement", "boston"),
+                new_slug: "bos".into(),
+                new_name: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let renamed = access_at(&stack, Some(&ed), scope("movement", "boston"))
+        .await
+        .unwrap();
+    assert_eq!(renamed.site.as_ref().unwrap().slug, "bos");
+    assert_eq!(renamed.role, Role::Editor as i32);
+
+    // Errors name the field.
+    expect_error(
+        access_at(&stack, Some(&ed), scope("nowhere", "")).await,
+        Code::NotFound,
+        "scope.network_slug",
+    );
+    expect_error(
+        access_at(&stack, Some(&ed), scope("movement", "nowhere")).await,
+        Code::NotFound,
+        "scope.site_slug",
+    );
+    expect_error(
+        access_at(&stack, None, scope("Not A Slug", "")).await,
+        Code::InvalidArgument,
+        "scope.network_slug",
+    );
+    expect_error(
+        access_at(
+            &stack,
+            None,
+            Some(Scope {
+                site_id: "not-a-uuid".into(),
+                ..Default::default()
+            }),
+        )
+        .await,
+        Code::InvalidArgument,
+        "scope.site_id",
+    );
+    expect_error(
+        access_at(
+            &stack,
+            None,
+            Some(Scope {
+                site_id: uuid::Uuid::now_v7().to_string(),
+                ..Default::default()
+            }),
+        )
+        .await,
+        Code::NotFound,
+        "site_id",
+    );
+    expect_error(
+        access_at(&stack, None, None).await,
+        Code::InvalidArgument,
+        "scope",
+    );
+    expect_error(
+        access_at(&stack, Some("not-a-token"), scope("movement", "")).await,
+        Code::Unauthenticated,
+        "authorization",
+    );
+    // An ended session is refused though its token still verifies.
+    stack
+        .sites()
+        .sign_out(with_token(SignOutRequest {}, &ed))
+        .await
+        .unwrap();
+    expect_error(
+        access_at(&stack, Some(&ed), scope("movement", "arts")).await,
+        Code::Unauthenticated,
+        "session has ended",
+    );
+}

@@ -349,17 +349,26 @@ impl Content {
             .get()
             .await
             .map_err(anp_eventstore::StoreError::from)?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(anp_eventstore::StoreError::from)?;
-        let recorded =
-            anp_eventstore::append_cached(&tx, &stream_id(post_id), expected, &[event]).await?;
-        let version = recorded.last().map(|event| event.version).unwrap_or(1);
-        state::write(&tx, state, version).await?;
-        tx.commit()
-            .await
-            .map_err(anp_eventstore::StoreError::from)?;
+        let version = if expected == ExpectedVersion::NoStream && state.shares.is_empty() {
+            // A new post: its event and its row in one statement.
+            state::append_new(&client, &stream_id(post_id), &event, state)
+                .await?
+                .version
+        } else {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(anp_eventstore::StoreError::from)?;
+            let recorded =
+                anp_eventstore::append_cached(&tx, &stream_id(post_id), expected, &[event])
+                    .await?;
+            let version = recorded.last().map(|event| event.version).unwrap_or(1);
+            state::write(&tx, state, version).await?;
+            tx.commit()
+                .await
+                .map_err(anp_eventstore::StoreError::from)?;
+            version
+        };
         info!(%post_id, event_type, version, "post saved");
         Ok(PostAggregate {
             state: state.clone(),

@@ -2,7 +2,9 @@
 //! same transaction as the events (and by an import), so listing a site's
 //! posts and finding scheduled posts due never fold event streams.
 
-use anp_eventstore::RecordedEvent;
+use std::sync::LazyLock;
+
+use anp_eventstore::{ExpectedVersion, NewEvent, RecordedEvent};
 use anp_proto::events::v1::{PageState, PostState};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -53,6 +55,102 @@ pub async fn migrate(store: &anp_eventstore::EventStore) -> Result<(), ContentEr
     Ok(())
 }
 
+/// A post's row, as its state gives it.
+struct PostRow<'a> {
+    post_id: Uuid,
+    network_id: Uuid,
+    site_id: Uuid,
+    status: &'a str,
+    visibility: &'a str,
+    sort_at: chrono::DateTime<chrono::Utc>,
+    publish_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn corrupt(what: &str) -> ContentError {
+    ContentError::Corrupt {
+        event_id: Uuid::nil(),
+        message: format!("post state: {what}"),
+    }
+}
+
+impl<'a> PostRow<'a> {
+    fn of(state: &'a PostState) -> Result<Self, ContentError> {
+        let status = status_of(state);
+        Ok(PostRow {
+            post_id: state.post_id.parse().map_err(|_| corrupt("post_id"))?,
+            network_id: state
+                .network_id
+                .parse()
+                .map_err(|_| corrupt("network_id"))?,
+            site_id: state.site_id.parse().map_err(|_| corrupt("site_id"))?,
+            status,
+            visibility: visibility_of(state),
+            sort_at: if status == "published" {
+                anp_kit::from_timestamp(state.published_at.as_ref())
+            } else {
+                anp_kit::from_timestamp(state.updated_at.as_ref())
+            },
+            publish_at: state
+                .publish_at
+                .as_ref()
+                .map(|at| anp_kit::from_timestamp(Some(at))),
+        })
+    }
+}
+
+/// The upsert's end: a newer version replaces the row, an older one nothing.
+const UPSERT_POST: &str = " ON CONFLICT (post_id) DO UPDATE SET status = EXCLUDED.status, \
+       visibility = EXCLUDED.visibility, version = EXCLUDED.version, \
+       sort_at = EXCLUDED.sort_at, publish_at = EXCLUDED.publish_at \
+     WHERE posts.version < EXCLUDED.version";
+
+static WRITE_POST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO posts (post_id, network_id, site_id, status, visibility, version, \
+           sort_at, publish_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8){UPSERT_POST}"
+    )
+});
+
+/// A new post's first event and its row, in one statement.
+static APPEND_NEW_POST: LazyLock<String> = LazyLock::new(|| {
+    anp_eventstore::append_one_with_sql(&format!(
+        "INSERT INTO posts (post_id, network_id, site_id, status, visibility, version, \
+           sort_at, publish_at) \
+         SELECT $11::uuid, $12::uuid, $13::uuid, $14::text, $15::text, version, \
+           $16::timestamptz, $17::timestamptz FROM appended{UPSERT_POST}"
+    ))
+});
+
+/// Appends the first event of a new post without shares (`PublishPost`,
+/// `DraftPost`, …) and writes its row, in one statement and one round trip
+/// — what [`anp_eventstore::append_cached`] and [`write`] would do in a
+/// transaction of five.
+pub async fn append_new<S: anp_eventstore::Statements>(
+    statements: &S,
+    stream_id: &str,
+    event: &NewEvent,
+    state: &PostState,
+) -> Result<RecordedEvent, ContentError> {
+    let row = PostRow::of(state)?;
+    Ok(anp_eventstore::append_one_with(
+        statements,
+        &APPEND_NEW_POST,
+        stream_id,
+        ExpectedVersion::NoStream,
+        event,
+        &[
+            &row.post_id,
+            &row.network_id,
+            &row.site_id,
+            &row.status,
+            &row.visibility,
+            &row.sort_at,
+            &row.publish_at,
+        ],
+    )
+    .await?)
+}
+
 /// Records a post's state at `version`; an older version changes nothing.
 /// Every post write runs these statements: on a pooled connection they are
 /// prepared once (`Statements`).
@@ -61,37 +159,19 @@ pub async fn write<S: anp_eventstore::Statements>(
     state: &PostState,
     version: u64,
 ) -> Result<(), ContentError> {
-    let corrupt = |what: &str| ContentError::Corrupt {
-        event_id: Uuid::nil(),
-        message: format!("post state: {what}"),
-    };
-    let post_id: Uuid = state.post_id.parse().map_err(|_| corrupt("post_id"))?;
-    let network_id: Uuid = state
-        .network_id
-        .parse()
-        .map_err(|_| corrupt("network_id"))?;
-    let site_id: Uuid = state.site_id.parse().map_err(|_| corrupt("site_id"))?;
-    let status = status_of(state);
-    let sort_at = if status == "published" {
-        anp_kit::from_timestamp(state.published_at.as_ref())
-    } else {
-        anp_kit::from_timestamp(state.updated_at.as_ref())
-    };
-    let publish_at = state
-        .publish_at
-        .as_ref()
-        .map(|at| anp_kit::from_timestamp(Some(at)));
+    let PostRow {
+        post_id,
+        network_id,
+        site_id,
+        status,
+        visibility,
+        sort_at,
+        publish_at,
+    } = PostRow::of(state)?;
     let store_error = anp_eventstore::StoreError::from;
     let client = statements.client();
     let upsert = statements
-        .statement(
-            "INSERT INTO posts (post_id, network_id, site_id, status, visibility, version, \
-               sort_at, publish_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (post_id) DO UPDATE SET status = EXCLUDED.status, \
-               visibility = EXCLUDED.visibility, version = EXCLUDED.version, \
-               sort_at = EXCLUDED.sort_at, publish_at = EXCLUDED.publish_at \
-             WHERE posts.version < EXCLUDED.version",
-        )
+        .statement(&WRITE_POST)
         .await
         .map_err(store_error)?;
     let written = client
@@ -102,7 +182,7 @@ pub async fn write<S: anp_eventstore::Statements>(
                 &network_id,
                 &site_id,
                 &status,
-                &visibility_of(state),
+                &visibility,
                 &(version as i64),
                 &sort_at,
                 &publish_at,

@@ -17,6 +17,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, NoTls, Row};
 use uuid::Uuid;
 
@@ -498,6 +499,7 @@ pub async fn append_in<C: GenericClient>(
         stream_id,
         expected,
         events,
+        &[],
     )
     .await
 }
@@ -511,7 +513,48 @@ pub async fn append_cached<S: Statements>(
     events: &[NewEvent],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let statement = client.statement(statement_for(expected, events)).await?;
-    append_with(client.client(), &statement, stream_id, expected, events).await
+    append_with(client.client(), &statement, stream_id, expected, events, &[]).await
+}
+
+/// One event appended as [`append_cached`] would, and the service's own rows
+/// written by `own` in the same statement — so in one round trip and one
+/// commit, without a transaction block. `own` is a data-modifying statement
+/// that may read the CTE `appended` (`event_id`, `version`, `tx_id`,
+/// `position`, `occurred_at`; no row when the append did not happen) and
+/// numbers its parameters from `$11`. Prepare it once with [`append_one_with`].
+pub fn append_one_with_sql(own: &str) -> String {
+    format!("WITH appended AS ({APPEND_ONE_SQL}), own AS ({own}) SELECT * FROM appended")
+}
+
+/// Appends `event` at `expected` (a known version, not `Any`) and runs the
+/// `own` statement of `sql` ([`append_one_with_sql`]) with `own_params`,
+/// atomically.
+pub async fn append_one_with<S: Statements>(
+    client: &S,
+    sql: &str,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    event: &NewEvent,
+    own_params: &[&(dyn ToSql + Sync)],
+) -> Result<RecordedEvent, StoreError> {
+    if expected == ExpectedVersion::Any {
+        return Err(StoreError::Corrupt(
+            "append_one_with: the expected version must be known".into(),
+        ));
+    }
+    let statement = client.statement(sql).await?;
+    let mut recorded = append_with(
+        client.client(),
+        &statement,
+        stream_id,
+        expected,
+        std::slice::from_ref(event),
+        own_params,
+    )
+    .await?;
+    recorded
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("append_one_with: nothing appended".into()))
 }
 
 fn statement_for(expected: ExpectedVersion, events: &[NewEvent]) -> &'static str {
@@ -528,6 +571,7 @@ async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + S
     stream_id: &str,
     expected: ExpectedVersion,
     events: &[NewEvent],
+    own_params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     if events.is_empty() {
         return Ok(Vec::new());
@@ -547,23 +591,21 @@ async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + S
     let rows = if let ([event], Some(expected)) = (events, expected.number()) {
         let version = i64::try_from(expected + 1)
             .map_err(|_| StoreError::Corrupt("version overflow".into()))?;
-        client
-            .query(
-                statement,
-                &[
-                    &event.event_id,
-                    &stream_id,
-                    &version,
-                    &event.event_type,
-                    &schema_versions[0],
-                    &event.network_id,
-                    &event.site_id,
-                    &event.actor,
-                    &event.traceparent,
-                    &event.payload,
-                ],
-            )
-            .await
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &event.event_id,
+            &stream_id,
+            &version,
+            &event.event_type,
+            &schema_versions[0],
+            &event.network_id,
+            &event.site_id,
+            &event.actor,
+            &event.traceparent,
+            &event.payload,
+        ];
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().chain(own_params).copied().collect();
+        client.query(statement, &params).await
     } else {
         let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
         let event_types: Vec<&str> = events

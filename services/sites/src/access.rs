@@ -1,12 +1,17 @@
 //! Finding the network or site a request names, and the caller's role there.
 
+use std::sync::LazyLock;
+
 use anp_eventstore::Statements;
 use anp_proto::sites::v1::{Role, Scope};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::error::SitesError;
-use crate::model::{NETWORK_COLUMNS, NetworkRow, SITE_COLUMNS, SiteRow, role_from_i16, role_name};
+use crate::model::{
+    NETWORK_COLUMNS, NetworkRow, SITE_COLUMNS, SITE_COLUMNS_AS_SITE, SiteRow, role_from_i16,
+    role_name,
+};
 
 /// A network, or a site with its network.
 #[derive(Debug, Clone)]
@@ -197,6 +202,128 @@ pub async fn resolve<S: Statements>(
         )
     };
     Ok(Target { network, site })
+}
+
+/// Where a caller stands at a scope: what [`resolve`], the session check and
+/// [`role_in`] tell, from one statement (every request of every other
+/// service asks this).
+#[derive(Debug)]
+pub struct Standing {
+    pub target: Target,
+    pub role: Role,
+    /// The caller holds a role somewhere in the target's network.
+    pub network_member: bool,
+}
+
+/// The caller's part of [`standing`]'s statement: whether the session holds,
+/// the role at the target's scopes, membership of its network.
+fn standing_sql(from: &str, account: u8, session: u8) -> String {
+    format!(
+        "SELECT {NETWORK_COLUMNS}, {site_columns}, \
+           EXISTS (SELECT 1 FROM sessions WHERE id = ${session} AND account_id = ${account} \
+             AND revoked_at IS NULL AND expires_at > now()) AS live, \
+           COALESCE((SELECT max(role) FROM memberships WHERE account_id = ${account} \
+             AND scope_id = ANY(n.id || COALESCE(s.path, '{{}}'))), 0)::smallint AS role, \
+           EXISTS (SELECT 1 FROM memberships WHERE network_id = n.id \
+             AND account_id = ${account}) AS member \
+         FROM (SELECT 1) AS one {from}",
+        site_columns = *SITE_COLUMNS_AS_SITE,
+    )
+}
+
+/// By slugs ($1 network, $2 site or ''), the caller $3 with session $4.
+static STANDING_BY_SLUGS: LazyLock<String> = LazyLock::new(|| {
+    standing_sql(
+        "LEFT JOIN networks n ON n.slug = $1 \
+         LEFT JOIN LATERAL (SELECT * FROM sites WHERE $2::text <> '' AND network_id = n.id \
+           AND id = COALESCE( \
+             (SELECT id FROM sites WHERE network_id = n.id AND slug = $2::text), \
+             (SELECT site_id FROM site_aliases WHERE network_id = n.id AND slug = $2::text))) \
+           AS s ON true",
+        3,
+        4,
+    )
+});
+
+/// By a site's id ($1), the caller $2 with session $3.
+static STANDING_BY_SITE_ID: LazyLock<String> = LazyLock::new(|| {
+    standing_sql(
+        "LEFT JOIN sites s ON s.id = $1 LEFT JOIN networks n ON n.id = s.network_id",
+        2,
+        3,
+    )
+});
+
+/// Where the caller of `session` (account, session) — or nobody — stands at
+/// `scope`, in one statement. An ended session is `UNAUTHENTICATED` before
+/// anything else; the errors of a scope are [`resolve`]'s.
+pub async fn standing<S: Statements>(
+    client: &S,
+    field: &str,
+    scope: Option<&Scope>,
+    session: Option<(Uuid, Uuid)>,
+) -> Result<Standing, SitesError> {
+    let scope = scope.ok_or_else(|| SitesError::invalid(format!("{field}: missing")))?;
+    let (account, session_id) = (session.map(|s| s.0), session.map(|s| s.1));
+    let row = if !scope.site_id.is_empty() {
+        let id: Uuid = scope.site_id.parse().map_err(|_| {
+            SitesError::invalid(format!(
+                "{field}.site_id: {:?} is not a UUID",
+                scope.site_id
+            ))
+        })?;
+        let statement = client.statement(&STANDING_BY_SITE_ID).await?;
+        client
+            .client()
+            .query_one(&statement, &[&id, &account, &session_id])
+            .await?
+    } else {
+        anp_kit::check_slug("network_slug", &scope.network_slug)
+            .map_err(|err| prefix(SitesError::Invalid(err), field))?;
+        if !scope.site_slug.is_empty() {
+            anp_kit::check_slug(&format!("{field}.site_slug"), &scope.site_slug)
+                .map_err(SitesError::Invalid)?;
+        }
+        let statement = client.statement(&STANDING_BY_SLUGS).await?;
+        client
+            .client()
+            .query_one(
+                &statement,
+                &[&scope.network_slug, &scope.site_slug, &account, &session_id],
+            )
+            .await?
+    };
+    if session.is_some() && !row.try_get::<_, bool>("live")? {
+        return Err(SitesError::Unauthenticated(
+            "authorization: the session has ended; sign in again".into(),
+        ));
+    }
+    if row.try_get::<_, Option<Uuid>>("id")?.is_none() {
+        return Err(if !scope.site_id.is_empty() {
+            SitesError::not_found(format!("site_id: no site {}", scope.site_id))
+        } else {
+            SitesError::not_found(format!(
+                "{field}.network_slug: no network {:?}",
+                scope.network_slug
+            ))
+        });
+    }
+    let network = NetworkRow::from_row(&row)?;
+    let site = if row.try_get::<_, Option<Uuid>>("site_id")?.is_some() {
+        Some(SiteRow::from_prefixed_row(&row)?)
+    } else if !scope.site_slug.is_empty() {
+        return Err(SitesError::not_found(format!(
+            "{field}.site_slug: no site {:?} in network {}",
+            scope.site_slug, network.slug
+        )));
+    } else {
+        None
+    };
+    Ok(Standing {
+        target: Target { network, site },
+        role: role_from_i16(row.try_get("role")?),
+        network_member: row.try_get("member")?,
+    })
 }
 
 fn prefix(err: SitesError, field: &str) -> SitesError {

@@ -391,11 +391,7 @@ impl Sites {
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Principal, SitesError> {
         let token = token
             .ok_or_else(|| SitesError::Unauthenticated("authorization: sign in first".into()))?;
-        let session = self
-            .signer
-            .verifier()
-            .verify(token)
-            .map_err(|err| SitesError::Unauthenticated(format!("authorization: {err}")))?;
+        let session = self.verify_token(token)?;
         let client = self.pool.get().await?;
         let live = client
             .query_opt(
@@ -417,6 +413,15 @@ impl Sites {
             account_id: session.account_id,
             session_id: session.session_id,
         })
+    }
+
+    /// What a session token says, if its signature holds and it has not
+    /// expired (whether its session still holds is a query).
+    pub fn verify_token(&self, token: &str) -> Result<anp_session::Session, SitesError> {
+        self.signer
+            .verifier()
+            .verify(token)
+            .map_err(|err| SitesError::Unauthenticated(format!("authorization: {err}")))
     }
 
     pub async fn sign_out(&self, principal: Principal) -> Result<(), SitesError> {

@@ -789,14 +789,12 @@ impl SitesService for Api {
         &self,
         request: Request<GetAccessRequest>,
     ) -> Result<Response<Access>, Status> {
-        // No token: the answer for nobody. A bad or ended one: UNAUTHENTICATED.
-        let principal = match anp_session::bearer(&request) {
-            Some(_) => Some(self.principal(&request).await?),
-            None => None,
-        };
         let access = self
             .sites
-            .access(principal, request.get_ref().scope.as_ref())
+            .access(
+                anp_session::bearer(&request),
+                request.get_ref().scope.as_ref(),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(access))

@@ -144,38 +144,90 @@ pub const SITE_COLUMNS: &str = "s.id, s.network_id, n.slug AS network_slug, s.sl
      s.created_at, s.updated_at, s.parent_id, s.path, s.archived_at, s.description, s.languages, \
      s.city, s.country, s.latitude, s.longitude, s.tags, s.feed_urls, s.custom_domain, s.invite_only";
 
+/// [`SITE_COLUMNS`] named `site_…`, to select beside [`NETWORK_COLUMNS`].
+pub static SITE_COLUMNS_AS_SITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    SITE_COLUMNS
+        .split(',')
+        .map(|column| {
+            let column = column.trim();
+            let name = column
+                .rsplit_once(" AS ")
+                .map_or_else(|| column.rsplit('.').next().unwrap_or(column), |(_, name)| name);
+            let expression = column.rsplit_once(" AS ").map_or(column, |(e, _)| e);
+            format!("{expression} AS site_{name}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
+/// A row's columns by name, each after a prefix.
+struct Columns<'a> {
+    row: &'a Row,
+    prefix: &'static str,
+}
+
+impl<'a> Columns<'a> {
+    fn get<T: tokio_postgres::types::FromSql<'a>>(
+        &self,
+        name: &str,
+    ) -> Result<T, tokio_postgres::Error> {
+        if self.prefix.is_empty() {
+            return self.row.try_get(name);
+        }
+        let index = self
+            .row
+            .columns()
+            .iter()
+            .position(|column| column.name().strip_prefix(self.prefix) == Some(name));
+        match index {
+            Some(index) => self.row.try_get(index),
+            None => self.row.try_get(format!("{}{name}", self.prefix).as_str()),
+        }
+    }
+}
+
 impl SiteRow {
     pub fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
-        let latitude: Option<f64> = row.try_get("latitude")?;
-        let longitude: Option<f64> = row.try_get("longitude")?;
-        let name: String = row.try_get("name")?;
+        Self::from_columns(&Columns { row, prefix: "" })
+    }
+
+    /// From a row whose site columns are named `site_…` ([`SITE_COLUMNS_AS_SITE`]),
+    /// beside a network's.
+    pub fn from_prefixed_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Self::from_columns(&Columns { row, prefix: "site_" })
+    }
+
+    fn from_columns(row: &Columns<'_>) -> Result<Self, tokio_postgres::Error> {
+        let latitude: Option<f64> = row.get("latitude")?;
+        let longitude: Option<f64> = row.get("longitude")?;
+        let name: String = row.get("name")?;
         Ok(SiteRow {
-            id: row.try_get("id")?,
-            network_id: row.try_get("network_id")?,
-            network_slug: row.try_get("network_slug")?,
-            slug: row.try_get("slug")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            parent_id: row.try_get("parent_id")?,
-            path: row.try_get("path")?,
-            archived_at: row.try_get("archived_at")?,
+            id: row.get("id")?,
+            network_id: row.get("network_id")?,
+            network_slug: row.get("network_slug")?,
+            slug: row.get("slug")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+            parent_id: row.get("parent_id")?,
+            path: row.get("path")?,
+            archived_at: row.get("archived_at")?,
             settings: ev::SiteSettings {
                 name: name.clone(),
-                description: row.try_get("description")?,
-                languages: row.try_get("languages")?,
+                description: row.get("description")?,
+                languages: row.get("languages")?,
                 place: Some(ev::Place {
-                    city: row.try_get("city")?,
-                    country: row.try_get("country")?,
+                    city: row.get("city")?,
+                    country: row.get("country")?,
                     has_coordinates: latitude.is_some() && longitude.is_some(),
                     latitude: latitude.unwrap_or_default(),
                     longitude: longitude.unwrap_or_default(),
                 }),
-                tags: row.try_get("tags")?,
-                feed_urls: row.try_get("feed_urls")?,
+                tags: row.get("tags")?,
+                feed_urls: row.get("feed_urls")?,
                 custom_domain: row
-                    .try_get::<_, Option<String>>("custom_domain")?
+                    .get::<Option<String>>("custom_domain")?
                     .unwrap_or_default(),
-                invite_only: row.try_get("invite_only")?,
+                invite_only: row.get("invite_only")?,
             },
             name,
         })

@@ -17,7 +17,9 @@ use tokio_postgres::GenericClient;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::access::{Target, membership_at, network_by_id, resolve, role_in, site_by_id};
+use crate::access::{
+    Standing, Target, membership_at, network_by_id, resolve, role_in, site_by_id, standing,
+};
 use crate::accounts::{Principal, email_hash, normalize_email};
 use crate::error::SitesError;
 use crate::model::{NetworkRow, role_from_i16, role_name};
@@ -866,34 +868,29 @@ impl Sites {
         })
     }
 
-    /// What `principal` (or nobody) may do at `scope`.
+    /// What the holder of `token` (or nobody) may do at `scope`: the
+    /// token's signature, its session, the scope and the roles in one
+    /// statement, since every request of every other service asks this.
+    /// No token: the answer for nobody; a bad or ended one:
+    /// `UNAUTHENTICATED`.
     pub async fn access(
         &self,
-        principal: Option<Principal>,
+        token: Option<&str>,
         scope: Option<&Scope>,
     ) -> Result<Access, SitesError> {
-        // Every request of every service asks this: its statements are
-        // prepared once a pooled connection.
+        let session = token.map(|token| self.verify_token(token)).transpose()?;
         let client = self.pool.get().await?;
-        let target = resolve(&client, "scope", scope, false).await?;
-        let (role, network_member) = match principal {
-            Some(principal) => (
-                role_in(&client, principal.account_id, &target).await?,
-                client
-                    .query_opt(
-                        &client
-                            .prepare_cached(
-                                "SELECT 1 FROM memberships \
-                                 WHERE network_id = $1 AND account_id = $2 LIMIT 1",
-                            )
-                            .await?,
-                        &[&target.network.id, &principal.account_id],
-                    )
-                    .await?
-                    .is_some(),
-            ),
-            None => (Role::Unspecified, false),
-        };
+        let Standing {
+            target,
+            role,
+            network_member,
+        } = standing(
+            &client,
+            "scope",
+            scope,
+            session.map(|session| (session.account_id, session.session_id)),
+        )
+        .await?;
         let writable = !target.network.suspended()
             && target
                 .site
@@ -902,8 +899,8 @@ impl Sites {
         Ok(Access {
             network: Some(target.network.to_proto()),
             site: target.site.as_ref().map(|site| site.to_proto()),
-            account_id: principal
-                .map(|p| p.account_id.to_string())
+            account_id: session
+                .map(|session| session.account_id.to_string())
                 .unwrap_or_default(),
             role: role as i32,
             writable,
