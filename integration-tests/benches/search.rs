@@ -878,7 +878,10 @@ async fn visible_ids(
     } else {
         aggregator
             .search(SearchRequest {
-                query: word.to_owned(),
+                // In quotes: a word not found yet is not searched again with
+                // typos forgiven (a fuzzy search of every term dictionary,
+                // hundreds a second, which no reader would ask).
+                query: format!("\"{word}\""),
                 network_slug: "lag".into(),
                 sort: "date".into(),
                 limit: BUCKET as u32,
