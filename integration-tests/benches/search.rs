@@ -1065,8 +1065,7 @@ async fn measure_lag<W, Fut>(
     aggregator_addr: &str,
     bus: (&async_nats::Client, &str),
     bucket: &str,
-    rate: u64,
-    run_for: Duration,
+    (rate, run_for): (u64, Duration),
     services: &[(&'static str, u32)],
     write: W,
 ) where
@@ -1336,8 +1335,7 @@ async fn lag(
         aggregator_addr,
         (&bus.0, bus.1),
         "lagwrite",
-        RATE,
-        run_for,
+        (RATE, run_for),
         services,
         publish,
     )
@@ -1398,8 +1396,7 @@ async fn lag(
         aggregator_addr,
         (&bus.0, bus.1),
         "lagstraight",
-        RATE,
-        run_for,
+        (RATE, run_for),
         services,
         straight,
     )

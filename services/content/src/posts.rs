@@ -360,8 +360,7 @@ impl Content {
                 .await
                 .map_err(anp_eventstore::StoreError::from)?;
             let recorded =
-                anp_eventstore::append_cached(&tx, &stream_id(post_id), expected, &[event])
-                    .await?;
+                anp_eventstore::append_cached(&tx, &stream_id(post_id), expected, &[event]).await?;
             let version = recorded.last().map(|event| event.version).unwrap_or(1);
             state::write(&tx, state, version).await?;
             tx.commit()

@@ -513,7 +513,15 @@ pub async fn append_cached<S: Statements>(
     events: &[NewEvent],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let statement = client.statement(statement_for(expected, events)).await?;
-    append_with(client.client(), &statement, stream_id, expected, events, &[]).await
+    append_with(
+        client.client(),
+        &statement,
+        stream_id,
+        expected,
+        events,
+        &[],
+    )
+    .await
 }
 
 /// One event appended as [`append_cached`] would, and the service's own rows
@@ -603,8 +611,7 @@ async fn append_with<C: GenericClient, S: tokio_postgres::ToStatement + Sync + S
             &event.traceparent,
             &event.payload,
         ];
-        let params: Vec<&(dyn ToSql + Sync)> =
-            params.iter().chain(own_params).copied().collect();
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().chain(own_params).copied().collect();
         client.query(statement, &params).await
     } else {
         let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();

@@ -150,9 +150,10 @@ pub static SITE_COLUMNS_AS_SITE: std::sync::LazyLock<String> = std::sync::LazyLo
         .split(',')
         .map(|column| {
             let column = column.trim();
-            let name = column
-                .rsplit_once(" AS ")
-                .map_or_else(|| column.rsplit('.').next().unwrap_or(column), |(_, name)| name);
+            let name = column.rsplit_once(" AS ").map_or_else(
+                || column.rsplit('.').next().unwrap_or(column),
+                |(_, name)| name,
+            );
             let expression = column.rsplit_once(" AS ").map_or(column, |(e, _)| e);
             format!("{expression} AS site_{name}")
         })
@@ -194,7 +195,10 @@ impl SiteRow {
     /// From a row whose site columns are named `site_…` ([`SITE_COLUMNS_AS_SITE`]),
     /// beside a network's.
     pub fn from_prefixed_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
-        Self::from_columns(&Columns { row, prefix: "site_" })
+        Self::from_columns(&Columns {
+            row,
+            prefix: "site_",
+        })
     }
 
     fn from_columns(row: &Columns<'_>) -> Result<Self, tokio_postgres::Error> {
