@@ -328,3 +328,88 @@ async fn usage_is_metered_per_network_and_day_and_shared_fairly() {
     assert_eq!(shared.lines().count(), 3);
     stack.stop().await;
 }
+
+/// The ids of counted events are kept `KEEP_DAYS`: older ones are
+/// forgotten, and an event of a forgotten day (a replay) counts nothing,
+/// while a recent one still counts once however often it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ids_of_counted_events_are_forgotten_and_old_events_not_counted_again() {
+    use anp_aggregator::events::{Delivered, Meta, Projected};
+    use anp_aggregator::usage::{KEEP_DAYS, Usage, prune};
+    let stack = Stack::start().await;
+    let client = stack.infra.pg().await;
+    client
+        .batch_execute("SET search_path TO aggregator")
+        .await
+        .unwrap();
+    let pool = anp_eventstore::connect_pool(&stack.infra.database_url, "aggregator", 2)
+        .await
+        .unwrap();
+    let usage = Usage::new(pool);
+    let network = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let event = |days_ago: i64| Delivered {
+        seq: 1,
+        event: Projected::Ignored,
+        meta: Some(Meta {
+            event_id: uuid::Uuid::now_v7(),
+            network_id: network,
+            event_type: "SiteUpdated".into(),
+            occurred_at: now - chrono::Duration::days(days_ago),
+        }),
+        traceparent: String::new(),
+    };
+    // (The aggregator has already forgotten what is older than KEEP_DAYS.)
+    let (old, recent) = (event(10), event(0));
+    usage.apply(&[old.clone(), recent.clone()]).await.unwrap();
+    let counted = |day: chrono::NaiveDate| {
+        let client = &client;
+        async move {
+            client
+                .query_opt(
+                    "SELECT events FROM usage_daily WHERE network_id = $1 AND day = $2",
+                    &[&network, &day],
+                )
+                .await
+                .unwrap()
+                .map_or(0, |row| row.get::<_, i64>(0))
+        }
+    };
+    let (old_day, today) = (
+        old.meta.as_ref().unwrap().occurred_at.date_naive(),
+        now.date_naive(),
+    );
+    assert_eq!((counted(old_day).await, counted(today).await), (1, 1));
+
+    let before = today - chrono::Duration::days(5);
+    assert!(before > today - chrono::Duration::days(KEEP_DAYS));
+    assert_eq!(prune(&client, before).await.unwrap(), 1, "the old id");
+    let ids: Vec<uuid::Uuid> = client
+        .query(
+            "SELECT event_id FROM usage_events WHERE network_id = $1",
+            &[&network],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(ids, vec![recent.meta.as_ref().unwrap().event_id]);
+    // The mark only moves forward.
+    assert_eq!(
+        prune(&client, before - chrono::Duration::days(30))
+            .await
+            .unwrap(),
+        0
+    );
+    let mark: chrono::NaiveDate = client
+        .query_one("SELECT before FROM usage_pruned", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mark, before);
+
+    // Both come again (a replay): neither counts twice.
+    usage.apply(&[old, recent]).await.unwrap();
+    assert_eq!((counted(old_day).await, counted(today).await), (1, 1));
+}

@@ -439,7 +439,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 
 /// Every hour (and at start), events whose upcoming occurrences run short
 /// are projected again (see `upcoming::extend_horizons`), a few hundred a
-/// transaction.
+/// transaction; and the usage meters forget the ids of events counted more
+/// than `usage::KEEP_DAYS` ago (`usage::prune`).
 async fn extend_horizons(read_model: ReadModel, shutdown: Shutdown) {
     const EVERY: Duration = Duration::from_secs(3_600);
     const AT_ONCE: i64 = 200;
@@ -471,6 +472,16 @@ async fn extend_horizons(read_model: ReadModel, shutdown: Shutdown) {
             Err(err) => {
                 warn!(error = %err, "extending upcoming occurrences failed; next hour again")
             }
+        }
+        let before = chrono::Utc::now().date_naive() - chrono::Duration::days(usage::KEEP_DAYS);
+        let pruned = async {
+            let client = read_model.feeds.pool().get().await?;
+            usage::prune(&**client, before).await
+        };
+        match pruned.await {
+            Ok(0) => {}
+            Ok(ids) => info!(ids, %before, "ids of counted events forgotten"),
+            Err(err) => warn!(error = %err, "pruning usage ids failed; next hour again"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

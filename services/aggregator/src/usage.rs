@@ -159,7 +159,8 @@ async fn count_events(
     tx.execute(
         "WITH input AS (SELECT DISTINCT ON (event_id) * FROM \
            unnest($1::uuid[], $2::uuid[], $3::date[], $4::bigint[]) \
-           AS t(event_id, network_id, day, posts)), \
+           AS t(event_id, network_id, day, posts) \
+           WHERE t.day >= COALESCE((SELECT before FROM usage_pruned), '-infinity'::date)), \
          seen AS (INSERT INTO usage_events (event_id, network_id, day) \
            SELECT event_id, network_id, day FROM input ON CONFLICT DO NOTHING \
            RETURNING event_id) \
@@ -173,6 +174,41 @@ async fn count_events(
     )
     .await?;
     Ok(())
+}
+
+/// Days the ids of counted events are kept (and of gateway reports): far
+/// longer than any redelivery (seconds) or republishing by a restarted relay
+/// (minutes) takes to come.
+pub const KEEP_DAYS: i64 = 35;
+
+/// Forgets the ids of events counted before `before` (and of request
+/// reports received before it), and from then on counts no event of an
+/// earlier day — which only a replay of the bus or an imported archive
+/// brings, and which was counted when it first came. The mark only moves
+/// forward. Returns how many ids were forgotten.
+pub async fn prune<C: tokio_postgres::GenericClient>(
+    client: &C,
+    before: NaiveDate,
+) -> Result<u64, AggregatorError> {
+    let before: NaiveDate = client
+        .query_one(
+            "INSERT INTO usage_pruned (one, before) VALUES (true, $1) \
+             ON CONFLICT (one) DO UPDATE SET before = GREATEST(usage_pruned.before, EXCLUDED.before) \
+             RETURNING before",
+            &[&before],
+        )
+        .await?
+        .get(0);
+    let events = client
+        .execute("DELETE FROM usage_events WHERE day < $1", &[&before])
+        .await?;
+    let reports = client
+        .execute(
+            "DELETE FROM usage_request_batches WHERE received_at < $1::date",
+            &[&before],
+        )
+        .await?;
+    Ok(events + reports)
 }
 
 /// What a post counts towards its network's stored bytes.
