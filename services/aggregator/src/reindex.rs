@@ -245,6 +245,8 @@ impl ReadModel {
             .map_err(joined)??;
         }
         drop(paused);
+        // The rebuild's writer buffers are free now: back to the system.
+        let _ = tokio::task::spawn_blocking(anp_kit::give_back_free_memory).await;
         report.seconds = started.elapsed().as_secs_f64();
         info!(
             events = report.events,

@@ -481,6 +481,39 @@ pub fn return_large_allocations() {
     }
 }
 
+/// [`return_large_allocations`] for a service that allocates and frees the
+/// same blocks of up to `reused` bytes many times a second (the search
+/// index: a term hash table and arena pages for every commit's segment):
+/// blocks up to that size are reused from the heap instead of mapped,
+/// faulted in and unmapped each time; larger ones still go back to the
+/// operating system on free. Call [`give_back_free_memory`] after a burst
+/// of such blocks (a rebuild) and now and then. A no-op elsewhere than glibc.
+pub fn reuse_allocations_up_to(reused: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is safe to call at
+    // any time. The threshold is capped at glibc's own maximum (32 MiB).
+    unsafe {
+        let threshold = reused.min(32 * 1024 * 1024) + 1;
+        let int = |bytes: usize| libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, int(threshold));
+        // Nor is the heap's free top handed back after each such block (as
+        // glibc does once it raises the threshold itself).
+        libc::mallopt(libc::M_TRIM_THRESHOLD, int(2 * threshold));
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = reused;
+}
+
+/// Returns the heap's free memory to the operating system (glibc's
+/// `malloc_trim`). Blocking for a few milliseconds; a no-op elsewhere.
+pub fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory the allocator holds free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The caller's access to a site or network, from the sites service (which
 /// owns roles), asked with the caller's own token when there is one.
 pub async fn sites_access(
