@@ -127,6 +127,16 @@ pub async fn site_by_id<S: Statements>(client: &S, id: Uuid) -> Result<SiteRow, 
     Ok(SiteRow::from_row(&row)?)
 }
 
+/// The id of the site of network `network` with slug `slug` (SQL
+/// expressions), or of the site that had it before a rename.
+fn site_id_by_slug(network: &str, slug: &str) -> String {
+    format!(
+        "COALESCE( \
+           (SELECT id FROM sites WHERE network_id = {network} AND slug = {slug}), \
+           (SELECT site_id FROM site_aliases WHERE network_id = {network} AND slug = {slug}))"
+    )
+}
+
 /// A site by its slug in a network, or by a former slug of a renamed site.
 pub async fn site_by_slug<S: Statements>(
     client: &S,
@@ -138,9 +148,8 @@ pub async fn site_by_slug<S: Statements>(
     let statement = client
         .statement(&format!(
             "SELECT {SITE_COLUMNS} FROM sites s JOIN networks n ON n.id = s.network_id \
-             WHERE s.network_id = $1 AND s.id = COALESCE( \
-               (SELECT id FROM sites WHERE network_id = $1 AND slug = $2), \
-               (SELECT site_id FROM site_aliases WHERE network_id = $1 AND slug = $2))"
+             WHERE s.network_id = $1 AND s.id = {}",
+            site_id_by_slug("$1", "$2")
         ))
         .await?;
     let row = client
@@ -234,12 +243,12 @@ fn standing_sql(from: &str, account: u8, session: u8) -> String {
 /// By slugs ($1 network, $2 site or ''), the caller $3 with session $4.
 static STANDING_BY_SLUGS: LazyLock<String> = LazyLock::new(|| {
     standing_sql(
-        "LEFT JOIN networks n ON n.slug = $1 \
-         LEFT JOIN LATERAL (SELECT * FROM sites WHERE $2::text <> '' AND network_id = n.id \
-           AND id = COALESCE( \
-             (SELECT id FROM sites WHERE network_id = n.id AND slug = $2::text), \
-             (SELECT site_id FROM site_aliases WHERE network_id = n.id AND slug = $2::text))) \
-           AS s ON true",
+        &format!(
+            "LEFT JOIN networks n ON n.slug = $1 \
+             LEFT JOIN LATERAL (SELECT * FROM sites WHERE $2::text <> '' AND network_id = n.id \
+               AND id = {}) AS s ON true",
+            site_id_by_slug("n.id", "$2::text")
+        ),
         3,
         4,
     )
@@ -254,17 +263,17 @@ static STANDING_BY_SITE_ID: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Where the caller of `session` (account, session) — or nobody — stands at
+/// Where the holder of `session` (a verified token) — or nobody — stands at
 /// `scope`, in one statement. An ended session is `UNAUTHENTICATED` before
 /// anything else; the errors of a scope are [`resolve`]'s.
 pub async fn standing<S: Statements>(
     client: &S,
     field: &str,
     scope: Option<&Scope>,
-    session: Option<(Uuid, Uuid)>,
+    session: Option<&anp_session::Session>,
 ) -> Result<Standing, SitesError> {
     let scope = scope.ok_or_else(|| SitesError::invalid(format!("{field}: missing")))?;
-    let (account, session_id) = (session.map(|s| s.0), session.map(|s| s.1));
+    let (account, session_id) = (session.map(|s| s.account_id), session.map(|s| s.session_id));
     let row = if !scope.site_id.is_empty() {
         let id: Uuid = scope.site_id.parse().map_err(|_| {
             SitesError::invalid(format!(

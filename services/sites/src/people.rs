@@ -884,13 +884,7 @@ impl Sites {
             target,
             role,
             network_member,
-        } = standing(
-            &client,
-            "scope",
-            scope,
-            session.map(|session| (session.account_id, session.session_id)),
-        )
-        .await?;
+        } = standing(&client, "scope", scope, session.as_ref()).await?;
         let writable = !target.network.suspended()
             && target
                 .site
