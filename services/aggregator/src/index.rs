@@ -24,6 +24,19 @@ use crate::remembered::Remembered;
 use crate::{AggregatorError, audience};
 
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// Segments of fewer documents than this are one level of the merge policy
+/// (Tantivy's default: 10,000). The projector commits a segment of a few
+/// dozen documents up to ten times a second; with the default every
+/// document was written again about twelve times before its segment left
+/// the first level, and merging took as much CPU as indexing (decision
+/// 0028).
+const MERGE_FIRST_LEVEL_DOCS: u32 = 1_000;
+/// The live writer's merge policy (see `MERGE_FIRST_LEVEL_DOCS`).
+fn live_merge_policy() -> tantivy::indexer::LogMergePolicy {
+    let mut policy = tantivy::indexer::LogMergePolicy::default();
+    policy.set_min_layer_size(MERGE_FIRST_LEVEL_DOCS);
+    policy
+}
 /// A rebuild's writer: a thread a core, and large segments, unmerged until
 /// the rebuild is done (merging while building rewrites every document
 /// several times). 256 MB a thread rather than more: a segment's term hash
@@ -488,8 +501,16 @@ impl SearchIndex {
         if let Some(bulk) = guard.take() {
             bulk.wait_merging_threads()?;
         }
-        *guard = Some(self.index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?);
+        *guard = Some(Self::live_writer(&self.index)?);
         Ok(())
+    }
+
+    /// The projector's writer: one thread, its segments merged by size
+    /// levels whose first holds segments under `MERGE_FIRST_LEVEL_DOCS`.
+    fn live_writer(index: &Index) -> Result<IndexWriter, AggregatorError> {
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+        writer.set_merge_policy(Box::new(live_merge_policy()));
+        Ok(writer)
     }
 
     fn open_dir(dir: &Path) -> Result<(Self, bool), AggregatorError> {
@@ -537,7 +558,7 @@ impl SearchIndex {
         index
             .tokenizers()
             .register(TOKENIZER_PLAIN, plain_analyzer(&common));
-        let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+        let writer = Self::live_writer(&index)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -1127,6 +1148,35 @@ mod tests {
             out.push(stream.token().text.clone());
         }
         out
+    }
+
+    #[test]
+    fn small_commits_are_merged_among_themselves_not_into_a_segment_a_level_up() {
+        use tantivy::index::SegmentId;
+        use tantivy::indexer::MergePolicy;
+        let (schema, _) = schema();
+        let index = Index::create_in_ram(schema);
+        let segment = |docs: u32| index.new_segment_meta(SegmentId::generate_random(), docs);
+        let grown = segment(2_000);
+        let commits: Vec<_> = (0..8).map(|_| segment(80)).collect();
+        let mut segments = vec![grown.clone()];
+        segments.extend(commits.iter().cloned());
+        let candidates = live_merge_policy().compute_merge_candidates(&segments);
+        assert_eq!(candidates.len(), 1, "one merge: {candidates:?}");
+        let mut merged = candidates[0].0.clone();
+        merged.sort();
+        let mut expected: Vec<_> = commits.iter().map(|meta| meta.id()).collect();
+        expected.sort();
+        assert_eq!(
+            merged, expected,
+            "the eight commits, without the grown segment"
+        );
+        // Seven small commits wait for an eighth.
+        assert!(
+            live_merge_policy()
+                .compute_merge_candidates(&segments[..8])
+                .is_empty()
+        );
     }
 
     #[test]
