@@ -38,8 +38,11 @@ pub const SERVICE: &str = "aggregator";
 const BATCH_MAX: usize = 4_096;
 /// Batches in the projections at once: the index may work on the next
 /// batches while the timelines finish one, and the other way round; the
-/// index commits the batches waiting for it together.
-const IN_FLIGHT: usize = 8;
+/// index commits the batches waiting for it together. Enough for the
+/// batches of the 100 ms between two index commits (`COMMITS_APART`, a
+/// batch every `LINGER`) and of a slow commit, so the timelines never wait
+/// for the index's pacing; `IN_FLIGHT_EVENTS` bounds the memory.
+const IN_FLIGHT: usize = 32;
 /// Events in the projections at once: four full batches, so that the
 /// timelines never wait for the index's commit and the index commits several
 /// batches at once (bounds memory and how long a fetched message waits for
