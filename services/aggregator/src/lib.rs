@@ -386,7 +386,9 @@ fn spawn_index_worker(read_model: ReadModel) -> (tokio::sync::mpsc::Sender<Work>
     let indexer = tokio::spawn(async move {
         let mut not_before = std::time::Instant::now();
         while let Some(first) = ready.recv().await {
-            let committed = read_model.index_batches(first, &mut ready, not_before).await;
+            let committed = read_model
+                .index_batches(first, &mut ready, not_before)
+                .await;
             not_before = committed + COMMITS_APART;
         }
     });
