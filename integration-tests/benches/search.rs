@@ -26,7 +26,8 @@
 //!
 //! `ANP_BENCH_POSTS` (default 1,000,000), `ANP_BENCH_SEARCH_NETWORKS` (1,000) and
 //! `ANP_BENCH_QUERIES` (per class, 50) scale it down; `ANP_BENCH_STOP_AFTER`
-//! (indexing, search, feed, lag) ends it early. Run with `make bench`;
+//! (indexing, search, feed, lag) ends it early; `ANP_BENCH_SKIP` (a comma
+//! list of search, feed, lag) leaves sections out. Run with `make bench`;
 //! results in `docs/benchmarks.md`.
 
 #[allow(dead_code)]
@@ -472,6 +473,13 @@ async fn load_event_stores(pg: &tokio_postgres::Client, corpus: &Corpus) -> u64 
     count
 }
 
+/// `ANP_BENCH_SKIP=search,feed,lag` (any of them) leaves those sections
+/// out: with all three, a run indexes and then rebuilds.
+fn skipped(section: &str) -> bool {
+    std::env::var("ANP_BENCH_SKIP")
+        .is_ok_and(|value| value.split(',').any(|skip| skip.trim() == section))
+}
+
 /// `ANP_BENCH_STOP_AFTER=search` (or `indexing`, `feed`, `lag`) ends the
 /// run after that section, for quicker rounds while tuning.
 fn stop_after(section: &str) -> bool {
@@ -619,76 +627,80 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     let pg = infra.pg().await;
-    let loaded = Instant::now();
-    load_pg_baseline(&pg, &corpus).await;
-    println!(
-        "\n(PostgreSQL baseline loaded and indexed in {:.0}s)",
-        loaded.elapsed().as_secs_f64()
-    );
-    let mix = query_mix(&corpus, per_class);
-    // Warm both (page cache, plans) with the whole mix once.
-    for query in &mix {
-        search_grpc(&mut aggregator, query).await;
-        search_pg(&pg, query).await;
-    }
-    let mut ours: HashMap<String, Vec<Duration>> = HashMap::new();
-    let mut theirs: HashMap<String, Vec<Duration>> = HashMap::new();
-    let mut empty = (0usize, 0usize);
-    let mut slowest: Vec<(Duration, &Query)> = Vec::new();
-    for query in &mix {
-        let sent = Instant::now();
-        let hits = search_grpc(&mut aggregator, query).await;
-        let took = sent.elapsed();
-        ours.entry(class_name(query)).or_default().push(took);
-        slowest.push((took, query));
-        let sent = Instant::now();
-        let rows = search_pg(&pg, query).await;
-        theirs
-            .entry(class_name(query))
-            .or_default()
-            .push(sent.elapsed());
-        empty.0 += usize::from(hits == 0);
-        empty.1 += usize::from(rows == 0);
-    }
-    println!(
-        "\n## Search at {posts} documents, {per_class} queries a class (limit 20; ANP through gRPC)"
-    );
-    print_classes(&ours, &theirs, "PG FTS", "whole mix");
-    println!(
-        "  (queries without hits: ANP {}, PostgreSQL {} of {})",
-        empty.0,
-        empty.1,
-        mix.len()
-    );
+    if !skipped("search") {
+        let loaded = Instant::now();
+        load_pg_baseline(&pg, &corpus).await;
+        println!(
+            "\n(PostgreSQL baseline loaded and indexed in {:.0}s)",
+            loaded.elapsed().as_secs_f64()
+        );
+        let mix = query_mix(&corpus, per_class);
+        // Warm both (page cache, plans) with the whole mix once.
+        for query in &mix {
+            search_grpc(&mut aggregator, query).await;
+            search_pg(&pg, query).await;
+        }
+        let mut ours: HashMap<String, Vec<Duration>> = HashMap::new();
+        let mut theirs: HashMap<String, Vec<Duration>> = HashMap::new();
+        let mut empty = (0usize, 0usize);
+        let mut slowest: Vec<(Duration, &Query)> = Vec::new();
+        for query in &mix {
+            let sent = Instant::now();
+            let hits = search_grpc(&mut aggregator, query).await;
+            let took = sent.elapsed();
+            ours.entry(class_name(query)).or_default().push(took);
+            slowest.push((took, query));
+            let sent = Instant::now();
+            let rows = search_pg(&pg, query).await;
+            theirs
+                .entry(class_name(query))
+                .or_default()
+                .push(sent.elapsed());
+            empty.0 += usize::from(hits == 0);
+            empty.1 += usize::from(rows == 0);
+        }
+        println!(
+            "\n## Search at {posts} documents, {per_class} queries a class (limit 20; ANP through gRPC)"
+        );
+        print_classes(&ours, &theirs, "PG FTS", "whole mix");
+        println!(
+            "  (queries without hits: ANP {}, PostgreSQL {} of {})",
+            empty.0,
+            empty.1,
+            mix.len()
+        );
 
-    print_slowest(&mut slowest);
+        print_slowest(&mut slowest);
 
-    // ## The search page: the same queries by relevance, with facet counts
-    // (every match is counted, not only the top 20).
-    let by_relevance: Vec<&Query> = mix.iter().filter(|query| !query.by_date).collect();
-    for query in &by_relevance {
-        facets_grpc(&mut aggregator, query).await;
-        facets_pg(&pg, query).await;
+        // ## The search page: the same queries by relevance, with facet counts
+        // (every match is counted, not only the top 20).
+        let by_relevance: Vec<&Query> = mix.iter().filter(|query| !query.by_date).collect();
+        for query in &by_relevance {
+            facets_grpc(&mut aggregator, query).await;
+            facets_pg(&pg, query).await;
+        }
+        let mut ours: HashMap<String, Vec<Duration>> = HashMap::new();
+        let mut theirs: HashMap<String, Vec<Duration>> = HashMap::new();
+        let mut slowest: Vec<(Duration, &Query)> = Vec::new();
+        for query in &by_relevance {
+            let sent = Instant::now();
+            facets_grpc(&mut aggregator, query).await;
+            let took = sent.elapsed();
+            ours.entry(class_name(query)).or_default().push(took);
+            slowest.push((took, query));
+            let sent = Instant::now();
+            facets_pg(&pg, query).await;
+            theirs
+                .entry(class_name(query))
+                .or_default()
+                .push(sent.elapsed());
+        }
+        println!(
+            "\n## Search with facet counts (network, site, kind, tag, language), as /search asks"
+        );
+        print_classes(&ours, &theirs, "PG", "all");
+        print_slowest(&mut slowest);
     }
-    let mut ours: HashMap<String, Vec<Duration>> = HashMap::new();
-    let mut theirs: HashMap<String, Vec<Duration>> = HashMap::new();
-    let mut slowest: Vec<(Duration, &Query)> = Vec::new();
-    for query in &by_relevance {
-        let sent = Instant::now();
-        facets_grpc(&mut aggregator, query).await;
-        let took = sent.elapsed();
-        ours.entry(class_name(query)).or_default().push(took);
-        slowest.push((took, query));
-        let sent = Instant::now();
-        facets_pg(&pg, query).await;
-        theirs
-            .entry(class_name(query))
-            .or_default()
-            .push(sent.elapsed());
-    }
-    println!("\n## Search with facet counts (network, site, kind, tag, language), as /search asks");
-    print_classes(&ours, &theirs, "PG", "all");
-    print_slowest(&mut slowest);
 
     if stop_after("search") {
         return;
@@ -696,85 +708,87 @@ async fn main() {
 
     // ## Umbrella feed page: this installation against one of 10 sites,
     // read in turns so that both see the same machine.
-    let small_infra = Infra::new().await;
-    let small_index = tempfile::tempdir().expect("tempdir");
-    let small_addr = free_addr();
-    let mut small_env = process_env(&small_infra);
-    small_env.extend([
-        ("ANP_AGGREGATOR_LISTEN", small_addr.clone()),
-        ("ANP_INDEX_DIR", small_index.path().display().to_string()),
-        ("ANP_SITES_URL", String::new()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]);
-    let small_aggregator = Process::spawn("anp-aggregator", &small_env);
-    wait_healthy(&small_addr).await;
-    let small_jetstream = small_infra.jetstream().await;
-    let small = Corpus::generate(1, 1_000);
-    let small_sites = 10;
-    let small_seq = publish_all(
-        &small_jetstream,
-        &small_infra,
-        (0..small_sites).map(|site| small.site_created(site)).chain(
-            small
-                .posts
-                .iter()
-                .filter(|post| post.site < small_sites)
-                .map(|post| ("content".to_owned(), small.post_published(post))),
-        ),
-    )
-    .await;
-    let mut small_client = AggregatorServiceClient::new(channel(&small_addr));
-    wait_projected(&mut small_client, small_seq).await;
-    let read_feed = |client: &mut AggregatorServiceClient<Channel>| {
-        let mut client = client.clone();
-        async move {
-            let sent = Instant::now();
-            let page = client
-                .get_feed(GetFeedRequest {
-                    scope: Some(FeedScope::default()),
-                    limit: 20,
-                    cursor: String::new(),
-                })
-                .await
-                .expect("feed")
-                .into_inner();
-            assert_eq!(page.entries.len(), 20);
-            sent.elapsed()
-        }
-    };
-    let mut big_client = aggregator.clone();
-    let (mut big, mut small_times) = (Vec::with_capacity(2_000), Vec::with_capacity(2_000));
-    for round in 0..2_200 {
-        let (took_big, took_small) = if round % 2 == 0 {
-            let took = read_feed(&mut big_client).await;
-            (took, read_feed(&mut small_client).await)
-        } else {
-            let took = read_feed(&mut small_client).await;
-            (read_feed(&mut big_client).await, took)
+    if !skipped("feed") {
+        let small_infra = Infra::new().await;
+        let small_index = tempfile::tempdir().expect("tempdir");
+        let small_addr = free_addr();
+        let mut small_env = process_env(&small_infra);
+        small_env.extend([
+            ("ANP_AGGREGATOR_LISTEN", small_addr.clone()),
+            ("ANP_INDEX_DIR", small_index.path().display().to_string()),
+            ("ANP_SITES_URL", String::new()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]);
+        let small_aggregator = Process::spawn("anp-aggregator", &small_env);
+        wait_healthy(&small_addr).await;
+        let small_jetstream = small_infra.jetstream().await;
+        let small = Corpus::generate(1, 1_000);
+        let small_sites = 10;
+        let small_seq = publish_all(
+            &small_jetstream,
+            &small_infra,
+            (0..small_sites).map(|site| small.site_created(site)).chain(
+                small
+                    .posts
+                    .iter()
+                    .filter(|post| post.site < small_sites)
+                    .map(|post| ("content".to_owned(), small.post_published(post))),
+            ),
+        )
+        .await;
+        let mut small_client = AggregatorServiceClient::new(channel(&small_addr));
+        wait_projected(&mut small_client, small_seq).await;
+        let read_feed = |client: &mut AggregatorServiceClient<Channel>| {
+            let mut client = client.clone();
+            async move {
+                let sent = Instant::now();
+                let page = client
+                    .get_feed(GetFeedRequest {
+                        scope: Some(FeedScope::default()),
+                        limit: 20,
+                        cursor: String::new(),
+                    })
+                    .await
+                    .expect("feed")
+                    .into_inner();
+                assert_eq!(page.entries.len(), 20);
+                sent.elapsed()
+            }
         };
-        if round >= 200 {
-            big.push(took_big);
-            small_times.push(took_small);
+        let mut big_client = aggregator.clone();
+        let (mut big, mut small_times) = (Vec::with_capacity(2_000), Vec::with_capacity(2_000));
+        for round in 0..2_200 {
+            let (took_big, took_small) = if round % 2 == 0 {
+                let took = read_feed(&mut big_client).await;
+                (took, read_feed(&mut small_client).await)
+            } else {
+                let took = read_feed(&mut small_client).await;
+                (read_feed(&mut big_client).await, took)
+            };
+            if round >= 200 {
+                big.push(took_big);
+                small_times.push(took_small);
+            }
         }
+        drop(small_aggregator);
+        small_infra.cleanup().await;
+        println!(
+            "\n## Umbrella feed page (newest 20, GetFeed through gRPC, 2,000 reads each, in turns)"
+        );
+        println!("                                   p50        p99");
+        println!(
+            "  baseline: 10 sites           {:>9}  {:>9}",
+            ms(percentile(&small_times, 0.5)),
+            ms(percentile(&small_times, 0.99))
+        );
+        println!(
+            "  {:>6} sites, {posts} posts {:>9}  {:>9}   p99 ratio {:.2}",
+            networks * SITES_PER_NETWORK,
+            ms(percentile(&big, 0.5)),
+            ms(percentile(&big, 0.99)),
+            percentile(&big, 0.99).as_secs_f64() / percentile(&small_times, 0.99).as_secs_f64()
+        );
     }
-    drop(small_aggregator);
-    small_infra.cleanup().await;
-    println!(
-        "\n## Umbrella feed page (newest 20, GetFeed through gRPC, 2,000 reads each, in turns)"
-    );
-    println!("                                   p50        p99");
-    println!(
-        "  baseline: 10 sites           {:>9}  {:>9}",
-        ms(percentile(&small_times, 0.5)),
-        ms(percentile(&small_times, 0.99))
-    );
-    println!(
-        "  {:>6} sites, {posts} posts {:>9}  {:>9}   p99 ratio {:.2}",
-        networks * SITES_PER_NETWORK,
-        ms(percentile(&big, 0.5)),
-        ms(percentile(&big, 0.99)),
-        percentile(&big, 0.99).as_secs_f64() / percentile(&small_times, 0.99).as_secs_f64()
-    );
 
     if stop_after("feed") {
         return;
@@ -786,15 +800,17 @@ async fn main() {
         ("anp-content", content.as_ref().map_or(0, Process::pid)),
         ("anp-aggregator", aggregator_process.pid()),
     ];
-    lag(
-        &infra,
-        &services,
-        &jetstream,
-        &sites_addr,
-        &content_addr,
-        &aggregator_addr,
-    )
-    .await;
+    if !skipped("lag") {
+        lag(
+            &infra,
+            &services,
+            &jetstream,
+            &sites_addr,
+            &content_addr,
+            &aggregator_addr,
+        )
+        .await;
+    }
 
     if stop_after("lag") {
         return;

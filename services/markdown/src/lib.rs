@@ -1,7 +1,13 @@
 //! Markdown to sanitized HTML.
 
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
+use html5ever::tendril::StrTendril;
+use html5ever::tokenizer::states::RawKind;
+use html5ever::tokenizer::{
+    BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
+};
 use pulldown_cmark::{Options, Parser, html};
 
 /// A cleaner that keeps no tag at all, built once: building one (its
@@ -14,10 +20,101 @@ pub fn html_text(html: &str) -> String {
     TEXT_ONLY.clean(html).to_string()
 }
 
-/// The plain text of HTML: no tags, entities undone — for search and
-/// plain-text fields.
+/// The plain text of HTML: no tags, entities undone, scripts and styles
+/// left out, a space where a block (a paragraph, an item, a line break)
+/// ends — for search. Read by html5ever's tokenizer alone: no tree is
+/// built, as cleaning would (a tenth of a rebuild's CPU went to it).
 pub fn html_plain_text(html: &str) -> String {
-    html_unescape(&html_text(html))
+    let tokenizer = Tokenizer::new(TextSink::default(), TokenizerOpts::default());
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from_slice(html));
+    // The sink never asks to stop for a script: the input is read whole.
+    let _ = tokenizer.feed(&input);
+    tokenizer.end();
+    let text = tokenizer.sink.text.into_inner();
+    text.trim_end().to_owned()
+}
+
+/// Elements within a line of text: their tags do not part words
+/// (`organiza<em>ción</em>`).
+const INLINE: &[&str] = &[
+    "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "del", "dfn", "em", "i", "ins", "kbd",
+    "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "time", "u",
+    "var",
+];
+
+/// Collects the text the tokenizer finds.
+#[derive(Default)]
+struct TextSink {
+    text: RefCell<String>,
+    /// Inside a script or a style: nothing is text until its end tag.
+    skipping: RefCell<Option<html5ever::LocalName>>,
+}
+
+impl TextSink {
+    fn tag(&self, tag: Tag) -> TokenSinkResult<()> {
+        let mut skipping = self.skipping.borrow_mut();
+        if skipping.is_some() {
+            if tag.kind == TagKind::EndTag && skipping.as_ref() == Some(&tag.name) {
+                *skipping = None;
+            }
+            return TokenSinkResult::Continue;
+        }
+        if !INLINE.contains(&&*tag.name) {
+            let mut text = self.text.borrow_mut();
+            if text
+                .chars()
+                .next_back()
+                .is_some_and(|last| !last.is_whitespace())
+            {
+                text.push(' ');
+            }
+        }
+        if tag.kind == TagKind::EndTag || tag.self_closing {
+            return TokenSinkResult::Continue;
+        }
+        // As a browser's tree builder would switch the tokenizer: the
+        // content of these is not markup.
+        match &*tag.name {
+            "script" => {
+                *skipping = Some(tag.name);
+                TokenSinkResult::RawData(RawKind::ScriptData)
+            }
+            "style" => {
+                *skipping = Some(tag.name);
+                TokenSinkResult::RawData(RawKind::Rawtext)
+            }
+            "textarea" | "title" => TokenSinkResult::RawData(RawKind::Rcdata),
+            "iframe" | "noembed" | "noframes" | "noscript" | "xmp" => {
+                TokenSinkResult::RawData(RawKind::Rawtext)
+            }
+            "plaintext" => TokenSinkResult::Plaintext,
+            _ => TokenSinkResult::Continue,
+        }
+    }
+}
+
+impl TokenSink for TextSink {
+    type Handle = ();
+
+    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
+        match token {
+            Token::TagToken(tag) => self.tag(tag),
+            Token::CharacterTokens(chars) => {
+                if self.skipping.borrow().is_none() {
+                    let mut text = self.text.borrow_mut();
+                    // Leading whitespace is not kept.
+                    if text.is_empty() {
+                        text.push_str(chars.trim_start());
+                    } else {
+                        text.push_str(&chars);
+                    }
+                }
+                TokenSinkResult::Continue
+            }
+            _ => TokenSinkResult::Continue,
+        }
+    }
 }
 
 /// Undoes the HTML escaping of text (ammonia's text output, summaries), for
@@ -55,6 +152,22 @@ mod tests {
         let html = "<p>Tom &amp; Jerry <em>&lt;3</em></p><script>x()</script>";
         assert_eq!(html_text(html), "Tom &amp; Jerry &lt;3");
         assert_eq!(html_plain_text(html), "Tom & Jerry <3");
+    }
+
+    #[test]
+    fn plain_text_parts_blocks_not_inline_elements_and_skips_scripts_and_styles() {
+        let html = "<h1>Marcha</h1><p>La organiza<em>ción</em> &quot;convoca&quot;&nbsp;hoy</p>\
+                    <ul><li>uno</li><li>dos<br>tres</li></ul>\
+                    <script>if (a<b) { x('</p>') }</script><style>p > a { color: red }</style>\
+                    <!-- nota --><p>fin &amp; <a href=\"/x\">enlace</a></p>";
+        assert_eq!(
+            html_plain_text(html),
+            "Marcha La organización \"convoca\"\u{a0}hoy uno dos tres fin & enlace"
+        );
+        assert_eq!(html_plain_text(""), "");
+        assert_eq!(html_plain_text("  solo texto  "), "solo texto");
+        // Broken markup is still read to its end.
+        assert_eq!(html_plain_text("<p>a <b>b</p> <div"), "a b");
     }
 
     #[test]
