@@ -5,11 +5,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anp_proto::aggregator::v1::{FeedScope, GetFeedRequest};
-use anp_proto::content::v1::PublishPostRequest;
+use anp_proto::content::v1::{EditPostRequest, PublishPostRequest};
 use tonic::Code;
 
 use crate::flow::{create_site, get_text, onboard};
-use crate::harness::{Stack, eventually, expect_error, with_token};
+use crate::harness::{Stack, count, eventually, expect_error, with_token};
 
 async fn publish(
     stack: &Stack,
@@ -207,5 +207,102 @@ async fn tags_and_languages_have_timelines_across_networks_in_every_format() {
         (response.status() == 200 && response.text().await.ok()?.contains(&newer)).then_some(())
     })
     .await;
+    stack.stop().await;
+}
+
+/// A post the timelines take for new is written with plain inserts; should
+/// its rows be there after all (the projection's tables disagreeing: here
+/// its version row is gone), the batch is written again with upserts — the
+/// projection neither stops nor doubles a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rows_already_there_do_not_stop_the_timelines() {
+    let stack = Stack::start().await;
+    onboard(&stack, "tenants", "Tenants").await;
+    create_site(&stack, "tenants", "chicago", "Chicago").await;
+    let rent = publish(&stack, "tenants", "chicago", "Rent strike", "en", &["rows"]).await;
+    let wait = Duration::from_secs(15);
+    let titles = || async {
+        let entries = stack
+            .aggregator()
+            .get_feed(GetFeedRequest {
+                scope: Some(tag("rows")),
+                cursor: String::new(),
+                limit: 50,
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .entries;
+        Some(
+            entries
+                .into_iter()
+                .map(|entry| (entry.id, entry.title))
+                .collect::<Vec<_>>(),
+        )
+    };
+    eventually(wait, "the post in its tag's timeline", || async {
+        (titles().await? == vec![(rent.clone(), "Rent strike".to_owned())]).then_some(())
+    })
+    .await;
+    let rows = format!("SELECT count(*) FROM aggregator.feed_timelines WHERE post_id = '{rent}'");
+    let placed = count(&stack, &rows).await;
+    assert_eq!(placed, 5, "umbrella, network, site, language and tag");
+    stack
+        .infra
+        .pg()
+        .await
+        .execute(
+            &format!("DELETE FROM aggregator.post_versions WHERE post_id = '{rent}'"),
+            &[],
+        )
+        .await
+        .expect("forget the post's version");
+
+    // Its next version looks new: its rows conflict, and are upserted.
+    stack
+        .content()
+        .edit_post(with_token(
+            EditPostRequest {
+                post_id: rent.clone(),
+                title: "Rent strike: day two".into(),
+                body_markdown: "About the strike".into(),
+                ..Default::default()
+            },
+            &stack.admin("tenants"),
+        ))
+        .await
+        .expect("edit");
+    let later = publish(
+        &stack,
+        "tenants",
+        "chicago",
+        "Tenant union",
+        "en",
+        &["rows"],
+    )
+    .await;
+    eventually(
+        wait,
+        "the edit and a later post in the timeline",
+        || async {
+            (titles().await?
+                == vec![
+                    (later.clone(), "Tenant union".to_owned()),
+                    (rent.clone(), "Rent strike: day two".to_owned()),
+                ])
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(count(&stack, &rows).await, placed, "no row doubled or lost");
+    assert_eq!(
+        count(
+            &stack,
+            &format!("SELECT version FROM aggregator.post_versions WHERE post_id = '{rent}'")
+        )
+        .await,
+        2,
+        "the version is known again"
+    );
     stack.stop().await;
 }

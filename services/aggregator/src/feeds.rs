@@ -68,9 +68,10 @@ async fn write_posts(
             (row.get(0), (row.get(1), place, row.get(4)))
         })
         .collect();
-    let mut versions = Versions::default();
-    let mut posts = Posts::default();
-    let mut added = Places::default();
+    // Posts the timelines never saw (the usual case) and newer versions of
+    // posts they know, written apart: see `Conflicts`.
+    let mut fresh = Rows::default();
+    let mut known_rows = Rows::default();
     let mut removed = Places::default();
     // Posts no longer in any timeline: their content goes too.
     let mut hidden: Vec<Uuid> = Vec::new();
@@ -103,7 +104,8 @@ async fn write_posts(
             match kept {
                 Some(at) => place.push(scope, at),
                 None => {
-                    added.push(scope.clone(), published_at, post_id);
+                    // A row its places did not hold: new to the timeline.
+                    fresh.added.push(scope.clone(), published_at, post_id);
                     place.push(scope, published_at);
                 }
             }
@@ -115,44 +117,26 @@ async fn write_posts(
                 }
             }
         }
-        versions.push(post_id, version, network_id, bytes, place);
+        let rows = if before.is_some() {
+            &mut known_rows
+        } else {
+            &mut fresh
+        };
+        rows.versions
+            .push(post_id, version, network_id, bytes, place);
         if scopes.is_empty() {
             if before.is_some() {
                 hidden.push(post_id);
             }
             continue;
         }
-        posts.push(state, post_id, version, network_id, site_id);
+        rows.posts
+            .push(state, post_id, version, network_id, site_id);
     }
-    if versions.post_id.is_empty() {
+    if fresh.versions.post_id.is_empty() && known_rows.versions.post_id.is_empty() {
         return Ok(());
     }
     stored.write(tx).await?;
-    tx.execute(
-        "INSERT INTO post_versions (post_id, version, network_id, bytes, scopes, placed) \
-         SELECT u.post_id, u.version, u.network_id, u.bytes, \
-           COALESCE(p.scopes, '{}'), COALESCE(p.placed, '{}') \
-         FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $7::bigint[]) \
-           AS u(post_id, version, network_id, bytes) \
-         LEFT JOIN (SELECT post_id, array_agg(scope ORDER BY n) AS scopes, \
-                      array_agg(at ORDER BY n) AS placed \
-                    FROM unnest($4::uuid[], $5::text[], $6::timestamptz[]) \
-                      WITH ORDINALITY AS x(post_id, scope, at, n) \
-                    GROUP BY post_id) p USING (post_id) \
-         ON CONFLICT (post_id) DO UPDATE SET version = EXCLUDED.version, \
-           bytes = EXCLUDED.bytes, scopes = EXCLUDED.scopes, placed = EXCLUDED.placed \
-         WHERE post_versions.version < EXCLUDED.version",
-        &[
-            &versions.post_id,
-            &versions.version,
-            &versions.network_id,
-            &versions.places.post_id,
-            &versions.places.scope,
-            &versions.places.published_at,
-            &versions.bytes,
-        ],
-    )
-    .await?;
     if !removed.scope.is_empty() {
         tx.execute(
             "DELETE FROM feed_timelines f USING \
@@ -166,53 +150,147 @@ async fn write_posts(
         tx.execute("DELETE FROM feed_posts WHERE post_id = ANY($1)", &[&hidden])
             .await?;
     }
-    if !posts.post_id.is_empty() {
-        tx.execute(
-            "INSERT INTO feed_posts (post_id, network_id, site_id, version, updated_at, \
-               network_slug, site_slug, site_name, title, summary_html, body_html, lang, author) \
-             SELECT u.post_id, u.network_id, u.site_id, u.version, u.updated_at, u.network_slug, \
-               COALESCE(n.slug, u.site_slug), COALESCE(n.name, u.site_name), u.title, \
-               u.summary_html, u.body_html, u.lang, u.author \
-             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[], \
-               $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-               $12::text[], $13::text[]) \
-               AS u(post_id, network_id, site_id, version, updated_at, network_slug, site_slug, \
-                    site_name, title, summary_html, body_html, lang, author) \
-             LEFT JOIN site_names n ON n.site_id = u.site_id \
-             ON CONFLICT (post_id) DO UPDATE SET \
-               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
-               title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
-               body_html = EXCLUDED.body_html, lang = EXCLUDED.lang, \
-               site_slug = EXCLUDED.site_slug, site_name = EXCLUDED.site_name \
-             WHERE feed_posts.version < EXCLUDED.version",
-            &[
-                &posts.post_id,
-                &posts.network_id,
-                &posts.site_id,
-                &posts.version,
-                &posts.updated_at,
-                &posts.network_slug,
-                &posts.site_slug,
-                &posts.site_name,
-                &posts.title,
-                &posts.summary_html,
-                &posts.body_html,
-                &posts.lang,
-                &posts.author,
-            ],
-        )
-        .await?;
-    }
-    if !added.scope.is_empty() {
-        tx.execute(
-            "INSERT INTO feed_timelines (scope, published_at, post_id) \
-             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[]) \
-             ON CONFLICT DO NOTHING",
-            &[&added.scope, &added.published_at, &added.post_id],
-        )
-        .await?;
+    known_rows.write(tx, Conflicts::Expected).await?;
+    // What is new is inserted as new; should a row be there after all (the
+    // projection's own tables disagreeing), the same rows are written again
+    // with upserts instead of stopping the projection.
+    tx.batch_execute("SAVEPOINT fresh_rows").await?;
+    match fresh.write(tx, Conflicts::Unexpected).await {
+        Ok(()) => tx.batch_execute("RELEASE SAVEPOINT fresh_rows").await?,
+        Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            tracing::warn!(error = %err, "a new timeline row was there already: written again as an upsert");
+            tx.batch_execute("ROLLBACK TO SAVEPOINT fresh_rows").await?;
+            fresh.write(tx, Conflicts::Expected).await?;
+        }
+        Err(err) => return Err(err.into()),
     }
     Ok(())
+}
+
+/// Whether rows being written may be there already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conflicts {
+    /// A newer version of a known post: its rows are updated.
+    Expected,
+    /// Rows the post's places did not hold, of posts never seen: plain
+    /// inserts. An upsert's check for a conflicting row costs as much as
+    /// the insert (1.8× a plain insert into `feed_timelines`, measured), and
+    /// these are nearly all of the rows.
+    Unexpected,
+}
+
+/// A run's rows for the versions, the posts' content and the timelines.
+#[derive(Default)]
+struct Rows {
+    versions: Versions,
+    posts: Posts,
+    /// Timeline rows to add (for `Conflicts::Unexpected` only).
+    added: Places,
+}
+
+impl Rows {
+    async fn write(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        conflicts: Conflicts,
+    ) -> Result<(), tokio_postgres::Error> {
+        let upsert = conflicts == Conflicts::Expected;
+        let versions = &self.versions;
+        if !versions.post_id.is_empty() {
+            let on_conflict = if upsert {
+                " ON CONFLICT (post_id) DO UPDATE SET version = EXCLUDED.version, \
+                   bytes = EXCLUDED.bytes, scopes = EXCLUDED.scopes, placed = EXCLUDED.placed \
+                 WHERE post_versions.version < EXCLUDED.version"
+            } else {
+                ""
+            };
+            tx.execute(
+                &format!(
+                    "INSERT INTO post_versions (post_id, version, network_id, bytes, scopes, placed) \
+                     SELECT u.post_id, u.version, u.network_id, u.bytes, \
+                       COALESCE(p.scopes, '{{}}'), COALESCE(p.placed, '{{}}') \
+                     FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $7::bigint[]) \
+                       AS u(post_id, version, network_id, bytes) \
+                     LEFT JOIN (SELECT post_id, array_agg(scope ORDER BY n) AS scopes, \
+                                  array_agg(at ORDER BY n) AS placed \
+                                FROM unnest($4::uuid[], $5::text[], $6::timestamptz[]) \
+                                  WITH ORDINALITY AS x(post_id, scope, at, n) \
+                                GROUP BY post_id) p USING (post_id){on_conflict}"
+                ),
+                &[
+                    &versions.post_id,
+                    &versions.version,
+                    &versions.network_id,
+                    &versions.places.post_id,
+                    &versions.places.scope,
+                    &versions.places.published_at,
+                    &versions.bytes,
+                ],
+            )
+            .await?;
+        }
+        let posts = &self.posts;
+        if !posts.post_id.is_empty() {
+            let on_conflict = if upsert {
+                " ON CONFLICT (post_id) DO UPDATE SET \
+                   version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
+                   title = EXCLUDED.title, summary_html = EXCLUDED.summary_html, \
+                   body_html = EXCLUDED.body_html, lang = EXCLUDED.lang, \
+                   site_slug = EXCLUDED.site_slug, site_name = EXCLUDED.site_name \
+                 WHERE feed_posts.version < EXCLUDED.version"
+            } else {
+                ""
+            };
+            tx.execute(
+                &format!(
+                    "INSERT INTO feed_posts (post_id, network_id, site_id, version, updated_at, \
+                       network_slug, site_slug, site_name, title, summary_html, body_html, lang, author) \
+                     SELECT u.post_id, u.network_id, u.site_id, u.version, u.updated_at, u.network_slug, \
+                       COALESCE(n.slug, u.site_slug), COALESCE(n.name, u.site_name), u.title, \
+                       u.summary_html, u.body_html, u.lang, u.author \
+                     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[], \
+                       $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+                       $12::text[], $13::text[]) \
+                       AS u(post_id, network_id, site_id, version, updated_at, network_slug, site_slug, \
+                            site_name, title, summary_html, body_html, lang, author) \
+                     LEFT JOIN site_names n ON n.site_id = u.site_id{on_conflict}"
+                ),
+                &[
+                    &posts.post_id,
+                    &posts.network_id,
+                    &posts.site_id,
+                    &posts.version,
+                    &posts.updated_at,
+                    &posts.network_slug,
+                    &posts.site_slug,
+                    &posts.site_name,
+                    &posts.title,
+                    &posts.summary_html,
+                    &posts.body_html,
+                    &posts.lang,
+                    &posts.author,
+                ],
+            )
+            .await?;
+        }
+        let added = &self.added;
+        if !added.scope.is_empty() {
+            let on_conflict = if upsert {
+                " ON CONFLICT DO NOTHING"
+            } else {
+                ""
+            };
+            tx.execute(
+                &format!(
+                    "INSERT INTO feed_timelines (scope, published_at, post_id) \
+                     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[]){on_conflict}"
+                ),
+                &[&added.scope, &added.published_at, &added.post_id],
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a post is placed: its timelines and its date in each.
