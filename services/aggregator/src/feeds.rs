@@ -154,6 +154,9 @@ async fn write_posts(
     // What is new is inserted as new; should a row be there after all (the
     // projection's own tables disagreeing), the same rows are written again
     // with upserts instead of stopping the projection.
+    if fresh.versions.post_id.is_empty() && fresh.added.scope.is_empty() {
+        return Ok(());
+    }
     tx.batch_execute("SAVEPOINT fresh_rows").await?;
     match fresh.write(tx, Conflicts::Unexpected).await {
         Ok(()) => tx.batch_execute("RELEASE SAVEPOINT fresh_rows").await?,
