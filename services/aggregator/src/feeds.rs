@@ -52,12 +52,14 @@ async fn write_posts(
     // What the timelines know of these posts (batches are applied one at a
     // time, so nothing changes it meanwhile).
     let ids: Vec<Uuid> = newest.keys().copied().collect();
-    let known: HashMap<Uuid, (i64, Place, i64)> = tx
-        .query(
+    let lookup = tx
+        .prepare_cached(
             "SELECT post_id, version, scopes, placed, bytes FROM post_versions \
              WHERE post_id = ANY($1)",
-            &[&ids],
         )
+        .await?;
+    let known: HashMap<Uuid, (i64, Place, i64)> = tx
+        .query(&lookup, &[&ids])
         .await?
         .iter()
         .map(|row| {
@@ -138,17 +140,24 @@ async fn write_posts(
     }
     stored.write(tx).await?;
     if !removed.scope.is_empty() {
+        let delete = tx
+            .prepare_cached(
+                "DELETE FROM feed_timelines f USING \
+                   unnest($1::text[], $2::timestamptz[], $3::uuid[]) AS r(scope, published_at, post_id) \
+                 WHERE f.scope = r.scope AND f.published_at = r.published_at AND f.post_id = r.post_id",
+            )
+            .await?;
         tx.execute(
-            "DELETE FROM feed_timelines f USING \
-               unnest($1::text[], $2::timestamptz[], $3::uuid[]) AS r(scope, published_at, post_id) \
-             WHERE f.scope = r.scope AND f.published_at = r.published_at AND f.post_id = r.post_id",
+            &delete,
             &[&removed.scope, &removed.published_at, &removed.post_id],
         )
         .await?;
     }
     if !hidden.is_empty() {
-        tx.execute("DELETE FROM feed_posts WHERE post_id = ANY($1)", &[&hidden])
+        let delete = tx
+            .prepare_cached("DELETE FROM feed_posts WHERE post_id = ANY($1)")
             .await?;
+        tx.execute(&delete, &[&hidden]).await?;
     }
     known_rows.write(tx, Conflicts::Expected).await?;
     // What is new is inserted as new; should a row be there after all (the
@@ -157,9 +166,16 @@ async fn write_posts(
     if fresh.versions.post_id.is_empty() && fresh.added.scope.is_empty() {
         return Ok(());
     }
-    tx.batch_execute("SAVEPOINT fresh_rows").await?;
-    match fresh.write(tx, Conflicts::Unexpected).await {
-        Ok(()) => tx.batch_execute("RELEASE SAVEPOINT fresh_rows").await?,
+    // The savepoint, the rows and its release go in one round trip.
+    let statements = fresh.statements(tx, Conflicts::Unexpected).await?;
+    let (saved, written, released) = futures::join!(
+        tx.batch_execute("SAVEPOINT fresh_rows"),
+        pipelined(tx, &statements),
+        tx.batch_execute("RELEASE SAVEPOINT fresh_rows"),
+    );
+    saved?;
+    match written {
+        Ok(()) => released?,
         Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
             tracing::warn!(error = %err, "a new timeline row was there already: written again as an upsert");
             tx.batch_execute("ROLLBACK TO SAVEPOINT fresh_rows").await?;
@@ -191,13 +207,50 @@ struct Rows {
     added: Places,
 }
 
+/// A statement prepared once a connection, with its parameters.
+type Bound<'a> = (
+    tokio_postgres::Statement,
+    Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)>,
+);
+
+/// Runs `statements` in one round trip (tokio-postgres pipelines what is
+/// sent before its answers are read; PostgreSQL runs them in order). The
+/// first error is the one returned: those after it failed only because the
+/// transaction had.
+async fn pipelined(
+    tx: &deadpool_postgres::Transaction<'_>,
+    statements: &[Bound<'_>],
+) -> Result<(), tokio_postgres::Error> {
+    futures::future::join_all(
+        statements
+            .iter()
+            .map(|(statement, params)| tx.execute(statement, params)),
+    )
+    .await
+    .into_iter()
+    .find_map(Result::err)
+    .map_or(Ok(()), Err)
+}
+
 impl Rows {
     async fn write(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         conflicts: Conflicts,
     ) -> Result<(), tokio_postgres::Error> {
+        let statements = self.statements(tx, conflicts).await?;
+        pipelined(tx, &statements).await
+    }
+
+    /// The statements that write the rows, prepared (one after the other,
+    /// so that they can then be sent together), with their parameters.
+    async fn statements<'a>(
+        &'a self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        conflicts: Conflicts,
+    ) -> Result<Vec<Bound<'a>>, tokio_postgres::Error> {
         let upsert = conflicts == Conflicts::Expected;
+        let mut statements: Vec<Bound<'a>> = Vec::with_capacity(3);
         let versions = &self.versions;
         if !versions.post_id.is_empty() {
             let on_conflict = if upsert {
@@ -207,8 +260,8 @@ impl Rows {
             } else {
                 ""
             };
-            tx.execute(
-                &format!(
+            let statement = tx
+                .prepare_cached(&format!(
                     "INSERT INTO post_versions (post_id, version, network_id, bytes, scopes, placed) \
                      SELECT u.post_id, u.version, u.network_id, u.bytes, \
                        COALESCE(p.scopes, '{{}}'), COALESCE(p.placed, '{{}}') \
@@ -219,8 +272,11 @@ impl Rows {
                                 FROM unnest($4::uuid[], $5::text[], $6::timestamptz[]) \
                                   WITH ORDINALITY AS x(post_id, scope, at, n) \
                                 GROUP BY post_id) p USING (post_id){on_conflict}"
-                ),
-                &[
+                ))
+                .await?;
+            statements.push((
+                statement,
+                vec![
                     &versions.post_id,
                     &versions.version,
                     &versions.network_id,
@@ -229,8 +285,7 @@ impl Rows {
                     &versions.places.published_at,
                     &versions.bytes,
                 ],
-            )
-            .await?;
+            ));
         }
         let posts = &self.posts;
         if !posts.post_id.is_empty() {
@@ -244,8 +299,8 @@ impl Rows {
             } else {
                 ""
             };
-            tx.execute(
-                &format!(
+            let statement = tx
+                .prepare_cached(&format!(
                     "INSERT INTO feed_posts (post_id, network_id, site_id, version, updated_at, \
                        network_slug, site_slug, site_name, title, summary_html, body_html, lang, author) \
                      SELECT u.post_id, u.network_id, u.site_id, u.version, u.updated_at, u.network_slug, \
@@ -257,8 +312,11 @@ impl Rows {
                        AS u(post_id, network_id, site_id, version, updated_at, network_slug, site_slug, \
                             site_name, title, summary_html, body_html, lang, author) \
                      LEFT JOIN site_names n ON n.site_id = u.site_id{on_conflict}"
-                ),
-                &[
+                ))
+                .await?;
+            statements.push((
+                statement,
+                vec![
                     &posts.post_id,
                     &posts.network_id,
                     &posts.site_id,
@@ -273,8 +331,7 @@ impl Rows {
                     &posts.lang,
                     &posts.author,
                 ],
-            )
-            .await?;
+            ));
         }
         let added = &self.added;
         if !added.scope.is_empty() {
@@ -283,16 +340,18 @@ impl Rows {
             } else {
                 ""
             };
-            tx.execute(
-                &format!(
+            let statement = tx
+                .prepare_cached(&format!(
                     "INSERT INTO feed_timelines (scope, published_at, post_id) \
                      SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[]){on_conflict}"
-                ),
-                &[&added.scope, &added.published_at, &added.post_id],
-            )
-            .await?;
+                ))
+                .await?;
+            statements.push((
+                statement,
+                vec![&added.scope, &added.published_at, &added.post_id],
+            ));
         }
-        Ok(())
+        Ok(statements)
     }
 }
 
@@ -592,12 +651,14 @@ impl Feeds {
             }
         }
         write_posts(&tx, run).await?;
-        tx.execute(
-            "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET seq = GREATEST(projection_checkpoints.seq, EXCLUDED.seq)",
-            &[&CHECKPOINT, &(last_seq as i64)],
-        )
-        .await?;
+        let checkpoint = tx
+            .prepare_cached(
+                "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET seq = GREATEST(projection_checkpoints.seq, EXCLUDED.seq)",
+            )
+            .await?;
+        tx.execute(&checkpoint, &[&CHECKPOINT, &(last_seq as i64)])
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -642,26 +703,31 @@ impl Feeds {
         let columns = "e.post_id, p.title, p.summary_html, p.body_html, p.network_slug, \
                        p.site_slug, p.site_name, p.lang, p.author, e.published_at, p.updated_at";
         let rows = match cursor {
-            None => client
-                .query(
-                    &format!(
+            None => {
+                let first = client
+                    .prepare_cached(&format!(
                         "SELECT {columns} FROM feed_timelines e JOIN feed_posts p USING (post_id) \
                              WHERE e.scope = $1 \
                              ORDER BY e.published_at DESC, e.post_id DESC LIMIT $2"
-                    ),
-                    &[&scope.key(), &fetch],
-                )
-                .await?,
-            Some(cursor) => client
-                .query(
-                    &format!(
+                    ))
+                    .await?;
+                client.query(&first, &[&scope.key(), &fetch]).await?
+            }
+            Some(cursor) => {
+                let next = client
+                    .prepare_cached(&format!(
                         "SELECT {columns} FROM feed_timelines e JOIN feed_posts p USING (post_id) \
                              WHERE e.scope = $1 AND (e.published_at, e.post_id) < ($2, $3) \
                              ORDER BY e.published_at DESC, e.post_id DESC LIMIT $4"
-                    ),
-                    &[&scope.key(), &cursor.published_at, &cursor.post_id, &fetch],
-                )
-                .await?,
+                    ))
+                    .await?;
+                client
+                    .query(
+                        &next,
+                        &[&scope.key(), &cursor.published_at, &cursor.post_id, &fetch],
+                    )
+                    .await?
+            }
         };
         let mut entries = Vec::with_capacity(rows.len());
         let mut last_cursor = None;

@@ -29,11 +29,9 @@ impl Usage {
     /// (Stored bytes are metered with the timelines, from each post's
     /// `post_versions` row: see [`StoredChanges`].)
     pub async fn apply(&self, batch: &[Delivered]) -> Result<(), AggregatorError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        count_events(&tx, batch).await?;
-        tx.commit().await?;
-        Ok(())
+        // One statement: atomic without a transaction block.
+        let client = self.pool.get().await?;
+        count_events(&client, batch).await
     }
 
     /// Records a report of requests served; a batch already recorded
@@ -138,7 +136,7 @@ impl Usage {
 
 /// Counts events and posts per network and day.
 async fn count_events(
-    tx: &deadpool_postgres::Transaction<'_>,
+    client: &deadpool_postgres::Client,
     batch: &[Delivered],
 ) -> Result<(), AggregatorError> {
     let mut counted: (Vec<Uuid>, Vec<Uuid>, Vec<NaiveDate>, Vec<i64>) = Default::default();
@@ -156,7 +154,8 @@ async fn count_events(
     if counted.0.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    let count = client
+        .prepare_cached(
         "WITH input AS (SELECT DISTINCT ON (event_id) * FROM \
            unnest($1::uuid[], $2::uuid[], $3::date[], $4::bigint[]) \
            AS t(event_id, network_id, day, posts) \
@@ -170,9 +169,11 @@ async fn count_events(
          ON CONFLICT (network_id, day) DO UPDATE SET \
            events = usage_daily.events + EXCLUDED.events, \
            posts = usage_daily.posts + EXCLUDED.posts",
-        &[&counted.0, &counted.1, &counted.2, &counted.3],
-    )
-    .await?;
+        )
+        .await?;
+    client
+        .execute(&count, &[&counted.0, &counted.1, &counted.2, &counted.3])
+        .await?;
     Ok(())
 }
 
@@ -244,37 +245,24 @@ impl StoredChanges {
             return Ok(());
         }
         let (networks, deltas): (Vec<Uuid>, Vec<i64>) = self.delta.into_iter().unzip();
-        let totals = tx
-            .query(
-                "INSERT INTO usage_network_bytes (network_id, bytes) \
-                 SELECT * FROM unnest($1::uuid[], $2::bigint[]) \
-                 ON CONFLICT (network_id) DO UPDATE SET bytes = usage_network_bytes.bytes + EXCLUDED.bytes \
-                 RETURNING network_id, bytes",
-                &[&networks, &deltas],
+        let (days_networks, days): (Vec<Uuid>, Vec<NaiveDate>) = self.days.into_iter().unzip();
+        // The networks' new totals, recorded on each day that changed them:
+        // one statement.
+        let write = tx
+            .prepare_cached(
+                "WITH totals AS ( \
+                   INSERT INTO usage_network_bytes (network_id, bytes) \
+                   SELECT * FROM unnest($1::uuid[], $2::bigint[]) \
+                   ON CONFLICT (network_id) DO UPDATE SET bytes = usage_network_bytes.bytes + EXCLUDED.bytes \
+                   RETURNING network_id, bytes) \
+                 INSERT INTO usage_stored (network_id, day, stored_bytes) \
+                 SELECT d.network_id, d.day, t.bytes \
+                 FROM unnest($3::uuid[], $4::date[]) AS d(network_id, day) JOIN totals t USING (network_id) \
+                 ON CONFLICT (network_id, day) DO UPDATE SET stored_bytes = EXCLUDED.stored_bytes",
             )
             .await?;
-        let total: HashMap<Uuid, i64> = totals.iter().map(|row| (row.get(0), row.get(1))).collect();
-        let (stored_networks, stored_days, stored_bytes): (Vec<Uuid>, Vec<NaiveDate>, Vec<i64>) =
-            self.days
-                .iter()
-                .filter_map(|(network_id, day)| {
-                    total
-                        .get(network_id)
-                        .map(|bytes| (*network_id, *day, *bytes))
-                })
-                .fold(Default::default(), |mut acc, (n, d, b)| {
-                    acc.0.push(n);
-                    acc.1.push(d);
-                    acc.2.push(b);
-                    acc
-                });
-        tx.execute(
-            "INSERT INTO usage_stored (network_id, day, stored_bytes) \
-             SELECT * FROM unnest($1::uuid[], $2::date[], $3::bigint[]) \
-             ON CONFLICT (network_id, day) DO UPDATE SET stored_bytes = EXCLUDED.stored_bytes",
-            &[&stored_networks, &stored_days, &stored_bytes],
-        )
-        .await?;
+        tx.execute(&write, &[&networks, &deltas, &days_networks, &days])
+            .await?;
         Ok(())
     }
 }
