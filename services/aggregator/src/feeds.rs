@@ -511,19 +511,7 @@ impl Cursor {
 
 /// Plain-text summary of sanitized HTML, escaped for HTML again.
 pub fn summarize(body_html: &str) -> String {
-    let text = anp_markdown::html_text(body_html);
-    let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if collapsed.chars().count() <= SUMMARY_CHARS {
-        return collapsed;
-    }
-    let mut cut: String = collapsed.chars().take(SUMMARY_CHARS).collect();
-    // Do not end inside an entity such as `&amp;`.
-    if let Some(amp) = cut.rfind('&')
-        && !cut[amp..].contains(';')
-    {
-        cut.truncate(amp);
-    }
-    format!("{}…", cut.trim_end())
+    anp_markdown::html_summary(body_html, SUMMARY_CHARS)
 }
 
 #[derive(Clone)]

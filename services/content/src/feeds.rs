@@ -69,22 +69,6 @@ pub struct Item {
     pub published_at: DateTime<Utc>,
 }
 
-fn plain(html: &str, max_chars: usize) -> String {
-    let text = anp_markdown::html_text(html);
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut cut: String = collapsed.chars().take(max_chars).collect();
-    if collapsed.chars().count() > max_chars {
-        // Do not end inside an entity such as `&amp;`.
-        if let Some(amp) = cut.rfind('&')
-            && !cut[amp..].contains(';')
-        {
-            cut.truncate(amp);
-        }
-        cut.push('…');
-    }
-    cut
-}
-
 /// The newest items of an RSS, Atom or JSON feed, cleaned: plain-text
 /// titles and summaries (escaped), http(s) links only.
 pub fn parse_items(bytes: &[u8], now: DateTime<Utc>) -> Result<Vec<Item>, String> {
@@ -117,18 +101,18 @@ pub fn parse_items(bytes: &[u8], now: DateTime<Utc>) -> Result<Vec<Item>, String
             let title = entry
                 .title
                 .as_ref()
-                .map(|text| plain(&text.content, TITLE_MAX_CHARS))
+                .map(|text| anp_markdown::html_summary(&text.content, TITLE_MAX_CHARS))
                 .unwrap_or_default();
             Some(Item {
                 key,
                 title,
                 link,
-                summary_html: plain(&summary, SUMMARY_MAX_CHARS),
+                summary_html: anp_markdown::html_summary(&summary, SUMMARY_MAX_CHARS),
                 author: entry
                     .authors
                     .first()
                     .and_then(|person| person.name.as_deref())
-                    .map(|name| plain(name, 100))
+                    .map(|name| anp_markdown::html_summary(name, 100))
                     .unwrap_or_default(),
                 published_at: entry.published.or(entry.updated).unwrap_or(now).min(now),
             })

@@ -1,7 +1,6 @@
 //! Markdown to sanitized HTML.
 
 use std::cell::RefCell;
-use std::sync::LazyLock;
 
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::states::RawKind;
@@ -10,14 +9,41 @@ use html5ever::tokenizer::{
 };
 use pulldown_cmark::{Options, Parser, html};
 
-/// A cleaner that keeps no tag at all, built once: building one (its
-/// allow lists) cost as much as cleaning a post's body.
-static TEXT_ONLY: LazyLock<ammonia::Builder<'static>> = LazyLock::new(ammonia::Builder::empty);
-
-/// The text of HTML without any tag, still escaped for HTML (`&lt;`, `&amp;`):
-/// for summaries shown as HTML again.
-pub fn html_text(html: &str) -> String {
-    TEXT_ONLY.clean(html).to_string()
+/// A summary of HTML for a feed: its plain text (`html_plain_text`, so
+/// paragraphs stay apart) with runs of whitespace made one space, at most
+/// `max_chars` characters of it (an ellipsis marks the cut), escaped for
+/// HTML again (`&lt;`, `&amp;`).
+pub fn html_summary(html: &str, max_chars: usize) -> String {
+    let text = html_plain_text(html);
+    let mut summary = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
+    let mut count = 0;
+    let mut cut = false;
+    'words: for word in text.split_whitespace() {
+        if count > 0 {
+            if count == max_chars {
+                cut = true;
+                break;
+            }
+            summary.push(' ');
+            count += 1;
+        }
+        for char in word.chars() {
+            if count == max_chars {
+                cut = true;
+                break 'words;
+            }
+            summary.push(char);
+            count += 1;
+        }
+    }
+    if cut {
+        summary.truncate(summary.trim_end().len());
+        summary.push('…');
+    }
+    let mut escaped = String::with_capacity(summary.len() + summary.len() / 8);
+    // Writing to a String cannot fail.
+    let _ = pulldown_cmark_escape::escape_html(&mut escaped, &summary);
+    escaped
 }
 
 /// The plain text of HTML: no tags, entities undone, scripts and styles
@@ -118,7 +144,7 @@ impl TokenSink for TextSink {
     }
 }
 
-/// Undoes the HTML escaping of text (ammonia's text output, summaries), for
+/// Undoes the HTML escaping of text (`html_summary`'s output), for
 /// plain-text uses such as search and JSON Feed summaries.
 pub fn html_unescape(text: &str) -> String {
     text.replace("&lt;", "<")
@@ -146,13 +172,36 @@ pub fn markdown_to_safe_html(markdown: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{html_plain_text, html_text, markdown_to_safe_html};
+    use super::{html_plain_text, html_summary, markdown_to_safe_html};
 
     #[test]
     fn text_of_html_keeps_no_tag() {
         let html = "<p>Tom &amp; Jerry <em>&lt;3</em></p><script>x()</script>";
-        assert_eq!(html_text(html), "Tom &amp; Jerry &lt;3");
+        assert_eq!(html_summary(html, 100), "Tom &amp; Jerry &lt;3");
         assert_eq!(html_plain_text(html), "Tom & Jerry <3");
+    }
+
+    #[test]
+    fn summaries_keep_paragraphs_apart_and_cut_at_the_limit() {
+        let html = "<p>Uno</p><p>dos\n\n  tres</p><ul><li>cuatro</li></ul>";
+        assert_eq!(html_summary(html, 100), "Uno dos tres cuatro");
+        // Exactly the limit: no cut.
+        assert_eq!(html_summary(html, 19), "Uno dos tres cuatro");
+        assert_eq!(html_summary(html, 18), "Uno dos tres cuatr…");
+        // A cut after a space leaves no space before the ellipsis.
+        assert_eq!(html_summary(html, 8), "Uno dos…");
+        assert_eq!(html_summary(html, 7), "Uno dos…");
+        // The limit counts characters, not bytes, and an entity is never cut.
+        assert_eq!(
+            html_summary("<p>organización &amp; acción</p>", 14),
+            "organización &amp;…"
+        );
+        assert_eq!(
+            html_summary("<p>\"a\" 'b'</p>", 20),
+            "&quot;a&quot; &#39;b&#39;"
+        );
+        assert_eq!(html_summary("", 10), "");
+        assert_eq!(html_summary("<p>x</p>", 0), "…");
     }
 
     #[test]
