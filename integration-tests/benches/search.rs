@@ -626,6 +626,7 @@ async fn main() {
         last_bytes = bytes;
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
+    print_index_shape(&mut aggregator, "settled after indexing").await;
     let pg = infra.pg().await;
     if !skipped("search") {
         let loaded = Instant::now();
@@ -634,6 +635,8 @@ async fn main() {
             "\n(PostgreSQL baseline loaded and indexed in {:.0}s)",
             loaded.elapsed().as_secs_f64()
         );
+        // What the queries will visit (merges may have ended meanwhile).
+        print_index_shape(&mut aggregator, "searched").await;
         let mix = query_mix(&corpus, per_class);
         // Warm both (page cache, plans) with the whole mix once.
         for query in &mix {
@@ -862,6 +865,20 @@ async fn main() {
     );
     drop(pg);
     infra.cleanup().await;
+}
+
+/// Prints the index's size and segments (a search visits each segment).
+async fn print_index_shape(aggregator: &mut AggregatorServiceClient<Channel>, when: &str) {
+    let status = aggregator
+        .projection_status(ProjectionStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    println!(
+        "(index {when}: {} segments, {:.0} MB)",
+        status.index_segments,
+        status.index_bytes as f64 / 1e6
+    );
 }
 
 /// The writes sharing `word` (their hundred) visible now: in search (the

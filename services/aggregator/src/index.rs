@@ -595,6 +595,12 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// The segments a search visits now (each is searched in turn; merges
+    /// make them fewer).
+    pub fn segments(&self) -> u64 {
+        self.reader.searcher().segment_readers().len() as u64
+    }
+
     /// The sequence of the last event in the committed index.
     pub fn checkpoint(&self) -> Result<u64, AggregatorError> {
         let metas = self.index.load_metas()?;

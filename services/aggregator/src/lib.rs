@@ -543,10 +543,13 @@ impl ReadModel {
         &self,
     ) -> Result<anp_proto::aggregator::v1::ProjectionStatusResponse, AggregatorError> {
         let index = self.index.current();
+        let index_segments = index.segments();
         let index_seq = tokio::task::spawn_blocking(move || index.checkpoint())
             .await
             .map_err(|err| AggregatorError::Index(err.to_string()))??;
-        self.status.read(index_seq).await
+        let mut status = self.status.read(index_seq).await?;
+        status.index_segments = index_segments;
+        Ok(status)
     }
 }
 

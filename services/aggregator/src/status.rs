@@ -177,6 +177,8 @@ impl Status {
             index_bytes,
             parked_events: parked as u64,
             recently_parked,
+            // Filled in by the read model, which holds the index.
+            index_segments: 0,
         })
     }
 }
@@ -215,6 +217,11 @@ pub fn prometheus_text(status: &ProjectionStatusResponse) -> String {
         status.index_bytes as f64,
     );
     gauge(
+        "anp_search_index_segments",
+        "Segments of the search index a search visits.",
+        status.index_segments as f64,
+    );
+    gauge(
         "anp_parked_events",
         "Events parked because they could not be read.",
         status.parked_events as f64,
@@ -237,12 +244,14 @@ mod tests {
             lag_events: 3,
             lag_seconds: 0.25,
             index_bytes: 1024,
+            index_segments: 7,
             ..Default::default()
         });
         for line in [
             "anp_projection_lag_events 3",
             "anp_projection_lag_seconds 0.25",
             "anp_search_index_bytes 1024",
+            "anp_search_index_segments 7",
             "# TYPE anp_parked_events gauge",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

@@ -249,8 +249,12 @@ pub async fn projections(url: &str) -> anyhow::Result<()> {
         .map_err(grpc_error)?
         .into_inner();
     println!(
-        "bus\tlast event {}\nfeeds\tevent {}\nsearch\tevent {}, {} bytes",
-        status.stream_last_seq, status.feeds_seq, status.index_seq, status.index_bytes
+        "bus\tlast event {}\nfeeds\tevent {}\nsearch\tevent {}, {} bytes, {} segments",
+        status.stream_last_seq,
+        status.feeds_seq,
+        status.index_seq,
+        status.index_bytes,
+        status.index_segments
     );
     println!(
         "lag\t{} events, {:.3} s\nconsumer\t{} pending, {} unacknowledged",
