@@ -547,9 +547,7 @@ impl ReadModel {
         let index_seq = tokio::task::spawn_blocking(move || index.checkpoint())
             .await
             .map_err(|err| AggregatorError::Index(err.to_string()))??;
-        let mut status = self.status.read(index_seq).await?;
-        status.index_segments = index_segments;
-        Ok(status)
+        self.status.read(index_seq, index_segments).await
     }
 }
 

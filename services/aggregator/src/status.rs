@@ -87,8 +87,13 @@ impl Status {
         Ok(())
     }
 
-    /// The status now; `index_seq` is the search index's committed sequence.
-    pub async fn read(&self, index_seq: u64) -> Result<ProjectionStatusResponse, AggregatorError> {
+    /// The status now; `index_seq` is the search index's committed sequence,
+    /// `index_segments` the segments a search visits.
+    pub async fn read(
+        &self,
+        index_seq: u64,
+        index_segments: u64,
+    ) -> Result<ProjectionStatusResponse, AggregatorError> {
         let bus_error = |err: &dyn std::fmt::Display| AggregatorError::Bus(err.to_string());
         let client = self.pool.get().await?;
         let feeds_seq: i64 = client
@@ -177,8 +182,7 @@ impl Status {
             index_bytes,
             parked_events: parked as u64,
             recently_parked,
-            // Filled in by the read model, which holds the index.
-            index_segments: 0,
+            index_segments,
         })
     }
 }
