@@ -12,6 +12,7 @@ pub mod pairs;
 pub mod reindex;
 pub mod remembered;
 pub mod search;
+mod statistics;
 pub mod status;
 pub mod upcoming;
 pub mod usage;

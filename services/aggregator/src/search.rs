@@ -15,12 +15,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Searcher, SegmentReader, TantivyDocument, Term};
 
 use crate::AggregatorError;
 use crate::facets::{FacetCounts, Sample};
 use crate::index::{SearchIndex, tantivy_date};
+use crate::statistics::Statistics;
 
 /// How long a relevance cursor keeps the index as it was at the first page
 /// (from its last use).
@@ -29,6 +29,8 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
 const SNAPSHOTS_MAX: usize = 256;
 /// Paging by relevance stops this deep: narrow the search instead.
 pub const OFFSET_MAX: usize = 10_000;
+/// Most characters of a hit's snippet.
+const SNIPPET_CHARS: usize = 200;
 /// Values counted per facet.
 const FACET_VALUES: usize = 10;
 /// The facets, by the name hits and requests use and the field counted.
@@ -458,6 +460,8 @@ impl SearchIndex {
             }
             _ => (self.reader.searcher(), None, 0),
         };
+        // Each term's statistics are looked up once for every weight.
+        let statistics = Statistics::new(&searcher);
         let crate::words::Built {
             query: text_query,
             highlight,
@@ -636,7 +640,7 @@ impl SearchIndex {
                         .single_word_ranking(query_text)
                         .or_else(|| self.phrase_ranking(query_text));
                     self.top_by_words(
-                        &searcher,
+                        &statistics,
                         ranking.as_deref().unwrap_or(&*text_query),
                         &*narrowed(everything),
                         offset,
@@ -647,7 +651,9 @@ impl SearchIndex {
             };
             let top = match top {
                 Some(top) => top,
-                None => searcher.search(&*query, &TopDocs::with_limit(limit).and_offset(offset))?,
+                None => {
+                    statistics.search(&*query, &TopDocs::with_limit(limit).and_offset(offset))?
+                }
             };
             (top, None)
         };
@@ -675,7 +681,7 @@ impl SearchIndex {
             None => None,
         }
         .map(|cursor| cursor.encode());
-        let hits = self.hits(&searcher, &*highlight, top)?;
+        let hits = self.hits(&statistics, &*highlight, top)?;
         Ok(SearchPage {
             hits,
             total: total as u64,
@@ -691,7 +697,7 @@ impl SearchIndex {
     /// Ranking the words alone skips whole blocks of weak matches.
     fn top_by_words(
         &self,
-        searcher: &Searcher,
+        statistics: &Statistics<'_>,
         words: &dyn Query,
         filters: &dyn Query,
         offset: usize,
@@ -700,7 +706,8 @@ impl SearchIndex {
         use tantivy::DocSet;
         let wanted = offset + limit;
         let looked_at = (wanted * 4).clamp(64, CANDIDATES_MAX);
-        let candidates = searcher.search(words, &TopDocs::with_limit(looked_at))?;
+        let searcher = statistics.searcher();
+        let candidates = statistics.search(words, &TopDocs::with_limit(looked_at))?;
         let every_match_seen = candidates.len() < looked_at;
         let weight = filters.weight(tantivy::query::EnableScoring::disabled_from_searcher(
             searcher,
@@ -765,7 +772,7 @@ impl SearchIndex {
     /// The stored documents of `top` as hits, with snippets of `text_query`.
     fn hits(
         &self,
-        searcher: &Searcher,
+        statistics: &Statistics<'_>,
         text_query: &dyn Query,
         top: Vec<(f32, DocAddress)>,
     ) -> Result<Vec<SearchHit>, AggregatorError> {
@@ -787,10 +794,9 @@ impl SearchIndex {
             title_es,
             title_plain,
         ] {
-            let mut generator = SnippetGenerator::create(searcher, text_query, field)?;
-            generator.set_max_num_chars(200);
-            generators.push(generator);
+            generators.push(statistics.snippets(text_query, field, SNIPPET_CHARS)?);
         }
+        let searcher = statistics.searcher();
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address)?;
