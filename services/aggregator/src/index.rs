@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
+use tantivy::index::{SegmentId, SegmentMeta};
 use tantivy::schema::{
     DateOptions, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema,
     TextFieldIndexing, TextOptions,
@@ -37,6 +39,13 @@ fn live_merge_policy() -> tantivy::indexer::LogMergePolicy {
     policy.set_min_layer_size(MERGE_FIRST_LEVEL_DOCS);
     policy
 }
+/// A search visits every segment in turn, and some of its cost is paid
+/// again in each (looking its terms up, setting up its scorers and
+/// collectors): once the index is at rest it keeps at most this many
+/// (decision 0032).
+const SEGMENTS_AT_REST: usize = 8;
+/// Nothing committed for this long: the index is at rest.
+const AT_REST_AFTER: Duration = Duration::from_secs(10);
 /// A rebuild's writer: a thread a core, and large segments, unmerged until
 /// the rebuild is done (merging while building rewrites every document
 /// several times). 256 MB a thread rather than more: a segment's term hash
@@ -409,6 +418,10 @@ pub struct SearchIndex {
     writer: Arc<Mutex<Option<IndexWriter>>>,
     /// Documents were added since the last commit.
     uncommitted: Arc<std::sync::atomic::AtomicBool>,
+    /// When the index was last committed (or opened).
+    last_commit: Arc<Mutex<Instant>>,
+    /// A merge at rest is running (see `tend`).
+    settling: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) fields: Fields,
     /// The generation's directory.
     dir: PathBuf,
@@ -569,6 +582,8 @@ impl SearchIndex {
                 reader,
                 writer: Arc::new(Mutex::new(Some(writer))),
                 uncommitted: Arc::default(),
+                last_commit: Arc::new(Mutex::new(Instant::now())),
+                settling: Arc::default(),
                 dir: dir.to_path_buf(),
                 common,
                 fields,
@@ -599,6 +614,78 @@ impl SearchIndex {
     /// make them fewer).
     pub fn segments(&self) -> u64 {
         self.reader.searcher().segment_readers().len() as u64
+    }
+
+    /// Tends the index between writes (blocking). A searcher that still
+    /// shows segments merged since the last commit is reloaded, so searches
+    /// visit the merged segment and the old files can go. Once nothing was
+    /// committed for `AT_REST_AFTER`, the smallest segments are merged into
+    /// one so that at most `SEGMENTS_AT_REST` remain. Returns whether such
+    /// a merge was started.
+    pub fn tend(&self) -> Result<bool, AggregatorError> {
+        self.tend_with(AT_REST_AFTER, SEGMENTS_AT_REST)
+    }
+
+    fn tend_with(&self, at_rest_after: Duration, at_rest: usize) -> Result<bool, AggregatorError> {
+        use std::sync::atomic::Ordering;
+        let metas = self.index.searchable_segment_metas()?;
+        let searched: std::collections::HashSet<_> = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|segment| segment.segment_id())
+            .collect();
+        if metas.len() != searched.len() || metas.iter().any(|meta| !searched.contains(&meta.id()))
+        {
+            self.reader.reload()?;
+        }
+        let resting = self
+            .last_commit
+            .lock()
+            .map(|last_commit| last_commit.elapsed() >= at_rest_after)
+            .unwrap_or(false);
+        if !resting || self.settling.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let merged = merge_at_rest(&metas, at_rest);
+        if merged.is_empty() {
+            return Ok(false);
+        }
+        let future = {
+            let mut writer = self.writer()?;
+            let Some(writer) = writer.as_mut() else {
+                return Ok(false);
+            };
+            writer.merge(&merged)
+        };
+        self.settling.store(true, Ordering::SeqCst);
+        let settling = self.settling.clone();
+        let reader = self.reader.clone();
+        let segments = merged.len();
+        let waiting = std::thread::Builder::new()
+            .name("index-at-rest".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match future.wait() {
+                    Ok(_) => match reader.reload() {
+                        Ok(()) => tracing::info!(
+                            segments,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "segments merged at rest"
+                        ),
+                        Err(err) => tracing::warn!(error = %err, "reloading after a merge failed"),
+                    },
+                    // Some may be in another merge: the next turn tries again.
+                    Err(err) => tracing::debug!(error = %err, "merge at rest not done"),
+                }
+                settling.store(false, Ordering::SeqCst);
+            });
+        if let Err(err) = waiting {
+            self.settling.store(false, Ordering::SeqCst);
+            return Err(AggregatorError::Index(format!("merge at rest: {err}")));
+        }
+        Ok(true)
     }
 
     /// The sequence of the last event in the committed index.
@@ -993,6 +1080,9 @@ impl SearchIndex {
         prepared.commit()?;
         self.uncommitted
             .store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut last_commit) = self.last_commit.lock() {
+            *last_commit = Instant::now();
+        }
         self.reader.reload()?;
         self.learn_if_due()
     }
@@ -1063,6 +1153,22 @@ impl SearchIndex {
 }
 
 /// The writer of an index still in use (a rebuild's swap retires it).
+/// The segments to merge into one so that at most `at_rest` remain: the
+/// smallest (mostly the newest), which costs the least to write again.
+/// None when there are no more than that.
+fn merge_at_rest(segments: &[SegmentMeta], at_rest: usize) -> Vec<SegmentId> {
+    if segments.len() <= at_rest.max(1) {
+        return Vec::new();
+    }
+    let mut by_size: Vec<&SegmentMeta> = segments.iter().collect();
+    by_size.sort_by_key(|meta| meta.num_docs());
+    by_size
+        .iter()
+        .take(segments.len() - at_rest.max(1) + 1)
+        .map(|meta| meta.id())
+        .collect()
+}
+
 fn live(writer: &mut Option<IndexWriter>) -> Result<&mut IndexWriter, AggregatorError> {
     writer
         .as_mut()
@@ -1183,6 +1289,76 @@ mod tests {
                 .compute_merge_candidates(&segments[..8])
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn at_rest_the_smallest_segments_merge_until_few_remain() {
+        let (schema, _) = schema();
+        let index = Index::create_in_ram(schema);
+        let segments: Vec<SegmentMeta> = [500, 20, 90_000, 3, 7_000, 40]
+            .into_iter()
+            .map(|docs| index.new_segment_meta(SegmentId::generate_random(), docs))
+            .collect();
+        let ids = |sizes: &[usize]| -> Vec<SegmentId> {
+            sizes.iter().map(|at| segments[*at].id()).collect()
+        };
+        // Six into three: the four smallest become one.
+        assert_eq!(merge_at_rest(&segments, 3), ids(&[3, 1, 5, 0]));
+        assert_eq!(merge_at_rest(&segments, 5), ids(&[3, 1]));
+        assert!(merge_at_rest(&segments, 6).is_empty());
+        assert_eq!(merge_at_rest(&segments, 0).len(), 6);
+    }
+
+    #[test]
+    fn an_index_at_rest_merges_and_searches_the_merged_segment() {
+        use anp_proto::events::v1::PostState;
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = SearchIndex::open(dir.path()).unwrap();
+        // Five commits, five segments (the merge policy waits for eight).
+        for n in 0..5u64 {
+            let post = Delivered {
+                seq: n + 1,
+                event: Projected::Post {
+                    state: PostState {
+                        post_id: format!("00000000-0000-0000-0000-{n:012}"),
+                        network_id: "11111111-1111-1111-1111-111111111111".into(),
+                        network_slug: "net".into(),
+                        site_id: "22222222-2222-2222-2222-222222222222".into(),
+                        site_slug: "site".into(),
+                        title: format!("Asamblea {n}"),
+                        body_html: "<p>vecinos</p>".into(),
+                        lang: "es".into(),
+                        ..Default::default()
+                    },
+                    version: 1,
+                },
+                meta: None,
+                traceparent: String::new(),
+            };
+            index.apply(&[post]).unwrap();
+        }
+        assert_eq!(index.segments(), 5);
+        // Not at rest yet: nothing merges.
+        assert!(!index.tend_with(Duration::from_secs(3_600), 2).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut started = false;
+        while index.segments() > 2 {
+            assert!(
+                Instant::now() < deadline,
+                "still {} segments",
+                index.segments()
+            );
+            started |= index.tend_with(Duration::ZERO, 2).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(started);
+        assert_eq!(index.documents(), 5);
+        let public = crate::search::SearchFilters {
+            audiences: Arc::new(vec!["public".into()]),
+            ..Default::default()
+        };
+        let page = index.search("vecinos", &public, 10, None).unwrap();
+        assert_eq!(page.total, 5);
     }
 
     #[test]

@@ -455,6 +455,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         None => None,
     };
     let horizons_task = tokio::spawn(extend_horizons(read_model.clone(), shutdown.clone()));
+    let tend_task = tokio::spawn(tend_index(read_model.clone(), shutdown.clone()));
     info!("aggregator ready");
     anp_kit::serve_grpc(
         listener,
@@ -465,10 +466,30 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     .await?;
     let _ = consumer_task.await;
     let _ = horizons_task.await;
+    let _ = tend_task.await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Every few seconds the search index is tended: merged segments become
+/// visible, and an index at rest merges down to a few segments (see
+/// `SearchIndex::tend`).
+async fn tend_index(read_model: ReadModel, shutdown: Shutdown) {
+    const EVERY: Duration = Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+        let index = read_model.index.current();
+        match tokio::task::spawn_blocking(move || index.tend()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => warn!(error = %err, "tending the search index failed"),
+            Err(err) => warn!(error = %err, "tending the search index stopped"),
+        }
+    }
 }
 
 /// Every hour (and at start), events whose upcoming occurrences run short
