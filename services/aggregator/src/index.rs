@@ -1311,30 +1311,11 @@ mod tests {
 
     #[test]
     fn an_index_at_rest_merges_and_searches_the_merged_segment() {
-        use anp_proto::events::v1::PostState;
         let dir = tempfile::tempdir().unwrap();
         let (index, _) = SearchIndex::open(dir.path()).unwrap();
         // Five commits, five segments (the merge policy waits for eight).
-        for n in 0..5u64 {
-            let post = Delivered {
-                seq: n + 1,
-                event: Projected::Post {
-                    state: PostState {
-                        post_id: format!("00000000-0000-0000-0000-{n:012}"),
-                        network_id: "11111111-1111-1111-1111-111111111111".into(),
-                        network_slug: "net".into(),
-                        site_id: "22222222-2222-2222-2222-222222222222".into(),
-                        site_slug: "site".into(),
-                        title: format!("Asamblea {n}"),
-                        body_html: "<p>vecinos</p>".into(),
-                        lang: "es".into(),
-                        ..Default::default()
-                    },
-                    version: 1,
-                },
-                meta: None,
-                traceparent: String::new(),
-            };
+        for n in 0..5u32 {
+            let post = crate::search::tests::post(n, 1_700_000_000_000_000 + i64::from(n));
             index.apply(&[post]).unwrap();
         }
         assert_eq!(index.segments(), 5);
@@ -1357,7 +1338,7 @@ mod tests {
             audiences: Arc::new(vec!["public".into()]),
             ..Default::default()
         };
-        let page = index.search("vecinos", &public, 10, None).unwrap();
+        let page = index.search("paging", &public, 10, None).unwrap();
         assert_eq!(page.total, 5);
     }
 

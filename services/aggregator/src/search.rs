@@ -845,12 +845,13 @@ impl SearchIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::events::{Delivered, Projected};
     use anp_proto::events::v1::PostState;
 
-    fn post(n: u32, micros: i64) -> Delivered {
+    /// Post `n` (the word "paging" in its body), public, dated `micros`.
+    pub(crate) fn post(n: u32, micros: i64) -> Delivered {
         Delivered {
             seq: u64::from(n) + 1,
             event: Projected::Post {
