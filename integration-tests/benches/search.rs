@@ -545,6 +545,7 @@ async fn main() {
     )
     .await;
     wait_projected(&mut aggregator, sites_seq).await;
+    let indexing_cpu = CpuUse::start(vec![("anp-aggregator", aggregator_process.pid())]);
     let started = Instant::now();
     let last_seq = publish_all(
         &jetstream,
@@ -558,6 +559,7 @@ async fn main() {
     let published = started.elapsed();
     wait_projected(&mut aggregator, last_seq).await;
     let indexed = started.elapsed();
+    let indexing_cpu = indexing_cpu.end();
     // Baseline: the same messages delivered and acknowledged, nothing else.
     let stream = jetstream
         .get_stream(&infra.bus.stream_name)
@@ -604,8 +606,11 @@ async fn main() {
         delivery.as_secs_f64() / indexed.as_secs_f64(),
         published.as_secs_f64()
     );
+    // Where the machine's time went (the benchmark's share is publishing).
+    indexing_cpu.print(posts as u64, "post");
 
     if stop_after("indexing") {
+        infra.cleanup().await;
         return;
     }
 
@@ -706,6 +711,7 @@ async fn main() {
     }
 
     if stop_after("search") {
+        infra.cleanup().await;
         return;
     }
 
@@ -794,6 +800,7 @@ async fn main() {
     }
 
     if stop_after("feed") {
+        infra.cleanup().await;
         return;
     }
 
@@ -816,6 +823,7 @@ async fn main() {
     }
 
     if stop_after("lag") {
+        infra.cleanup().await;
         return;
     }
 
@@ -1054,13 +1062,35 @@ impl CpuUse {
         cpu
     }
 
-    fn print(self, writes: u64) {
-        let after = self.sample();
-        let machine = Self::machine_busy() - self.machine;
+    /// The ticks used since `start`, to print later.
+    fn end(self) -> CpuUsed {
+        CpuUsed {
+            after: self.sample(),
+            machine: Self::machine_busy() - self.machine,
+            start: self,
+        }
+    }
+}
+
+/// What `CpuUse::end` measured.
+struct CpuUsed {
+    start: CpuUse,
+    after: HashMap<u32, (String, u64)>,
+    machine: u64,
+}
+
+impl CpuUsed {
+    /// Each process's CPU time over `count` of `what` (a write, a post).
+    fn print(self, count: u64, what: &str) {
+        let CpuUsed {
+            start: this,
+            after,
+            machine,
+        } = self;
         let used =
-            |pid: u32, now: u64| now.saturating_sub(self.before.get(&pid).copied().unwrap_or(0));
+            |pid: u32, now: u64| now.saturating_sub(this.before.get(&pid).copied().unwrap_or(0));
         let mut rows: Vec<(String, u64)> = Vec::new();
-        for name in Self::SHARED {
+        for name in CpuUse::SHARED {
             let ticks = after
                 .iter()
                 .filter(|(_, (comm, _))| comm == name)
@@ -1068,7 +1098,7 @@ impl CpuUse {
                 .sum();
             rows.push((name.to_owned(), ticks));
         }
-        for (name, pid) in &self.services {
+        for (name, pid) in &this.services {
             let ticks = after.get(pid).map(|(_, t)| used(*pid, *t)).unwrap_or(0);
             rows.push(((*name).to_owned(), ticks));
         }
@@ -1077,11 +1107,11 @@ impl CpuUse {
             "benchmark".to_owned(),
             after.get(&me).map(|(_, t)| used(me, *t)).unwrap_or(0),
         ));
-        let per_write = |ticks: u64| ticks as f64 * 10.0 / writes as f64;
-        println!("  CPU a write (ms; /proc, ticks of 10 ms):");
-        println!("    {:<16} {:>6.3}", "whole machine", per_write(machine));
+        let per = |ticks: u64| ticks as f64 * 10.0 / count as f64;
+        println!("  CPU a {what} (ms; /proc, ticks of 10 ms):");
+        println!("    {:<16} {:>6.3}", "whole machine", per(machine));
         for (name, ticks) in rows {
-            println!("    {name:<16} {:>6.3}", per_write(ticks));
+            println!("    {name:<16} {:>6.3}", per(ticks));
         }
     }
 }
@@ -1268,7 +1298,7 @@ async fn measure_lag<W, Fut>(
             percentile(lags, 0.99).as_secs_f64() / percentile(&ack, 0.99).as_secs_f64()
         );
     }
-    cpu.print(cpu_writes);
+    cpu.end().print(cpu_writes, "write");
 }
 
 /// Projection lag at 1,000 writes/s: through PublishPost (the whole write

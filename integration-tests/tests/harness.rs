@@ -148,8 +148,13 @@ impl Infra {
 
     /// Drops the database and the stream.
     pub async fn cleanup(&self) {
-        if let Ok(jetstream) = anp_bus::connect(&self.bus).await {
-            let _ = jetstream.delete_stream(&self.bus.stream_name).await;
+        if let Ok(mut jetstream) = anp_bus::connect(&self.bus).await {
+            // A benchmark's stream of a million events takes the server
+            // longer than a request's default 5 s to delete.
+            jetstream.set_timeout(Duration::from_secs(120));
+            if let Err(err) = jetstream.delete_stream(&self.bus.stream_name).await {
+                eprintln!("stream {} not deleted: {err}", self.bus.stream_name);
+            }
         }
         if let Ok((client, connection)) =
             tokio_postgres::connect(&format!("{}/postgres", pg_url()), tokio_postgres::NoTls).await
