@@ -909,4 +909,5 @@ async fn a_series_without_an_end_keeps_upcoming_occurrences_as_time_passes() {
     let row = client.query_one(kept, &[&event.id]).await.unwrap();
     assert!(row.get::<_, bool>(0), "the replay kept the state");
     assert!(reach(last).await > now + chrono::Duration::days(358));
+    stack.stop().await;
 }

@@ -347,6 +347,9 @@ async fn the_global_order_compares_transaction_ids_as_numbers() {
         .unwrap()
         .expect("a last event");
     assert_eq!(last.tx_id, 11);
+    drop(client);
+    drop(store);
+    infra.cleanup().await;
 }
 
 /// A transaction holding an id, on its own connection (any schema: the

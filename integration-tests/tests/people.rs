@@ -823,4 +823,5 @@ async fn access_is_answered_for_every_scope_and_caller() {
         Code::Unauthenticated,
         "session has ended",
     );
+    stack.stop().await;
 }

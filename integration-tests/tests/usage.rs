@@ -412,4 +412,5 @@ async fn ids_of_counted_events_are_forgotten_and_old_events_not_counted_again() 
     // Both come again (a replay): neither counts twice.
     usage.apply(&[old, recent]).await.unwrap();
     assert_eq!((counted(old_day).await, counted(today).await), (1, 1));
+    stack.stop().await;
 }
