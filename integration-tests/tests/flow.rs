@@ -284,6 +284,33 @@ async fn post_reaches_every_feed_atom_and_search() {
         body.contains("Marcha por el clima"),
         "search page shows the Spanish post"
     );
+    assert!(body.contains("<html lang=\"en\">") && body.contains("for “organización”"));
+    // A reader whose browser asks for Spanish reads the pages' own words in
+    // Spanish; what people wrote is shown as written.
+    let in_spanish = |path: &str| {
+        let url = stack.http(path);
+        async move {
+            let response = reqwest::Client::new()
+                .get(url)
+                .header("accept-language", "es-AR,es;q=0.9,en;q=0.5")
+                .send()
+                .await
+                .expect("http get");
+            assert_eq!(response.status().as_u16(), 200);
+            assert_eq!(response.headers()["content-language"], "es");
+            response.text().await.expect("body")
+        }
+    };
+    let body = in_spanish("/search?q=organizaci%C3%B3n").await;
+    assert!(body.contains("<html lang=\"es\">"), "{body}");
+    assert!(
+        body.contains("resultado") && body.contains("para «organización»"),
+        "{body}"
+    );
+    assert!(body.contains("aria-label=\"Afinar los resultados\""));
+    assert!(body.contains("Marcha por el clima") && body.contains("entrada ·"));
+    let front = in_spanish("/").await;
+    assert!(front.contains("<h2>Movimientos</h2>") && front.contains("Últimas entradas"));
 
     // Atom feeds at every level are valid and hold the post.
     let urn = format!("urn:uuid:{english}");

@@ -2,6 +2,7 @@
 //! the umbrella), month and list views, and event pages with schema.org
 //! data and RSVP for signed-in people.
 
+use crate::i18n::Arg;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -91,15 +92,9 @@ pub const SESSION_COOKIE: &str = "anp_session";
 
 /// The session token in the request's cookies, if any.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    crate::i18n::cookie(headers, SESSION_COOKIE)
         .filter(|value| !value.is_empty() && value.len() < 4096)
+        .map(str::to_owned)
 }
 
 pub(crate) fn bearer<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
@@ -128,20 +123,10 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), PageError> {
             } else {
                 Err(PageError::new(
                     StatusCode::FORBIDDEN,
-                    "This form was sent from another site.",
+                    crate::i18n::here("error-other-site"),
                 ))
             }
         }
-    }
-}
-
-/// Only paths of this site are followed after sign-in.
-fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
     }
 }
 
@@ -158,9 +143,9 @@ pub async fn signin_form(
         &state,
         "signin.html",
         context! {
-            title => "Sign in",
+            title => crate::i18n::here("sign-in"),
             umbrella_name => state.umbrella_name.clone(),
-            next => local_path(query.next.as_deref()),
+            next => crate::local_path(query.next.as_deref()),
         },
     )
 }
@@ -178,7 +163,7 @@ pub async fn signin(
     Form(form): Form<SignInForm>,
 ) -> Result<Response, PageError> {
     same_origin(&state, &headers)?;
-    let next = local_path(form.next.as_deref());
+    let next = crate::local_path(form.next.as_deref());
     let grant = match state
         .sites
         .clone()
@@ -197,11 +182,11 @@ pub async fn signin(
                 &state,
                 "signin.html",
                 context! {
-                    title => "Sign in",
+                    title => crate::i18n::here("sign-in"),
                     umbrella_name => state.umbrella_name.clone(),
                     next => next,
                     email => form.email,
-                    error => "That email and password do not match an account.",
+                    error => crate::i18n::here("sign-in-failed"),
                 },
             )?;
             *page.status_mut() = StatusCode::UNAUTHORIZED;
@@ -398,15 +383,27 @@ pub async fn site_calendar(
         day += chrono::Duration::days(1);
     }
     let base = format!("/n/{network_slug}/{site_slug}");
+    let lang = crate::i18n::current();
     render(
         &state,
         "calendar.html",
         context! {
-            title => format!("Calendar {month_text} – {site_slug}"),
+            title => crate::i18n::text_with(
+                lang,
+                "calendar-title",
+                &[("month", Arg::Text(&month_text)), ("site", Arg::Text(&site_slug))],
+            ),
             umbrella_name => state.umbrella_name.clone(),
             site_href => base.clone(),
             site_slug => site_slug.clone(),
-            month => first.format("%B %Y").to_string(),
+            month => crate::i18n::text_with(
+                lang,
+                "calendar-month",
+                &[
+                    ("month", Arg::Text(&crate::i18n::text(lang, &format!("month-{}", first.month())))),
+                    ("year", Arg::Text(&first.year().to_string())),
+                ],
+            ),
             previous_href => format!("{base}/calendar?month={}", previous_month.format("%Y-%m")),
             next_href => format!("{base}/calendar?month={}", next_month.format("%Y-%m")),
             ics_href => format!("{base}/calendar.ics"),
@@ -484,7 +481,7 @@ pub async fn event_page(
     if uuid::Uuid::parse_str(&event_id).is_err() {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "There is no such event.",
+            crate::i18n::here("error-no-event"),
         ));
     }
     let event = state
@@ -506,7 +503,7 @@ pub async fn event_page(
     if !hosted_here {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "There is no such event here.",
+            crate::i18n::here("error-no-event-here"),
         ));
     }
     let now = chrono::Utc::now();
@@ -608,7 +605,7 @@ pub async fn event_ics(
     if uuid::Uuid::parse_str(event_id).is_err() {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "There is no such event.",
+            crate::i18n::here("error-no-event"),
         ));
     }
     export(
@@ -641,7 +638,7 @@ pub async fn rsvp(
     if uuid::Uuid::parse_str(&event_id).is_err() || form.at.len() > 32 {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "There is no such event.",
+            crate::i18n::here("error-no-event"),
         ));
     }
     let back = format!(
@@ -916,12 +913,21 @@ async fn events_list(
     )
 }
 
+/// "Upcoming events · <place>", in the reader's language.
+fn upcoming_in(place: &str) -> String {
+    crate::i18n::text_with(
+        crate::i18n::current(),
+        "upcoming-in",
+        &[("place", Arg::Text(place))],
+    )
+}
+
 /// Every network's upcoming events.
 pub async fn umbrella_events(
     State(state): State<AppState>,
     Query(query): Query<CursorQuery>,
 ) -> Result<Response, PageError> {
-    let heading = format!("Upcoming events · {}", state.umbrella_name);
+    let heading = upcoming_in(&state.umbrella_name);
     events_list(
         &state,
         FeedScope::default(),
@@ -946,7 +952,7 @@ pub async fn network_events(
     events_list(
         &state,
         scope,
-        format!("Upcoming events · {network_slug}"),
+        upcoming_in(&network_slug),
         format!("/n/{network_slug}/events"),
         query.cursor,
     )

@@ -5,6 +5,7 @@ pub mod atom;
 mod calendar;
 mod directory;
 mod etag;
+pub mod i18n;
 pub mod jsonfeed;
 pub mod meter;
 mod views;
@@ -91,9 +92,9 @@ fn templates() -> &'static Environment<'static> {
     TEMPLATES.get_or_init(load_templates)
 }
 
-fn load_templates() -> Environment<'static> {
-    let mut environment = Environment::new();
-    for (name, source) in [
+/// Every template's name and source, bundled into the binary.
+pub(crate) fn template_sources() -> [(&'static str, &'static str); 13] {
+    [
         ("base.html", include_str!("../templates/base.html")),
         ("feed.html", include_str!("../templates/feed.html")),
         ("search.html", include_str!("../templates/search.html")),
@@ -110,12 +111,29 @@ fn load_templates() -> Environment<'static> {
         ("event.html", include_str!("../templates/event.html")),
         ("signin.html", include_str!("../templates/signin.html")),
         ("events.html", include_str!("../templates/events.html")),
-    ] {
+    ]
+}
+
+fn load_templates() -> Environment<'static> {
+    let mut environment = Environment::new();
+    environment.add_function("t", i18n::template_function);
+    for (name, source) in template_sources() {
         environment
             .add_template(name, source)
             .expect("bundled templates are valid");
     }
     environment
+}
+
+/// Only paths of this site are followed after sign-in or a change of
+/// language.
+pub(crate) fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
 }
 
 impl AppState {
@@ -218,9 +236,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/signin", get(calendar::signin_form).post(calendar::signin))
         .route("/signout", post(calendar::signout))
+        .route("/language", get(i18n::choose))
         .fallback(views::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(etag::etag))
+        .layer(axum::middleware::from_fn(i18n::middleware))
         .layer(axum::middleware::from_fn_with_state(meter, meter::count))
 }
 
@@ -262,7 +282,7 @@ impl PageError {
         let message = match kind {
             ErrorKind::Internal | ErrorKind::Unavailable => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
-                "The service is not available right now. Please try again.".to_owned()
+                i18n::here("error-unavailable")
             }
             _ => status.message().to_owned(),
         };
@@ -272,7 +292,13 @@ impl PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let heading = self.status.canonical_reason().unwrap_or("Error").to_owned();
+        let lang = i18n::current();
+        let heading = match self.status.as_u16() {
+            code @ (400 | 401 | 403 | 404 | 410 | 413 | 429 | 500 | 502 | 503) => {
+                i18n::text(lang, &format!("status-{code}"))
+            }
+            _ => i18n::text(lang, "status-other"),
+        };
         let body = templates()
             .get_template("error.html")
             .and_then(|template| {
@@ -281,9 +307,121 @@ impl IntoResponse for PageError {
                     heading => heading,
                     message => self.message.clone(),
                     umbrella_name => "ANP",
+                    ..i18n::context()
                 })
             })
             .unwrap_or_else(|_| self.message.clone());
         (self.status, Html(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    async fn get(path: &str, headers: &[(header::HeaderName, &str)]) -> (Response, String) {
+        let config = Config {
+            sites_url: "http://127.0.0.1:9".into(),
+            content_url: "http://127.0.0.1:9".into(),
+            events_url: "http://127.0.0.1:9".into(),
+            aggregator_url: "http://127.0.0.1:9".into(),
+            public_url: "http://gateway.test".into(),
+            umbrella_name: "Liberation.Network".into(),
+            usage_flush: std::time::Duration::from_secs(10),
+        };
+        let mut request = Request::get(path);
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        let response = router(AppState::new(&config).unwrap())
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        let text = String::from_utf8(to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap();
+        (Response::from_parts(parts, Body::empty()), text)
+    }
+
+    fn header_values(response: &Response, name: header::HeaderName) -> Vec<String> {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pages_speak_the_readers_language() {
+        let spanish = [(header::ACCEPT_LANGUAGE, "es-MX,es;q=0.9,en;q=0.5")];
+        let (response, body) = get("/signin", &spanish).await;
+        assert_eq!(response.status(), 200);
+        assert!(body.contains("<html lang=\"es\">"), "{body}");
+        assert!(body.contains("<h1>Iniciar sesión</h1>") && body.contains("Contraseña"));
+        assert!(body.contains("placeholder=\"Buscar en todos los movimientos\""));
+        assert!(!body.contains("Sign in"), "no English left on the page");
+        assert_eq!(header_values(&response, header::CONTENT_LANGUAGE), ["es"]);
+        let vary = header_values(&response, header::VARY).join(", ");
+        assert!(
+            vary.contains("Accept-Language") && vary.contains("Cookie"),
+            "{vary}"
+        );
+
+        // The reader's own choice wins over the browser's.
+        let chosen = [
+            (header::ACCEPT_LANGUAGE, "es"),
+            (header::COOKIE, "anp_ui=en"),
+        ];
+        let (_, body) = get("/signin", &chosen).await;
+        assert!(body.contains("<html lang=\"en\">") && body.contains("<h1>Sign in</h1>"));
+
+        // Errors too: the heading and the message.
+        let (response, body) = get("/no/such/route", &spanish).await;
+        assert_eq!(response.status(), 404);
+        assert!(body.contains("<h1>No encontrado</h1>"), "{body}");
+        assert!(body.contains("Esta página no existe.") && body.contains("Volver a la portada"));
+        let (_, english) = get("/no/such/route", &[]).await;
+        assert!(
+            english.contains("There is no such page.") && english.contains("<html lang=\"en\">")
+        );
+
+        // The switcher links back to the same page, in each language.
+        assert!(
+            body.contains("href=\"&#x2f;language?to=en&amp;back=%2Fno%2Fsuch%2Froute\""),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn choosing_a_language_keeps_it_and_goes_back() {
+        let (response, _) = get("/language?to=es&back=%2Fsearch%3Fq%3Dagua", &[]).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(
+            header_values(&response, header::LOCATION),
+            ["/search?q=agua"]
+        );
+        let cookie = header_values(&response, header::SET_COOKIE).join("");
+        assert!(
+            cookie.starts_with("anp_ui=es;") && cookie.contains("Path=/"),
+            "{cookie}"
+        );
+
+        // Only back to this site.
+        for back in [
+            "%2F%2Fevil.example",
+            "https%3A%2F%2Fevil.example",
+            "%2F%5Cevil",
+        ] {
+            let (response, _) = get(&format!("/language?to=en&back={back}"), &[]).await;
+            assert_eq!(header_values(&response, header::LOCATION), ["/"], "{back}");
+        }
+
+        let (response, body) = get("/language?to=fr", &[]).await;
+        assert_eq!(response.status(), 400);
+        assert!(body.starts_with("to:"), "{body}");
+        assert!(header_values(&response, header::SET_COOKIE).is_empty());
     }
 }

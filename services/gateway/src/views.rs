@@ -14,7 +14,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use crate::{AppState, PageError, atom};
+use crate::{AppState, PageError, atom, i18n};
 
 const FEED_PAGE: u32 = 20;
 const ATOM_ENTRIES: u32 = 50;
@@ -165,12 +165,12 @@ pub(crate) fn render(
     let html = state
         .templates
         .get_template(template)
-        .and_then(|template| template.render(context))
+        .and_then(|template| template.render(context! { ..context, ..i18n::context() }))
         .map_err(|err| {
             tracing::error!(error = %err, template, "template failed");
             PageError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "The page could not be shown.",
+                i18n::here("error-not-shown"),
             )
         })?;
     Ok(Html(html).into_response())
@@ -178,7 +178,7 @@ pub(crate) fn render(
 
 pub(crate) fn require_slug(value: &str) -> Result<(), PageError> {
     anp_kit::check_slug("path", value)
-        .map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such page."))
+        .map_err(|_| PageError::new(StatusCode::NOT_FOUND, i18n::here("error-no-page")))
 }
 
 /// Every network, for lists and filters.
@@ -329,10 +329,10 @@ pub async fn umbrella(
             heading: state.umbrella_name.clone(),
             notice: String::new(),
             directory: Some(crate::directory::summary(&state).await?),
-            description: "What every movement on this network is doing.".into(),
+            description: i18n::here("umbrella-description"),
             path: "/".into(),
             crumbs: vec![],
-            sites_heading: "Movements".into(),
+            sites_heading: i18n::here("movements-heading"),
             menu: vec![],
             social: vec![],
             threads: vec![],
@@ -389,7 +389,7 @@ pub async fn network(
                 href: path.clone(),
             }],
             path,
-            sites_heading: "Sites".into(),
+            sites_heading: i18n::here("sites-heading"),
             menu: vec![],
             social: vec![],
             threads: vec![],
@@ -530,7 +530,7 @@ pub async fn post(
     if uuid_like(&post_id).is_none() {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "There is no such post.",
+            i18n::here("error-no-post"),
         ));
     }
     let post = state
@@ -548,7 +548,7 @@ pub async fn post(
     if post.network_slug != network_slug || post.site_id != site.id {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "There is no such post.",
+            i18n::here("error-no-post"),
         ));
     }
     if site.slug != site_slug {
@@ -557,15 +557,16 @@ pub async fn post(
         );
     }
     if post.status == "retracted" {
-        let reason = if post.retraction_reason.is_empty() {
-            String::new()
+        let message = if post.retraction_reason.is_empty() {
+            i18n::here("error-retracted")
         } else {
-            format!(": {}", post.retraction_reason)
+            i18n::text_with(
+                i18n::current(),
+                "error-retracted-because",
+                &[("reason", i18n::Arg::Text(&post.retraction_reason))],
+            )
         };
-        return Err(PageError::new(
-            StatusCode::GONE,
-            format!("This post was retracted by its site{reason}"),
-        ));
+        return Err(PageError::new(StatusCode::GONE, message));
     }
     let network = fetch_network(&state, &network_slug).await?;
     let published = anp_kit::from_timestamp(post.published_at.as_ref());
@@ -654,7 +655,7 @@ pub async fn thread(
     if uuid_like(&thread_id).is_none() {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "There is no such thread.",
+            i18n::here("error-no-thread"),
         ));
     }
     let found = state
@@ -672,7 +673,7 @@ pub async fn thread(
     if thread.network_slug != network_slug {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "There is no such thread.",
+            i18n::here("error-no-thread"),
         ));
     }
     let network = fetch_network(&state, &network_slug).await?;
@@ -691,7 +692,7 @@ pub async fn thread(
         .collect();
     let place = if thread.site_slug.is_empty() {
         Crumb {
-            label: "board".into(),
+            label: i18n::here("board"),
             href: format!("/n/{network_slug}"),
         }
     } else {
@@ -990,7 +991,11 @@ pub async fn search(
         &state,
         "search.html",
         context! {
-            title => if q.is_empty() { "Search".to_owned() } else { format!("{q} – Search") },
+            title => if q.is_empty() {
+                i18n::here("search-heading")
+            } else {
+                i18n::text_with(i18n::current(), "search-title", &[("query", i18n::Arg::Text(&q))])
+            },
             umbrella_name => state.umbrella_name.clone(),
             query => q,
             search_network => network,
@@ -1140,9 +1145,26 @@ pub async fn site_feed(
     feed_document(&state, scope, &site.name, &path, format, query.cursor).await
 }
 
+/// "Posts in Spanish": the language's name when the gateway has one, else
+/// its code.
+fn posts_in_language(code: &str) -> String {
+    let lang = i18n::current();
+    let id = format!("lang-{code}");
+    let name = if i18n::has(&id) {
+        i18n::text(lang, &id)
+    } else {
+        code.to_owned()
+    };
+    i18n::text_with(
+        lang,
+        "posts-in-language",
+        &[("language", i18n::Arg::Text(&name))],
+    )
+}
+
 /// A tag's or a language's timeline: its scope, title and path.
 fn topic(kind: &str, value: &str) -> Result<(FeedScope, String, String), PageError> {
-    let not_found = || PageError::new(StatusCode::NOT_FOUND, "There is no such page.");
+    let not_found = || PageError::new(StatusCode::NOT_FOUND, i18n::here("error-no-page"));
     match kind {
         "tags" => {
             if value.is_empty()
@@ -1169,7 +1191,7 @@ fn topic(kind: &str, value: &str) -> Result<(FeedScope, String, String), PageErr
                     lang: value.to_owned(),
                     ..Default::default()
                 },
-                format!("Posts in {value}"),
+                posts_in_language(value),
                 format!("/lang/{value}"),
             ))
         }
@@ -1220,5 +1242,5 @@ pub async fn topic_page(
 }
 
 pub async fn not_found() -> PageError {
-    PageError::new(StatusCode::NOT_FOUND, "There is no such page.")
+    PageError::new(StatusCode::NOT_FOUND, i18n::here("error-no-page"))
 }
