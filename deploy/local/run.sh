@@ -58,7 +58,9 @@ done
 start() { # name listen-addr
   nohup "target/debug/anp-$1" >"$ANP_HOME/logs/$1.log" 2>&1 &
   echo $! >"$ANP_HOME/pids/$1"
-  local deadline=$((SECONDS + 60))
+  # A port held by a just-closed connection frees within a minute; the
+  # services wait for it (anp_kit::bind).
+  local deadline=$((SECONDS + 90))
   until port_open "$2"; do
     if ! kill -0 "$(cat "$ANP_HOME/pids/$1")" 2>/dev/null || ((SECONDS > deadline)); then
       echo "error: anp-$1 did not start; see $ANP_HOME/logs/$1.log" >&2

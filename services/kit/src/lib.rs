@@ -398,14 +398,37 @@ pub fn from_timestamp(time: Option<&prost_types::Timestamp>) -> chrono::DateTime
         .unwrap_or_default()
 }
 
+/// How long a listener waits for its port while it is "in use".
+const BIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(75);
+
 /// Binds a TCP listener, with a clear error naming the address.
+///
+/// A port that is "in use" is tried again for up to 75 s: the fixed
+/// ports (50051…) lie in Linux's range of ephemeral ports, so a client
+/// connection that just closed (after a test run, say) can hold one in
+/// TIME-WAIT for a minute. A port held by a listening server still fails,
+/// after the wait; `make run` checks for those before it starts anything.
 pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     let parsed: SocketAddr = addr
         .parse()
         .map_err(|err| anyhow::anyhow!("listen address {addr:?}: {err}"))?;
-    TcpListener::bind(parsed)
-        .await
-        .map_err(|err| anyhow::anyhow!("bind {addr}: {err}"))
+    let deadline = std::time::Instant::now() + BIND_PATIENCE;
+    let mut warned = false;
+    loop {
+        match TcpListener::bind(parsed).await {
+            Err(err)
+                if err.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                if !warned {
+                    tracing::warn!(%addr, "address in use; trying again for up to 75 s");
+                    warned = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            result => return result.map_err(|err| anyhow::anyhow!("bind {addr}: {err}")),
+        }
+    }
 }
 
 /// Serves gRPC `routes` plus `grpc.health.v1` (reporting `services` as
@@ -537,6 +560,26 @@ pub async fn sites_access(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_is_bound_once_it_is_free() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap().to_string();
+        let binding = tokio::spawn({
+            let addr = addr.clone();
+            async move { bind(&addr).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        assert!(!binding.is_finished(), "waits while the port is held");
+        drop(held);
+        let listener = tokio::time::timeout(std::time::Duration::from_secs(10), binding)
+            .await
+            .expect("bound soon after the port was freed")
+            .unwrap()
+            .unwrap();
+        assert_eq!(listener.local_addr().unwrap().to_string(), addr);
+        assert!(bind("not an address").await.is_err());
+    }
 
     #[test]
     fn languages_beyond_english_and_spanish() {
