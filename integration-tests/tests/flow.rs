@@ -311,6 +311,10 @@ async fn post_reaches_every_feed_atom_and_search() {
     assert!(body.contains("Marcha por el clima") && body.contains("entrada ·"));
     let front = in_spanish("/").await;
     assert!(front.contains("<h2>Movimientos</h2>") && front.contains("Últimas entradas"));
+    assert!(
+        front.contains("<title>Test Umbrella</title>"),
+        "the name once"
+    );
 
     // Atom feeds at every level are valid and hold the post.
     let urn = format!("urn:uuid:{english}");

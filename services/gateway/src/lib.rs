@@ -361,6 +361,7 @@ mod tests {
         assert_eq!(response.status(), 200);
         assert!(body.contains("<html lang=\"es\">"), "{body}");
         assert!(body.contains("<h1>Iniciar sesión</h1>") && body.contains("Contraseña"));
+        assert!(body.contains("<title>Iniciar sesión · Liberation.Network</title>"));
         assert!(body.contains("placeholder=\"Buscar en todos los movimientos\""));
         assert!(!body.contains("Sign in"), "no English left on the page");
         assert_eq!(header_values(&response, header::CONTENT_LANGUAGE), ["es"]);
