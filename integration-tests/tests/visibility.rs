@@ -3,6 +3,7 @@
 //! hits follow each other without duplicates or gaps while writes go on.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
 use std::time::Duration;
 
 use anp_proto::aggregator::v1::{SearchRequest, SearchResponse};
@@ -370,26 +371,65 @@ async fn members_only_documents_reach_their_members_and_nobody_else_not_even_in_
         .filter_map(|value| value["value"].as_str())
         .collect();
     assert!(sites.contains(&"mig/arts"), "{sites:?}");
-    let html = client
-        .get(stack.http("/search?q=solidarity"))
-        .header("cookie", format!("anp_session={}", members["boston"]))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // A page of the gateway as Boston's member.
+    let as_member = |path: &str| {
+        let request = client
+            .get(stack.http(path))
+            .header("cookie", format!("anp_session={}", members["boston"]));
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let html = as_member("/search?q=solidarity").await;
     assert!(html.contains("Bostonpost") && html.contains("site members"));
     assert!(html.contains("data-facet=\"tag\" data-value=\"safety\""));
     let (status, _) = crate::flow::get_text(&stack.http("/search?q=solidarity")).await;
     assert_eq!(status, 200);
-    let html = reqwest::get(stack.http("/search?q=solidarity"))
+    let (_, html) = crate::flow::get_text(&stack.http("/search?q=solidarity")).await;
+    assert!(!html.contains("Bostonpost") && !html.contains("safety"));
+    assert!(
+        html.replace("&#x2f;", "/")
+            .contains("href=\"/search/feed.atom?q=solidarity\""),
+        "the page links the feed of its search"
+    );
+
+    // The feed of a search, even fetched with a member's cookie, holds only
+    // what the public may read: feed readers cache and share what they get.
+    let public: Vec<String> = reqwest::get(stack.http("/api/search?q=solidarity"))
         .await
         .unwrap()
-        .text()
+        .json::<serde_json::Value>()
         .await
-        .unwrap();
-    assert!(!html.contains("Bostonpost") && !html.contains("safety"));
+        .unwrap()["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(public.contains(&"Publicpost".to_owned()), "{public:?}");
+    let atom = as_member("/search/feed.atom?q=solidarity").await;
+    let feed = atom_syndication::Feed::from_str(&atom).expect("valid Atom");
+    let mut titles: Vec<String> = feed
+        .entries()
+        .iter()
+        .map(|entry| entry.title().value.clone())
+        .collect();
+    titles.sort();
+    let mut expected = public.clone();
+    expected.sort();
+    assert_eq!(titles, expected);
+    assert!(!atom.contains("Bostonpost"));
+    let json: serde_json::Value =
+        serde_json::from_str(&as_member("/search/feed.json?q=solidarity&network=mig").await)
+            .unwrap();
+    let titles: Vec<&str> = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|item| item["title"].as_str())
+        .collect();
+    assert_eq!(titles, ["Publicpost"], "{json}");
+    let (status, body) = crate::flow::get_text(&stack.http("/search/feed.atom?q=+")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("q: required"), "{body}");
     stack.stop().await;
 }
 

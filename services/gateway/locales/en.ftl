@@ -100,6 +100,7 @@ badge-site-members = site members
 search-none = No results. Try fewer or different words.
 first-page = First page
 more-results = More results
+search-follow = Follow this search in a feed reader:
 
 ## Posts and discussions
 replies-label = Replies

@@ -100,6 +100,7 @@ badge-site-members = miembros del sitio
 search-none = No hay resultados. Prueba con menos palabras o con otras.
 first-page = Primera página
 more-results = Más resultados
+search-follow = Seguir esta búsqueda en un lector de noticias:
 
 ## Entradas y conversaciones
 replies-label = Respuestas

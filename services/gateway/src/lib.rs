@@ -176,6 +176,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/search", get(views::search))
         .route("/api/search", get(views::search_json))
+        .route(
+            "/search/feed.atom",
+            get(|s, q| views::search_feed(s, q, FeedFormat::Atom)),
+        )
+        .route(
+            "/search/feed.json",
+            get(|s, q| views::search_feed(s, q, FeedFormat::Json)),
+        )
         .route("/directory", get(directory::page))
         .route("/directory.geojson", get(directory::geojson))
         .route("/healthz", get(|| async { "ok" }))

@@ -19,6 +19,7 @@ use crate::{AppState, PageError, atom, i18n};
 const FEED_PAGE: u32 = 20;
 const ATOM_ENTRIES: u32 = 50;
 const QUERY_MAX_CHARS: usize = 512;
+const SEARCH_PAGE: u32 = 20;
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
@@ -801,8 +802,9 @@ fn bad(message: String) -> PageError {
 /// documents); the errors name the parameter.
 async fn run_search(
     state: &AppState,
-    headers: &axum::http::HeaderMap,
+    token: Option<String>,
     params: &SearchQuery,
+    (limit, facets): (u32, bool),
 ) -> Result<SearchView, PageError> {
     let q = params.q.clone().unwrap_or_default();
     check_query(&q)?;
@@ -825,19 +827,18 @@ async fn run_search(
     if q.trim().is_empty() {
         return Ok(SearchView::default());
     }
-    let token = crate::calendar::session_token(headers);
     let request = SearchRequest {
         query: q,
         network_slug: network.clone(),
         site_slug: site,
-        limit: 20,
+        limit,
         kind: text(&params.kind),
         tag: text(&params.tag),
         lang,
         from: day_param("from", params.from.as_deref(), 0)?,
         to: day_param("to", params.to.as_deref(), 1)?,
         sort: text(&params.sort),
-        facets: true,
+        facets,
         cursor: text(&params.cursor),
     };
     let mut aggregator = state.aggregator.clone();
@@ -964,7 +965,8 @@ pub async fn search_json(
     headers: axum::http::HeaderMap,
     Query(params): Query<SearchQuery>,
 ) -> Response {
-    match run_search(&state, &headers, &params).await {
+    let token = crate::calendar::session_token(&headers);
+    match run_search(&state, token, &params, (SEARCH_PAGE, true)).await {
         Ok(view) => axum::Json(view).into_response(),
         Err(err) => (
             err.status,
@@ -979,7 +981,8 @@ pub async fn search(
     headers: axum::http::HeaderMap,
     Query(params): Query<SearchQuery>,
 ) -> Result<Response, PageError> {
-    let view = run_search(&state, &headers, &params).await?;
+    let token = crate::calendar::session_token(&headers);
+    let view = run_search(&state, token, &params, (SEARCH_PAGE, true)).await?;
     let q = params.q.clone().unwrap_or_default();
     let network = params.network.clone().unwrap_or_default();
     let next_href = (!view.next_cursor.is_empty()).then(|| {
@@ -1014,7 +1017,19 @@ pub async fn search(
             next_href => next_href,
             first_page => params.cursor.as_deref().unwrap_or("").is_empty(),
             first_href => params.href(&[]),
+            atom_url => (!q.trim().is_empty()).then(|| search_feed_href(&params, FeedFormat::Atom)),
+            json_feed_url => (!q.trim().is_empty()).then(|| search_feed_href(&params, FeedFormat::Json)),
         },
+    )
+}
+
+/// This search, newest first, as a feed.
+fn search_feed_href(params: &SearchQuery, format: FeedFormat) -> String {
+    let page = params.href(&[("sort", "")]);
+    format!(
+        "/search/{}{}",
+        format.file(),
+        page.trim_start_matches("/search")
     )
 }
 
@@ -1076,26 +1091,106 @@ pub(crate) fn feed_response(
     entry_url: impl Fn(&FeedEntry) -> String,
 ) -> Response {
     let base = &state.public_url;
-    let page_url = format!("{base}{path}");
     let self_url = format!("{base}{}/{}", path.trim_end_matches('/'), format.file());
+    let next_url = (!next_cursor.is_empty()).then(|| format!("{self_url}?cursor={next_cursor}"));
+    feed_document_at(
+        format,
+        title,
+        (&format!("{base}{path}"), &self_url, next_url),
+        entries,
+        entry_url,
+    )
+}
+
+/// `entries` as an Atom or JSON Feed document: the page it is the feed of,
+/// its own URL and (JSON Feed) its next page's.
+fn feed_document_at(
+    format: FeedFormat,
+    title: &str,
+    (page_url, self_url, next_url): (&str, &str, Option<String>),
+    entries: &[FeedEntry],
+    entry_url: impl Fn(&FeedEntry) -> String,
+) -> Response {
     let (content_type, body) = match format {
         FeedFormat::Atom => (
             "application/atom+xml; charset=utf-8",
-            atom::render(title, &page_url, &self_url, entries, entry_url),
+            atom::render(title, page_url, self_url, entries, entry_url),
         ),
         FeedFormat::Json => (
             crate::jsonfeed::CONTENT_TYPE,
-            crate::jsonfeed::render(
-                title,
-                &page_url,
-                &self_url,
-                (!next_cursor.is_empty()).then(|| format!("{self_url}?cursor={next_cursor}")),
-                entries,
-                entry_url,
-            ),
+            crate::jsonfeed::render(title, page_url, self_url, next_url, entries, entry_url),
         ),
     };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// A search as a feed, to follow it in a feed reader: the public documents
+/// that match, newest first; Atom (the newest 50) or JSON Feed (paged by
+/// `cursor`). Feed readers carry no session, and none is used: members-only
+/// documents never reach a feed reader's cache.
+pub async fn search_feed(
+    State(state): State<AppState>,
+    Query(mut params): Query<SearchQuery>,
+    format: FeedFormat,
+) -> Result<Response, PageError> {
+    let q = params.q.clone().unwrap_or_default();
+    if q.trim().is_empty() {
+        return Err(bad("q: required for the feed of a search".into()));
+    }
+    params.sort = Some("date".into());
+    let view = run_search(&state, None, &params, (ATOM_ENTRIES, false)).await?;
+    let mut paths = std::collections::HashMap::new();
+    let entries: Vec<FeedEntry> = view
+        .hits
+        .into_iter()
+        .map(|hit| {
+            // A post keeps the id it has in every other feed.
+            let id = if hit.kind == "post" {
+                hit.id
+            } else {
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, hit.href.as_bytes()).to_string()
+            };
+            paths.insert(id.clone(), hit.href);
+            let at = chrono::DateTime::parse_from_rfc3339(&hit.published_at)
+                .ok()
+                .map(|at| anp_kit::timestamp(at.with_timezone(&chrono::Utc)));
+            FeedEntry {
+                id,
+                title: hit.title,
+                summary_html: hit.snippet_html.clone(),
+                body_html: hit.snippet_html,
+                site_name: hit.site_name,
+                network_slug: hit.network_slug,
+                site_slug: hit.site_slug,
+                lang: hit.lang,
+                author: String::new(),
+                published_at: at,
+                updated_at: at,
+            }
+        })
+        .collect();
+    let base = &state.public_url;
+    let page = params.href(&[]);
+    let query = page.trim_start_matches("/search");
+    let self_url = format!("{base}/search/{}{query}", format.file());
+    let next_url = (!view.next_cursor.is_empty()).then(|| {
+        let mut cursor = url::form_urlencoded::Serializer::new(String::new());
+        cursor.append_pair("cursor", &view.next_cursor);
+        format!("{self_url}&{}", cursor.finish())
+    });
+    Ok(feed_document_at(
+        format,
+        &format!("“{q}” · {}", state.umbrella_name),
+        (&format!("{base}{page}"), &self_url, next_url),
+        &entries,
+        |entry| {
+            let path = paths
+                .get(&entry.id)
+                .map(String::as_str)
+                .unwrap_or("/search");
+            format!("{base}{path}")
+        },
+    ))
 }
 
 pub async fn umbrella_feed(
