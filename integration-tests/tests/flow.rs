@@ -333,6 +333,10 @@ async fn post_reaches_every_feed_atom_and_search() {
             content_type.starts_with("application/atom+xml"),
             "{path}: {content_type}"
         );
+        assert!(
+            !response.headers().contains_key("content-language"),
+            "{path}: a feed is the same in every language"
+        );
         let ids = atom_entry_ids(&response.text().await.unwrap());
         assert!(ids.contains(&urn), "{path} holds the post");
     }

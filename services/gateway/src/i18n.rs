@@ -225,7 +225,8 @@ pub fn context() -> minijinja::Value {
     minijinja::context! { ui => ui.lang.code(), languages => languages }
 }
 
-/// Chooses each request's language and says that responses vary by it.
+/// Chooses each request's language, and says which language a page is in
+/// and that pages vary by it.
 pub async fn middleware(request: Request, next: Next) -> Response {
     let ui = Ui {
         lang: negotiate(request.headers()),
@@ -238,11 +239,18 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     let lang = ui.lang;
     let mut response = UI.scope(ui, next.run(request)).await;
     let headers = response.headers_mut();
-    headers.append(header::VARY, HeaderValue::from_static("Accept-Language"));
-    headers.insert(
-        header::CONTENT_LANGUAGE,
-        HeaderValue::from_static(lang.code()),
-    );
+    // Pages only: feeds, calendars and JSON are the same in every language.
+    let page = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    if page {
+        headers.append(header::VARY, HeaderValue::from_static("Accept-Language"));
+        headers.insert(
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static(lang.code()),
+        );
+    }
     response
 }
 

@@ -432,5 +432,9 @@ mod tests {
         assert_eq!(response.status(), 400);
         assert!(body.starts_with("to:"), "{body}");
         assert!(header_values(&response, header::SET_COOKIE).is_empty());
+        assert!(
+            header_values(&response, header::CONTENT_LANGUAGE).is_empty(),
+            "only pages say their language"
+        );
     }
 }
