@@ -176,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/search", get(views::search))
         .route("/api/search", get(views::search_json))
+        .route("/opensearch.xml", get(views::opensearch))
         .route(
             "/search/feed.atom",
             get(|s, q| views::search_feed(s, q, FeedFormat::Atom)),
@@ -436,5 +437,28 @@ mod tests {
             header_values(&response, header::CONTENT_LANGUAGE).is_empty(),
             "only pages say their language"
         );
+    }
+
+    #[tokio::test]
+    async fn browsers_can_add_the_search() {
+        let (response, body) = get("/opensearch.xml", &[]).await;
+        // `/` may come as a character reference; XML reads both the same.
+        let body = body.replace("&#x2f;", "/");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            header_values(&response, header::CONTENT_TYPE),
+            ["application/opensearchdescription+xml; charset=utf-8"]
+        );
+        // At most 16 characters.
+        assert!(
+            body.contains("<ShortName>Liberation.Netwo</ShortName>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("template=\"http://gateway.test/search?q={searchTerms}\""),
+            "{body}"
+        );
+        let (_, page) = get("/signin", &[]).await;
+        assert!(page.contains("rel=\"search\" type=\"application/opensearchdescription+xml\""));
     }
 }

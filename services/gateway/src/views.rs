@@ -1023,6 +1023,37 @@ pub async fn search(
     )
 }
 
+/// The OpenSearch description: browsers offer to add the umbrella's search
+/// (from the page's `<link rel="search">`).
+pub async fn opensearch(State(state): State<AppState>) -> Response {
+    let name = &state.umbrella_name;
+    // At most 16 characters, the specification says.
+    let short: String = name.chars().take(16).collect();
+    let escape = |text: &str| minijinja::HtmlEscape(text).to_string();
+    let base = escape(&state.public_url);
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<OpenSearchDescription xmlns="http://a9.com/-/spec/opensearch/1.1/">
+  <ShortName>{short}</ShortName>
+  <Description>{description}</Description>
+  <InputEncoding>UTF-8</InputEncoding>
+  <Url type="text/html" method="get" template="{base}/search?q={{searchTerms}}"/>
+  <Url type="application/atom+xml" method="get" template="{base}/search/feed.atom?q={{searchTerms}}"/>
+</OpenSearchDescription>
+"#,
+        short = escape(&short),
+        description = escape(&format!("Search all movements on {name}")),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/opensearchdescription+xml; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// This search, newest first, as a feed.
 fn search_feed_href(params: &SearchQuery, format: FeedFormat) -> String {
     let page = params.href(&[("sort", "")]);
