@@ -309,6 +309,7 @@ async fn post_reaches_every_feed_atom_and_search() {
     );
     assert!(body.contains("aria-label=\"Afinar los resultados\""));
     assert!(body.contains("Marcha por el clima") && body.contains("entrada ·"));
+    assert!(body.contains("<time datetime=\""), "a hit shows its date");
     let front = in_spanish("/").await;
     assert!(front.contains("<h2>Movimientos</h2>") && front.contains("Últimas entradas"));
     assert!(

@@ -101,6 +101,15 @@ search-none = No results. Try fewer or different words.
 first-page = First page
 more-results = More results
 search-follow = Follow this search in a feed reader:
+search-help-label = How to search
+search-help-intro = Search every movement's posts, pages, discussions, events and sites at once.
+search-help-words-example = housing rent
+search-help-words = every word must be there
+search-help-phrase-example = rent strike
+search-help-phrase = the words side by side, in this order
+search-help-exclude-example = eviction
+search-help-exclude = leave out what has this word
+search-help-typos = Accents do not matter (organizacion finds organización), and a longer word with a typo still finds what you meant. Members who sign in also find what is only for their groups.
 
 ## Posts and discussions
 replies-label = Replies

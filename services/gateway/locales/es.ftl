@@ -101,6 +101,15 @@ search-none = No hay resultados. Prueba con menos palabras o con otras.
 first-page = Primera página
 more-results = Más resultados
 search-follow = Seguir esta búsqueda en un lector de noticias:
+search-help-label = Cómo buscar
+search-help-intro = Busca a la vez en las entradas, páginas, conversaciones, eventos y sitios de todos los movimientos.
+search-help-words-example = vivienda alquiler
+search-help-words = tienen que aparecer todas las palabras
+search-help-phrase-example = huelga de alquileres
+search-help-phrase = las palabras juntas, en este orden
+search-help-exclude-example = desalojo
+search-help-exclude = deja fuera lo que tenga esta palabra
+search-help-typos = Los acentos no importan (organizacion encuentra organización) y una palabra larga con una errata sigue encontrando lo que buscabas. Quien inicia sesión encuentra también lo que es solo para sus grupos.
 
 ## Entradas y conversaciones
 replies-label = Respuestas

@@ -380,6 +380,15 @@ mod tests {
             "{vary}"
         );
 
+        // The search page without words says how to search.
+        let (response, body) = get("/search", &spanish).await;
+        assert_eq!(response.status(), 200);
+        assert!(
+            body.contains("aria-label=\"Cómo buscar\"") && body.contains("huelga de alquileres")
+        );
+        let (_, body) = get("/search", &[]).await;
+        assert!(body.contains("aria-label=\"How to search\"") && body.contains("rent strike"));
+
         // The reader's own choice wins over the browser's.
         let chosen = [
             (header::ACCEPT_LANGUAGE, "es"),
