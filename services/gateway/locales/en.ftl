@@ -50,7 +50,11 @@ nothing-posted = Nothing has been posted here yet.
 older-posts = Older posts →
 atom-feed = Atom feed
 json-feed = JSON Feed
-posts-in-language = Posts in { $language }
+posts-in-language = Posts in { $code ->
+    [en] English
+    [es] Spanish
+   *[other] { $code }
+}
 board = board
 
 ## Kinds of documents

@@ -50,7 +50,11 @@ nothing-posted = Todavía no se ha publicado nada aquí.
 older-posts = Entradas anteriores →
 atom-feed = Canal Atom
 json-feed = JSON Feed
-posts-in-language = Entradas en { $language }
+posts-in-language = Entradas en { $code ->
+    [en] inglés
+    [es] español
+   *[other] { $code }
+}
 board = tablón
 
 ## Tipos de documentos

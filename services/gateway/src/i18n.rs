@@ -397,6 +397,11 @@ mod tests {
         assert_eq!(summary(Lang::Es, 1), "1 resultado para «agua»");
         assert_eq!(summary(Lang::Es, 7), "7 resultados para «agua»");
         assert_eq!(text(Lang::Es, "no-such-message"), "no-such-message");
+        let posts_in =
+            |lang, code| text_with(lang, "posts-in-language", &[("code", Arg::Text(code))]);
+        assert_eq!(posts_in(Lang::Es, "es"), "Entradas en español");
+        assert_eq!(posts_in(Lang::En, "es"), "Posts in Spanish");
+        assert_eq!(posts_in(Lang::Es, "ht"), "Entradas en ht");
     }
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {

@@ -1274,17 +1274,10 @@ pub async fn site_feed(
 /// "Posts in Spanish": the language's name when the gateway has one, else
 /// its code.
 fn posts_in_language(code: &str) -> String {
-    let lang = i18n::current();
-    let id = format!("lang-{code}");
-    let name = if i18n::has(&id) {
-        i18n::text(lang, &id)
-    } else {
-        code.to_owned()
-    };
     i18n::text_with(
-        lang,
+        i18n::current(),
         "posts-in-language",
-        &[("language", i18n::Arg::Text(&name))],
+        &[("code", i18n::Arg::Text(code))],
     )
 }
 
