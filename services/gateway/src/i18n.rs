@@ -20,6 +20,10 @@ use std::sync::OnceLock;
 /// The cookie that keeps a reader's choice of language.
 pub const COOKIE: &str = "anp_ui";
 
+/// The longest page address the language links come back to; a longer one
+/// goes back to the front page.
+const BACK_MAX: usize = 2048;
+
 /// A language of the gateway's pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
@@ -233,8 +237,10 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         path: request
             .uri()
             .path_and_query()
-            .map(|path| path.as_str().to_owned())
-            .unwrap_or_else(|| "/".into()),
+            .map(|path| path.as_str())
+            .filter(|path| path.len() <= BACK_MAX)
+            .unwrap_or("/")
+            .to_owned(),
     };
     let lang = ui.lang;
     let mut response = UI.scope(ui, next.run(request)).await;
@@ -268,7 +274,7 @@ pub async fn choose(Query(choice): Query<Choice>) -> Response {
         let message = format!("to: one of {}", Lang::ALL.map(Lang::code).join(", "));
         return (StatusCode::BAD_REQUEST, message).into_response();
     };
-    let back = crate::local_path(choice.back.as_deref());
+    let back = crate::local_path(choice.back.as_deref().filter(|back| back.len() <= BACK_MAX));
     (
         StatusCode::SEE_OTHER,
         [

@@ -428,11 +428,13 @@ mod tests {
             "{cookie}"
         );
 
-        // Only back to this site.
+        // Only back to this site, and not to an address of any length.
+        let long = format!("%2F{}", "a".repeat(3000));
         for back in [
             "%2F%2Fevil.example",
             "https%3A%2F%2Fevil.example",
             "%2F%5Cevil",
+            long.as_str(),
         ] {
             let (response, _) = get(&format!("/language?to=en&back={back}"), &[]).await;
             assert_eq!(header_values(&response, header::LOCATION), ["/"], "{back}");
