@@ -1113,7 +1113,32 @@ impl CpuUsed {
         for (name, ticks) in rows {
             println!("    {name:<16} {:>6.3}", per(ticks));
         }
+        println!("  resident memory (MiB; /proc VmRSS now, VmHWM the peak so far):");
+        for (name, pid) in &this.services {
+            if let Some((now, peak)) = resident(*pid) {
+                println!(
+                    "    {name:<16} {:>6.0} {:>6.0}",
+                    now as f64 / 1024.0,
+                    peak as f64 / 1024.0
+                );
+            }
+        }
     }
+}
+
+/// A process's resident set now and at its peak, in KiB.
+fn resident(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 /// Writes share a word and a tag with the hundred around them
