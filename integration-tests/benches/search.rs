@@ -610,7 +610,7 @@ async fn main() {
     indexing_cpu.print(posts as u64, "post");
 
     if stop_after("indexing") {
-        infra.cleanup().await;
+        finish(&infra, [sites, content, Some(aggregator_process)]).await;
         return;
     }
 
@@ -711,7 +711,7 @@ async fn main() {
     }
 
     if stop_after("search") {
-        infra.cleanup().await;
+        finish(&infra, [sites, content, Some(aggregator_process)]).await;
         return;
     }
 
@@ -800,7 +800,7 @@ async fn main() {
     }
 
     if stop_after("feed") {
-        infra.cleanup().await;
+        finish(&infra, [sites, content, Some(aggregator_process)]).await;
         return;
     }
 
@@ -823,7 +823,7 @@ async fn main() {
     }
 
     if stop_after("lag") {
-        infra.cleanup().await;
+        finish(&infra, [sites, content, Some(aggregator_process)]).await;
         return;
     }
 
@@ -872,6 +872,13 @@ async fn main() {
         rebuilt.search_documents
     );
     drop(pg);
+    finish(&infra, [sites, content, Some(aggregator_process)]).await;
+}
+
+/// Stops the services, then drops the database and the stream: a service
+/// still running would create the stream again, empty, and leave it behind.
+async fn finish<const N: usize>(infra: &Infra, services: [Option<Process>; N]) {
+    drop(services);
     infra.cleanup().await;
 }
 
