@@ -302,12 +302,9 @@ impl PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let lang = i18n::current();
-        let heading = match self.status.as_u16() {
-            code @ (400 | 401 | 403 | 404 | 410 | 413 | 429 | 500 | 502 | 503) => {
-                i18n::text(lang, &format!("status-{code}"))
-            }
-            _ => i18n::text(lang, "status-other"),
-        };
+        // A status with no message of its own gets the general one.
+        let id = format!("status-{}", self.status.as_u16());
+        let heading = i18n::text(lang, if i18n::has(&id) { &id } else { "status-other" });
         let body = templates()
             .get_template("error.html")
             .and_then(|template| {
