@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{ColumnBlockAccessor, StrColumn};
+use tantivy::columnar::{Column, ColumnIndex, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::query::Weight;
 use tantivy::{DocId, DocSet, Score, SegmentOrdinal, SegmentReader, TERMINATED};
@@ -229,7 +229,7 @@ impl Collector for FacetCounts {
             columns,
             counters,
             numbers,
-            block: ColumnBlockAccessor::default(),
+            block: OrdBlock::default(),
             pending: Vec::with_capacity(BLOCK),
             scale: 1.0,
         })
@@ -335,12 +335,40 @@ pub struct SegmentFacetCounts {
     counters: Vec<Vec<u32>>,
     numbers: Arc<Vec<Vec<u32>>>,
     /// Ordinals of a block of hits, read at once.
-    block: ColumnBlockAccessor<u64>,
+    block: OrdBlock,
     /// Hits collected one by one (a segment with deleted documents), read
     /// a block at a time.
     pending: Vec<DocId>,
     /// What a hit counted stands for: 1, or more in a sample.
     scale: f64,
+}
+
+/// Reads the values of a block of documents at once: one call into the
+/// column's codec for the block, not one a document.
+#[derive(Default)]
+struct OrdBlock {
+    docs: Vec<DocId>,
+    rows: Vec<u32>,
+    values: Vec<u64>,
+}
+
+impl OrdBlock {
+    /// Every value of every document in `docs` (several for a multivalued
+    /// column, none for a document without one).
+    fn fetch(&mut self, docs: &[DocId], column: &Column<u64>) -> &[u64] {
+        let rows: &[u32] = match &column.index {
+            ColumnIndex::Full => docs,
+            _ => {
+                self.docs.clear();
+                self.rows.clear();
+                column.row_ids_for_docs(docs, &mut self.docs, &mut self.rows);
+                &self.rows
+            }
+        };
+        self.values.resize(rows.len(), 0);
+        column.values.get_vals(rows, &mut self.values);
+        &self.values
+    }
 }
 
 /// What a segment counted: per field, hits per ordinal, and the numbers of
@@ -355,8 +383,7 @@ impl SegmentFacetCounts {
     fn count(&mut self, docs: &[DocId]) {
         for (column, counters) in self.columns.iter().zip(&mut self.counters) {
             if let Some(column) = column {
-                self.block.fetch_block(docs, column.ords());
-                for ord in self.block.iter_vals() {
+                for &ord in self.block.fetch(docs, column.ords()) {
                     if let Some(counter) = counters.get_mut(ord as usize) {
                         *counter += 1;
                     }

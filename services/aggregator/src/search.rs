@@ -558,7 +558,7 @@ impl SearchIndex {
             // Hits at or before the cursor score None, below every other
             // hit, and are dropped: each hit comes once, none is skipped.
             let collector =
-                TopDocs::with_limit(limit + 1).custom_score(move |segment: &SegmentReader| {
+                TopDocs::with_limit(limit + 1).order_by(move |segment: &SegmentReader| {
                     let dates = segment
                         .fast_fields()
                         .date("published_at")
@@ -651,9 +651,12 @@ impl SearchIndex {
             };
             let top = match top {
                 Some(top) => top,
-                None => {
-                    statistics.search(&*query, &TopDocs::with_limit(limit).and_offset(offset))?
-                }
+                None => statistics.search(
+                    &*query,
+                    &TopDocs::with_limit(limit)
+                        .and_offset(offset)
+                        .order_by_score(),
+                )?,
             };
             (top, None)
         };
@@ -707,7 +710,8 @@ impl SearchIndex {
         let wanted = offset + limit;
         let looked_at = (wanted * 4).clamp(64, CANDIDATES_MAX);
         let searcher = statistics.searcher();
-        let candidates = statistics.search(words, &TopDocs::with_limit(looked_at))?;
+        let candidates =
+            statistics.search(words, &TopDocs::with_limit(looked_at).order_by_score())?;
         let every_match_seen = candidates.len() < looked_at;
         let weight = filters.weight(tantivy::query::EnableScoring::disabled_from_searcher(
             searcher,

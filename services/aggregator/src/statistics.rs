@@ -145,7 +145,7 @@ mod tests {
             (Occur::Should, term("absent")),
         ]);
         let statistics = Statistics::new(&searcher);
-        let collector = TopDocs::with_limit(100);
+        let collector = TopDocs::with_limit(100).order_by_score();
         // Twice: the second time from what was remembered.
         for _ in 0..2 {
             let remembered = statistics.search(&query, &collector).unwrap();

@@ -822,7 +822,10 @@ mod tests {
         let searcher = index.reader.searcher();
         let top = |query: &dyn Query| {
             let mut top = searcher
-                .search(query, &tantivy::collector::TopDocs::with_limit(50))
+                .search(
+                    query,
+                    &tantivy::collector::TopDocs::with_limit(50).order_by_score(),
+                )
                 .unwrap();
             top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             top.into_iter()
@@ -874,7 +877,10 @@ mod tests {
             let flat = index.single_word_ranking(word).expect("one word");
             let top = |query: &dyn Query| {
                 let mut top = searcher
-                    .search(query, &tantivy::collector::TopDocs::with_limit(50))
+                    .search(
+                        query,
+                        &tantivy::collector::TopDocs::with_limit(50).order_by_score(),
+                    )
                     .unwrap();
                 top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 top
