@@ -241,23 +241,37 @@ impl Fields {
     }
 }
 
-/// The analyzer of a language's fields: its words (see `analyzer_builder`),
+/// The analyzer of a language's fields: its words (see `analyzer_remembering`),
 /// then pairs of common words (see `pairs`).
 fn analyzer(language: Language, common: &SharedCommonWords) -> TextAnalyzer {
+    analyzer_remembering(language, common, Remembered::new(word_analyzer(language)))
+}
+
+/// The same analysis as `analyzer`, its copies sharing what they remember:
+/// for snippets, which Tantivy analyzes with a new copy each.
+fn snippet_analyzer(language: Language, common: &SharedCommonWords) -> TextAnalyzer {
+    analyzer_remembering(
+        language,
+        common,
+        Remembered::shared(word_analyzer(language)),
+    )
+}
+
+fn analyzer_remembering(
+    language: Language,
+    common: &SharedCommonWords,
+    remembered: Remembered,
+) -> TextAnalyzer {
     let slot = match language {
         Language::Spanish => 1,
         _ => 0,
     };
-    analyzer_builder(language)
-        .filter(Pairs::new(common.clone(), slot))
-        .build()
-}
-
-fn analyzer_builder(language: Language) -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         // What each word becomes, remembered.
-        .filter(Remembered::new(word_analyzer(language)))
+        .filter(remembered)
+        .filter(Pairs::new(common.clone(), slot))
+        .build()
 }
 
 /// What one word of `language` becomes: lowercased, stemmed, accents
@@ -427,6 +441,9 @@ pub struct SearchIndex {
     dir: PathBuf,
     /// Whose pairs are indexed (see `pairs`); shared with the analyzers.
     common: SharedCommonWords,
+    /// The analyzers of snippets, by language (`Fields::languages`'s
+    /// order): each shares what its copies remember across searches.
+    pub(crate) snippet_analyzers: Arc<[TextAnalyzer; 3]>,
     /// Searchers kept for cursors over relevance.
     pub(crate) snapshots: crate::search::Snapshots,
     /// Facet values numbered across segments (see `facets`).
@@ -571,6 +588,11 @@ impl SearchIndex {
         index
             .tokenizers()
             .register(TOKENIZER_PLAIN, plain_analyzer(&common));
+        let snippet_analyzers = Arc::new([
+            snippet_analyzer(Language::English, &common),
+            snippet_analyzer(Language::Spanish, &common),
+            plain_analyzer(&common),
+        ]);
         let writer = Self::live_writer(&index)?;
         let reader = index
             .reader_builder()
@@ -586,6 +608,7 @@ impl SearchIndex {
                 settling: Arc::default(),
                 dir: dir.to_path_buf(),
                 common,
+                snippet_analyzers,
                 fields,
                 snapshots: crate::search::Snapshots::default(),
                 facet_values: Default::default(),

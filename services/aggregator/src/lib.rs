@@ -11,6 +11,7 @@ pub mod index;
 pub mod pairs;
 pub mod reindex;
 pub mod remembered;
+mod scan;
 pub mod search;
 mod statistics;
 pub mod status;

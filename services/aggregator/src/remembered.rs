@@ -10,6 +10,8 @@
 //! indexing threads.)
 
 use std::hash::BuildHasher;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer};
 
@@ -18,13 +20,28 @@ use tantivy::tokenizer::{TextAnalyzer, Token, TokenFilter, TokenStream, Tokenize
 #[derive(Clone)]
 pub struct Remembered {
     word: TextAnalyzer,
+    shared: Option<Arc<Mutex<Memo>>>,
 }
 
 impl Remembered {
     /// `word` must turn one word into one token (filters that drop or
-    /// split tokens do not belong after this one's place).
+    /// split tokens do not belong after this one's place). Each copy of the
+    /// analyzer remembers for itself: an indexing thread keeps its copy for
+    /// a whole segment.
     pub fn new(word: TextAnalyzer) -> Self {
-        Remembered { word }
+        Remembered { word, shared: None }
+    }
+
+    /// As `new`, but every copy of the analyzer shares one memory. For
+    /// analyzers copied for each use, such as a search's snippets (Tantivy
+    /// copies the analyzer for every snippet): each copy would otherwise
+    /// stem every word of a hit's text again. A copy that finds the memory
+    /// in use by another text remembers for itself meanwhile.
+    pub fn shared(word: TextAnalyzer) -> Self {
+        Remembered {
+            word,
+            shared: Some(Arc::default()),
+        }
     }
 }
 
@@ -35,6 +52,7 @@ impl TokenFilter for Remembered {
         RememberedFilter {
             word: self.word,
             memo: Memo::default(),
+            shared: self.shared,
             inner: tokenizer,
         }
     }
@@ -43,16 +61,18 @@ impl TokenFilter for Remembered {
 pub struct RememberedFilter<T> {
     word: TextAnalyzer,
     memo: Memo,
+    shared: Option<Arc<Mutex<Memo>>>,
     inner: T,
 }
 
-/// A copy starts with nothing remembered (analyzers are copied for each
-/// segment and each query).
+/// A copy starts with nothing remembered of its own (analyzers are copied
+/// for each segment and each query); a shared memory stays shared.
 impl<T: Clone> Clone for RememberedFilter<T> {
     fn clone(&self) -> Self {
         RememberedFilter {
             word: self.word.clone(),
             memo: Memo::default(),
+            shared: self.shared.clone(),
             inner: self.inner.clone(),
         }
     }
@@ -62,10 +82,43 @@ impl<T: Tokenizer> Tokenizer for RememberedFilter<T> {
     type TokenStream<'a> = RememberedStream<'a, T::TokenStream<'a>>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        // The shared memory for the whole text, taken once; never waited for.
+        let memo = match self.shared.as_deref().map(Mutex::try_lock) {
+            Some(Ok(guard)) => MemoRef::Shared(guard),
+            // A panic while it was held leaves whole slots: still usable.
+            Some(Err(TryLockError::Poisoned(poisoned))) => MemoRef::Shared(poisoned.into_inner()),
+            Some(Err(TryLockError::WouldBlock)) | None => MemoRef::Own(&mut self.memo),
+        };
         RememberedStream {
             tail: self.inner.token_stream(text),
             word: &mut self.word,
-            memo: &mut self.memo,
+            memo,
+        }
+    }
+}
+
+/// The memory a token stream uses: its analyzer's own, or the shared one.
+enum MemoRef<'a> {
+    Own(&'a mut Memo),
+    Shared(MutexGuard<'a, Memo>),
+}
+
+impl Deref for MemoRef<'_> {
+    type Target = Memo;
+
+    fn deref(&self) -> &Memo {
+        match self {
+            MemoRef::Own(memo) => memo,
+            MemoRef::Shared(guard) => guard,
+        }
+    }
+}
+
+impl DerefMut for MemoRef<'_> {
+    fn deref_mut(&mut self) -> &mut Memo {
+        match self {
+            MemoRef::Own(memo) => memo,
+            MemoRef::Shared(guard) => guard,
         }
     }
 }
@@ -73,7 +126,7 @@ impl<T: Tokenizer> Tokenizer for RememberedFilter<T> {
 pub struct RememberedStream<'a, T> {
     tail: T,
     word: &'a mut TextAnalyzer,
-    memo: &'a mut Memo,
+    memo: MemoRef<'a>,
 }
 
 impl<T: TokenStream> TokenStream for RememberedStream<'_, T> {
@@ -249,24 +302,63 @@ mod tests {
         tokens
     }
 
+    /// A Spanish word analyzed: lowercased, stemmed, folded.
+    fn word() -> TextAnalyzer {
+        TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(LowerCaser)
+            .filter(Stemmer::new(Language::Spanish))
+            .filter(AsciiFoldingFilter)
+            .build()
+    }
+
+    const TEXT: &str = "Organizaciones ORGANIZANDO organización; Migración, migraciones y ñandúes";
+
     #[test]
     fn remembered_analysis_equals_the_analysis_it_remembers() {
-        let word = || {
-            TextAnalyzer::builder(SimpleTokenizer::default())
-                .filter(LowerCaser)
-                .filter(Stemmer::new(Language::Spanish))
-                .filter(AsciiFoldingFilter)
-                .build()
-        };
         let mut remembered = TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(Remembered::new(word()))
             .build();
         let mut computed = word();
-        let text = "Organizaciones ORGANIZANDO organización; Migración, migraciones y ñandúes";
+        let text = TEXT;
         // The first time computed, then remembered.
         for _ in 0..3 {
             assert_eq!(tokens(&mut remembered, text), tokens(&mut computed, text));
         }
+    }
+
+    /// Copies of a shared analyzer (Tantivy's copy for each snippet) find
+    /// what an earlier copy remembered, and a copy that finds the memory in
+    /// use analyzes alike without waiting for it.
+    #[test]
+    fn copies_of_a_shared_analyzer_remember_together_and_never_wait() {
+        let memory: Arc<Mutex<Memo>> = Arc::default();
+        let shared = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(Remembered {
+                word: word(),
+                shared: Some(memory.clone()),
+            })
+            .build();
+        let text = TEXT;
+        let expected = tokens(&mut word(), text);
+        assert_eq!(tokens(&mut shared.clone(), text), expected);
+        {
+            let mut memo = memory.lock().unwrap();
+            let hash = memo.hash("Organizaciones");
+            assert_eq!(memo.get(hash, "Organizaciones"), Some("organiz"));
+        }
+        // Another copy, while someone holds the memory.
+        let held = memory.lock().unwrap();
+        let (done, outcome) = std::sync::mpsc::channel();
+        let copy = shared.clone();
+        std::thread::spawn(move || {
+            let mut copy = copy;
+            let _ = done.send(tokens(&mut copy, text));
+        });
+        let analyzed = outcome
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a copy analyzes without waiting for the memory");
+        drop(held);
+        assert_eq!(analyzed, expected);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tantivy::{DocAddress, Searcher, SegmentReader, TantivyDocument, Term};
 use crate::AggregatorError;
 use crate::facets::{FacetCounts, Sample};
 use crate::index::{SearchIndex, tantivy_date};
+use crate::scan::Scanned;
 use crate::statistics::Statistics;
 
 /// How long a relevance cursor keeps the index as it was at the first page
@@ -500,14 +501,14 @@ impl SearchIndex {
             if filters.from.is_some() || filters.to.is_some() {
                 clauses.push((
                     Occur::Must,
-                    filter(Box::new(RangeQuery::new(
+                    filter(Box::new(Scanned(Box::new(RangeQuery::new(
                         filters
                             .from
                             .map_or(Bound::Unbounded, |at| Bound::Included(date_term(at))),
                         filters
                             .to
                             .map_or(Bound::Unbounded, |at| Bound::Excluded(date_term(at))),
-                    ))),
+                    ))))),
                 ));
             }
             Box::new(BooleanQuery::new(clauses))
@@ -603,10 +604,10 @@ impl SearchIndex {
                             (
                                 Occur::Must,
                                 Box::new(tantivy::query::ConstScoreQuery::new(
-                                    Box::new(RangeQuery::new(
+                                    Box::new(Scanned(Box::new(RangeQuery::new(
                                         Bound::Included(date_term(since)),
                                         Bound::Unbounded,
-                                    )),
+                                    )))),
                                     0.0,
                                 )),
                             ),
@@ -781,24 +782,21 @@ impl SearchIndex {
         top: Vec<(f32, DocAddress)>,
     ) -> Result<Vec<SearchHit>, AggregatorError> {
         let fields = self.fields;
-        let [
-            title_en,
-            body_en,
-            title_es,
-            body_es,
-            title_plain,
-            body_plain,
-        ] = fields.text();
+        // Bodies first, then titles, each in every language.
+        let languages = fields.languages();
         let mut generators = Vec::new();
-        for field in [
-            body_en,
-            body_es,
-            body_plain,
-            title_en,
-            title_es,
-            title_plain,
-        ] {
-            generators.push(statistics.snippets(text_query, field, SNIPPET_CHARS)?);
+        for title in [false, true] {
+            for ((title_field, body_field), analyzer) in
+                languages.iter().zip(self.snippet_analyzers.iter())
+            {
+                let field = if title { *title_field } else { *body_field };
+                generators.push(statistics.snippets(
+                    text_query,
+                    field,
+                    analyzer.clone(),
+                    SNIPPET_CHARS,
+                )?);
+            }
         }
         let searcher = statistics.searcher();
         let mut hits = Vec::with_capacity(top.len());

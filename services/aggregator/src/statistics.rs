@@ -12,6 +12,7 @@ use tantivy::collector::Collector;
 use tantivy::query::{Bm25StatisticsProvider, Query};
 use tantivy::schema::Field;
 use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Score, Searcher, Term};
 
 /// The statistics of `searcher`, remembered for the length of one search.
@@ -45,11 +46,13 @@ impl<'a> Statistics<'a> {
     }
 
     /// What `SnippetGenerator::create` makes (terms weighed by how rare they
-    /// are, those nowhere left out), from these statistics.
+    /// are, those nowhere left out), from these statistics, analyzing the
+    /// text with `tokenizer` (the field's analysis).
     pub(crate) fn snippets(
         &self,
         query: &dyn Query,
         field: Field,
+        tokenizer: TextAnalyzer,
         max_num_chars: usize,
     ) -> tantivy::Result<SnippetGenerator> {
         let mut terms: BTreeSet<&Term> = BTreeSet::new();
@@ -69,7 +72,6 @@ impl<'a> Statistics<'a> {
                 weighed.insert(text.to_owned(), 1.0 / (1.0 + doc_freq as Score));
             }
         }
-        let tokenizer = self.searcher.index().tokenizer_for_field(field)?;
         Ok(SnippetGenerator::new(
             weighed,
             tokenizer,
@@ -153,7 +155,8 @@ mod tests {
             assert_eq!(remembered, direct);
         }
         assert_eq!(statistics.doc_freqs.borrow().len(), 3);
-        let ours = statistics.snippets(&query, body, 150).unwrap();
+        let tokenizer = searcher.index().tokenizer_for_field(body).unwrap();
+        let ours = statistics.snippets(&query, body, tokenizer, 150).unwrap();
         let theirs = SnippetGenerator::create(&searcher, &query, body).unwrap();
         for (_, address) in searcher.search(&query, &collector).unwrap() {
             let document: TantivyDocument = searcher.doc(address).unwrap();
